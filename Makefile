@@ -1,0 +1,52 @@
+# The two promises of the README: `make demo` and `make test`, from a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+KEDRO := $(BIN)/kedro
+
+# No telemetry, no GUI backend, no network.
+export KEDRO_DISABLE_TELEMETRY := 1
+export DO_NOT_TRACK := 1
+export MPLBACKEND := Agg
+export KEDRO_LOGGING_CONFIG := $(CURDIR)/conf/logging.yml
+
+.PHONY: install demo test lint typecheck wheel clean-data help
+
+help:
+	@echo "make demo   - create .venv, install, build the demo world, run every pipeline"
+	@echo "make test   - create/update .venv, lint, type-check and run the test suite"
+	@echo "make wheel  - build the slim inference wheel into dist/"
+
+$(STAMP): pyproject.toml src/mixai_inference/pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "MIXAI ML needs Python 3.11 or newer, found " + sys.version.split()[0]'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ./src/mixai_inference -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(KEDRO) run --pipelines=demo_data
+	$(KEDRO) run --pipelines=purge
+	$(KEDRO) run
+	@echo
+	@echo "Demo finished: reports in data/08_reporting/, the deployable bundle in data/06_models/bundle/."
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/python -m pytest
+
+wheel: $(STAMP)
+	rm -f dist/mixai_inference-*.whl
+	$(BIN)/python -m build --wheel --outdir dist src/mixai_inference
+
+clean-data:
+	find data -mindepth 2 ! -name .gitkeep -delete

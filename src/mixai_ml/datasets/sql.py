@@ -1,0 +1,179 @@
+"""Kedro datasets over the application database.
+
+They extend kedro-datasets' SQL datasets with what this project needs: the
+schema is migrated on first use, timestamps come back as UTC-aware values on
+SQLite and PostgreSQL alike, and saving can replace or upsert rows without
+dropping the migrated table (pandas' ``if_exists="replace"`` would lose its keys
+and constraints).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pandas as pd
+from kedro.io.core import AbstractDataset, DatasetError
+from kedro_datasets.pandas import SQLQueryDataset, SQLTableDataset
+from sqlalchemy import Engine, and_, delete, or_, tuple_
+from sqlalchemy.engine import make_url
+
+from mixai_ml.db import schema
+from mixai_ml.db.engine import database_url, get_engine
+
+WriteMode = Literal["append", "replace_rows", "upsert"]
+_WRITE_MODES = ("append", "replace_rows", "upsert")
+# Upserts delete matching keys in chunks, well under SQLite's bound-parameter limit.
+_KEY_CHUNK = 400
+
+
+def to_utc(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Return ``frame`` with ``columns`` as timezone-aware UTC timestamps."""
+    frame = frame.copy()
+    for column in columns:
+        if column in frame:
+            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    return frame
+
+
+def _timestamp_columns(table_name: str) -> list[str]:
+    table = schema.metadata.tables.get(table_name)
+    if table is None:
+        return []
+    return [column.name for column in table.columns if column.type.python_type.__name__ == "datetime"]
+
+
+class AppTableDataset(SQLTableDataset):
+    """A table of the application database (see :mod:`mixai_ml.db.schema`).
+
+    Args:
+        table_name: A table defined in the schema.
+        credentials: ``{"con": url}``; the URL goes through
+            :func:`mixai_ml.db.engine.database_url`.
+        write_mode: ``append`` adds rows; ``replace_rows`` deletes every row and
+            inserts the new ones in one transaction; ``upsert`` replaces the rows
+            whose primary key is in the new data.
+        load_args, save_args, metadata: as for ``pandas.SQLTableDataset``.
+    """
+
+    def __init__(
+        self,
+        *,
+        table_name: str,
+        credentials: dict[str, Any],
+        write_mode: WriteMode = "append",
+        load_args: dict[str, Any] | None = None,
+        save_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if table_name not in schema.metadata.tables:
+            known = ", ".join(sorted(schema.metadata.tables))
+            raise DatasetError(f"unknown table {table_name!r}; the schema defines: {known}")
+        if write_mode not in _WRITE_MODES:
+            raise DatasetError(f"write_mode must be one of {_WRITE_MODES}, got {write_mode!r}")
+        credentials = {**credentials, "con": database_url(credentials.get("con"))}
+        super().__init__(
+            table_name=table_name,
+            credentials=credentials,
+            load_args=load_args,
+            save_args={**(save_args or {}), "if_exists": "append", "chunksize": 5000},
+            metadata=metadata,
+        )
+        self._write_mode: WriteMode = write_mode
+        self._table = schema.metadata.tables[table_name]
+
+    @property
+    def engine(self) -> Engine:
+        return get_engine(self._connection_str)
+
+    def _describe(self) -> dict[str, Any]:
+        return {**super()._describe(), "write_mode": self._write_mode}
+
+    def load(self) -> pd.DataFrame:
+        frame = pd.read_sql_table(con=self.engine, **self._load_args)
+        return to_utc(frame, _timestamp_columns(self._table.name))
+
+    def save(self, data: pd.DataFrame) -> None:
+        unknown = sorted(set(data.columns) - set(self._table.columns.keys()))
+        if unknown:
+            raise DatasetError(f"table {self._table.name!r} has no columns {unknown}")
+        with self.engine.begin() as connection:
+            if self._write_mode == "replace_rows":
+                connection.execute(delete(self._table))
+            elif self._write_mode == "upsert":
+                self._delete_keys(connection, data)
+            if len(data):
+                data.to_sql(con=connection, **self._save_args)
+
+    def _delete_keys(self, connection: Any, data: pd.DataFrame) -> None:
+        key_columns = [column.name for column in self._table.primary_key.columns]
+        if not key_columns:
+            raise DatasetError(f"table {self._table.name!r} has no primary key to upsert on")
+        missing = [name for name in key_columns if name not in data]
+        if missing:
+            raise DatasetError(f"upsert into {self._table.name!r} needs key columns {missing}")
+        keys = list(data[key_columns].drop_duplicates().itertuples(index=False, name=None))
+        columns = [self._table.c[name] for name in key_columns]
+        for start in range(0, len(keys), _KEY_CHUNK):
+            chunk = keys[start : start + _KEY_CHUNK]
+            if len(columns) == 1:
+                condition = columns[0].in_([key[0] for key in chunk])
+            elif connection.dialect.name == "sqlite":
+                condition = or_(
+                    *(and_(*(c == v for c, v in zip(columns, key, strict=True))) for key in chunk)
+                )
+            else:
+                condition = tuple_(*columns).in_(chunk)
+            connection.execute(delete(self._table).where(condition))
+
+
+class AppQueryDataset(SQLQueryDataset):
+    """A read-only SQL query on the application database, migrated on first use.
+
+    Args:
+        sql: The query. Aggregations belong here, so that large tables are
+            reduced in the database rather than loaded into pandas.
+        credentials: ``{"con": url}`` as for :class:`AppTableDataset`.
+        timestamp_columns: Result columns to return as UTC-aware timestamps.
+    """
+
+    def __init__(
+        self,
+        *,
+        sql: str,
+        credentials: dict[str, Any],
+        timestamp_columns: list[str] | None = None,
+        load_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        credentials = {**credentials, "con": database_url(credentials.get("con"))}
+        super().__init__(sql=sql, credentials=credentials, load_args=load_args, metadata=metadata)
+        self._timestamp_columns = list(timestamp_columns or [])
+
+    @property
+    def engine(self) -> Engine:
+        return get_engine(self._connection_str)
+
+    def load(self) -> pd.DataFrame:
+        return to_utc(super().load(), self._timestamp_columns)
+
+
+class DatabaseDataset(AbstractDataset[object, Engine]):
+    """The migrated database itself, for nodes that change rows transactionally.
+
+    Loading gives a SQLAlchemy ``Engine``. Used where a table-shaped read or
+    write does not fit: the purge (deletes with an audit trail in one
+    transaction) and registry updates.
+    """
+
+    def __init__(self, *, credentials: dict[str, Any], metadata: dict[str, Any] | None = None):
+        self._url = database_url(credentials.get("con"))
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"url": make_url(self._url).render_as_string(hide_password=True)}
+
+    def load(self) -> Engine:
+        return get_engine(self._url)
+
+    def save(self, data: object) -> None:
+        raise DatasetError("DatabaseDataset is read-only: nodes change rows through the engine")

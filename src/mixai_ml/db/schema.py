@@ -1,0 +1,251 @@
+"""The application database: every table, in one place (CONTRACTS §4).
+
+This module is the single source of truth for table shapes. Migrations
+(:mod:`mixai_ml.db.migrations`) create and alter tables from it; datasets and
+queries refer to its names. Types are SQL-standard so that the same schema runs
+on SQLite and PostgreSQL. Timestamps are stored as timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+from mixai_inference.alignment import ALIGNMENT_FEATURE_NAMES
+from mixai_inference.features import FEATURE_NAMES
+
+TASKS = ("master_reg", "preset_cls", "align_conf")
+EXCLUSION_REASONS = ("withdrawal", "quality", "legal_hold", "manual")
+MODEL_STATUSES = ("candidate", "active", "shadow", "retired")
+TRAINING_STATUSES = ("queued", "running", "succeeded", "failed", "skipped")
+PREDICTION_SOURCES = ("ml", "rules")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> CheckConstraint:
+    allowed = ", ".join(f"'{value}'" for value in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=f"ck_{column}_allowed")
+
+
+def _utc() -> DateTime:
+    return DateTime(timezone=True)
+
+
+metadata = MetaData()
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", String(200), nullable=False),
+    Column("applied_at", _utc(), nullable=False),
+)
+
+# --- tables the MIXAI web app writes --------------------------------------------------------
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("user_id", String(64), nullable=False, index=True),
+    Column("created_at", _utc(), nullable=False),
+    Column("vocal_path", Text, nullable=False),
+    Column("inst_path", Text, nullable=False),
+    Column("trimmed_inst_path", Text, nullable=True),
+    Column("mix_path", Text, nullable=False),
+)
+
+ml_consent = Table(
+    "ml_consent",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("consented", Boolean, nullable=False),
+    Column("updated_at", _utc(), nullable=False),
+    Column("withdrawn_at", _utc(), nullable=True),
+)
+
+ml_exclusions = Table(
+    "ml_exclusions",
+    metadata,
+    Column("exclusion_id", String(64), primary_key=True),
+    Column("user_id", String(64), nullable=True, index=True),
+    Column("job_id", String(64), nullable=True, index=True),
+    Column("reason", String(32), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("created_at", _utc(), nullable=False),
+    _one_of("reason", EXCLUSION_REASONS),
+    CheckConstraint("user_id IS NOT NULL OR job_id IS NOT NULL", name="ck_exclusion_target"),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("job_id", String(64), nullable=False),
+    Column("task", String(32), nullable=False),
+    Column("label", Text, nullable=False),
+    Column("created_at", _utc(), nullable=False),
+    PrimaryKeyConstraint("job_id", "task", name="pk_labels"),
+    _one_of("task", TASKS),
+)
+
+ab_test_assignments = Table(
+    "ab_test_assignments",
+    metadata,
+    Column("experiment_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("variant", String(64), nullable=False),
+    Column("assigned_at", _utc(), nullable=False),
+    PrimaryKeyConstraint("experiment_id", "user_id", name="pk_ab_test_assignments"),
+)
+
+ab_test_metrics = Table(
+    "ab_test_metrics",
+    metadata,
+    Column("experiment_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("recorded_at", _utc(), nullable=False),
+    Index("ix_ab_test_metrics_experiment_metric_user", "experiment_id", "metric", "user_id"),
+)
+
+model_metrics = Table(
+    "model_metrics",
+    metadata,
+    Column("recorded_at", _utc(), nullable=False, index=True),
+    Column("task", String(32), nullable=False),
+    Column("model_version", String(64), nullable=True),
+    Column("variant", String(64), nullable=True),
+    Column("source", String(8), nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("user_id", String(64), nullable=True),
+    Column("job_id", String(64), nullable=True),
+    Column("prediction", Text, nullable=True),
+    _one_of("source", PREDICTION_SOURCES),
+)
+
+# --- tables the ML side writes --------------------------------------------------------------
+
+FEATURE_COLUMNS: tuple[str, ...] = FEATURE_NAMES + ALIGNMENT_FEATURE_NAMES
+"""Value columns of ``features_store``: track features of the mix, then alignment features."""
+
+features_store = Table(
+    "features_store",
+    metadata,
+    Column("job_id", String(64), nullable=False),
+    Column("schema_version", String(16), nullable=False),
+    Column("extracted_at", _utc(), nullable=False),
+    *(Column(name, Float, nullable=True) for name in FEATURE_COLUMNS),
+    PrimaryKeyConstraint("job_id", "schema_version", name="pk_features_store"),
+)
+
+feature_failures = Table(
+    "feature_failures",
+    metadata,
+    Column("job_id", String(64), nullable=False),
+    Column("schema_version", String(16), nullable=False),
+    Column("failed_at", _utc(), nullable=False),
+    Column("stage", String(32), nullable=False),
+    Column("error_class", String(128), nullable=False),
+    Column("message", Text, nullable=False),
+    PrimaryKeyConstraint("job_id", "schema_version", "stage", name="pk_feature_failures"),
+)
+
+model_registry = Table(
+    "model_registry",
+    metadata,
+    Column("model_id", String(128), primary_key=True),
+    Column("task", String(32), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("uri", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("feature_schema_version", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("rollout_pct", Float, nullable=False, default=0.0),
+    Column("metrics", Text, nullable=True),
+    Column("created_at", _utc(), nullable=False),
+    Column("promoted_at", _utc(), nullable=True),
+    _one_of("status", MODEL_STATUSES),
+    _one_of("task", TASKS),
+    CheckConstraint("rollout_pct >= 0 AND rollout_pct <= 100", name="ck_rollout_pct_range"),
+)
+
+training_jobs = Table(
+    "training_jobs",
+    metadata,
+    Column("training_job_id", String(64), primary_key=True),
+    Column("task", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("n_samples", Integer, nullable=True),
+    Column("model_version", String(64), nullable=True),
+    Column("started_at", _utc(), nullable=True),
+    Column("finished_at", _utc(), nullable=True),
+    # JSON: rows dropped per governance reason, kept with the run
+    Column("governance", Text, nullable=True),
+    _one_of("status", TRAINING_STATUSES),
+    _one_of("task", TASKS),
+)
+
+ab_test_results = Table(
+    "ab_test_results",
+    metadata,
+    Column("experiment_id", String(64), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("variant", String(64), nullable=False),
+    Column("control_variant", String(64), nullable=False),
+    Column("metric_type", String(16), nullable=True),
+    Column("role", String(16), nullable=True),
+    Column("n_control", Integer, nullable=False),
+    Column("n_variant", Integer, nullable=False),
+    Column("mean_control", Float, nullable=True),
+    Column("mean_variant", Float, nullable=True),
+    Column("abs_effect", Float, nullable=True),
+    Column("abs_ci_low", Float, nullable=True),
+    Column("abs_ci_high", Float, nullable=True),
+    Column("rel_effect", Float, nullable=True),
+    Column("rel_ci_low", Float, nullable=True),
+    Column("rel_ci_high", Float, nullable=True),
+    Column("p_value", Float, nullable=True),
+    Column("p_value_adjusted", Float, nullable=True),
+    Column("significant", Boolean, nullable=True),
+    Column("cuped", Boolean, nullable=True),
+    Column("variance_reduction", Float, nullable=True),
+    Column("noninferiority_margin", Float, nullable=True),
+    Column("noninferiority_p_value", Float, nullable=True),
+    Column("seq_ci_low", Float, nullable=True),
+    Column("seq_ci_high", Float, nullable=True),
+    Column("seq_p_value", Float, nullable=True),
+    Column("seq_significant", Boolean, nullable=True),
+    Column("power", Float, nullable=True),
+    Column("mde", Float, nullable=True),
+    Column("required_n_per_variant", Float, nullable=True),
+    Column("srm_p_value", Float, nullable=True),
+    Column("decision", String(32), nullable=True),
+    Column("analysed_at", _utc(), nullable=False),
+    PrimaryKeyConstraint("experiment_id", "metric", "variant", name="pk_ab_test_results"),
+)
+
+purge_audit = Table(
+    "purge_audit",
+    metadata,
+    Column("purge_id", String(64), nullable=False),
+    Column("purged_at", _utc(), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("table_name", String(64), nullable=False),
+    Column("rows_deleted", Integer, nullable=False),
+    PrimaryKeyConstraint("purge_id", "user_id", "table_name", name="pk_purge_audit"),
+)

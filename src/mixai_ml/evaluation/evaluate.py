@@ -1,0 +1,61 @@
+"""One task's evaluation: metrics of every contender and bootstrap CIs of the differences."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from mixai_ml.evaluation.bootstrap import paired_bootstrap
+from mixai_ml.evaluation.metrics import PRIMARY_METRIC, primary_metric_function, task_metrics
+from mixai_ml.evaluation.predictions import contender_outputs, truth
+from mixai_ml.training.artifact import TrainedTask
+
+
+def evaluate_task(
+    predictions: pd.DataFrame, trained: TrainedTask, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Metrics of the model, the baselines and the active model on the held-out users.
+
+    Args:
+        predictions: output of :func:`mixai_ml.evaluation.predictions.test_predictions`.
+        trained: the task's training result (status, version, history).
+        params: ``bootstrap`` (``n_resamples``, ``confidence``, ``seed``) and
+            ``calibration_bins``.
+
+    Returns:
+        ``status``, ``version``, ``n_test`` (jobs) and ``n_test_users``, one metrics
+        block per contender (``model``, ``rules``, ``sklearn``, ``active``), and
+        ``bootstrap``: for each baseline, the paired CI of model minus baseline on
+        the primary metric (resampling users).
+    """
+    task = trained.task
+    outputs = contender_outputs(predictions, task)
+    targets = truth(predictions, task)
+    bins = int(params.get("calibration_bins", 10))
+    result: dict[str, Any] = {
+        "task": task,
+        "status": trained.status,
+        "reason": trained.reason,
+        "version": trained.version,
+        "primary_metric": PRIMARY_METRIC[task],
+        "n_test": len(predictions),
+        "n_test_users": int(predictions["user_id"].nunique()),
+    }
+    for source, values in outputs.items():
+        result[source] = task_metrics(task, targets, values, bins)
+    if "active_version" in predictions:
+        result["active_version"] = str(predictions["active_version"].iloc[0])
+    if "model" in outputs:
+        bootstrap = dict(params.get("bootstrap", {}))
+        metric = primary_metric_function(task)
+        result["bootstrap"] = {
+            f"model_minus_{baseline}": paired_bootstrap(
+                targets, outputs["model"], outputs[baseline], metric,
+                groups=predictions["user_id"].to_numpy(), **bootstrap,
+            )
+            for baseline in ("rules", "sklearn", "active")
+            if baseline in outputs
+        }
+    return result

@@ -1,0 +1,116 @@
+"""The evaluation report (Markdown beside its PNG figures) and the metrics file."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mixai_inference.tasks import MASTER_PARAM_NAMES, TASKS
+
+CONTENDERS = ("model", "sklearn", "rules", "active")
+HEADLINE = {
+    "master_reg": ("mae_norm",),
+    "preset_cls": ("macro_f1", "accuracy", "top2_accuracy"),
+    "align_conf": ("roc_auc", "pr_auc", "brier", "ece"),
+}
+"""Metrics shown in the report's summary table, per task."""
+
+
+def metrics_file(evaluations: Mapping[str, Mapping[str, Any]], audio: Mapping[str, Any]) -> dict[str, Any]:
+    """``evaluation_metrics.json``: per task the contenders' metric blocks (CONTRACTS §8)."""
+    content: dict[str, Any] = {}
+    for task, result in evaluations.items():
+        block = {key: value for key, value in result.items() if key != "predictions"}
+        if task == "master_reg" and audio:
+            block["audio_domain"] = dict(audio)
+        content[task] = block
+    return content
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _summary_table(task: str, result: Mapping[str, Any]) -> list[str]:
+    present = [source for source in CONTENDERS if source in result]
+    columns = HEADLINE[task]
+    lines = [f"| contender | {' | '.join(columns)} |", f"|---|{'---|' * len(columns)}"]
+    for source in present:
+        lines.append(f"| {source} | {' | '.join(_fmt(result[source][c]) for c in columns)} |")
+    return lines
+
+
+def _per_parameter_table(result: Mapping[str, Any]) -> list[str]:
+    present = [source for source in CONTENDERS if source in result]
+    header = " | ".join(f"{source} MAE | {source} R²" for source in present)
+    lines = [f"| parameter | {header} |", f"|---|{'---|' * 2 * len(present)}"]
+    for name in MASTER_PARAM_NAMES:
+        cells = " | ".join(
+            f"{result[s]['per_parameter'][name]['mae']:.3f} | {result[s]['per_parameter'][name]['r2']:.3f}"
+            for s in present
+        )
+        lines.append(f"| {name} | {cells} |")
+    return lines
+
+
+def markdown_report(
+    evaluations: Mapping[str, Mapping[str, Any]],
+    decisions: Mapping[str, Mapping[str, Any]],
+    audio: Mapping[str, Any],
+    figures: Mapping[str, list[str]],
+) -> str:
+    """The human-readable evaluation report.
+
+    Args:
+        evaluations: task -> :func:`mixai_ml.evaluation.evaluate.evaluate_task` result.
+        decisions: task -> promotion decision (``Decision.to_dict()``).
+        audio: audio-domain summary of master_reg (may be empty).
+        figures: task -> PNG file names, relative to the report.
+    """
+    lines = ["# Evaluation report", "",
+             "Held-out users only (test users are chosen by a hash of the user id). "
+             "Contenders: the new PyTorch model, the scikit-learn baseline, the production "
+             "rules (the fallback of `mixai_inference`), and the active model when there is one.", ""]
+    for task in TASKS:
+        result = evaluations.get(task)
+        if result is None:
+            continue
+        lines += [f"## {task}", ""]
+        if result["status"] != "succeeded":
+            lines += [f"Training was **{result['status']}**: {result['reason']}", ""]
+        lines += [f"Version `{result['version'] or '—'}` · {result['n_test']} test jobs "
+                  f"from {result['n_test_users']} users.", ""]
+        lines += [*_summary_table(task, result), ""]
+        if task == "master_reg" and "model" in result:
+            lines += [*_per_parameter_table(result), ""]
+        if task == "master_reg" and audio:
+            lines += ["Audio domain (rendered through the mastering chain, "
+                      f"{audio['n_jobs']} test mixes; DeepAFx-ST's best reported: 1.1 LU):", "",
+                      "| contender | loudness error (LU, mean) | median | MR-STFT distance |", "|---|---|---|---|"]
+            for source in CONTENDERS:
+                if source in audio:
+                    values = audio[source]
+                    lines.append(f"| {source} | {values['loudness_error_lu_mean']:.2f} | "
+                                 f"{values['loudness_error_lu_median']:.2f} | {values['mrstft_mean']:.3f} |")
+            lines.append("")
+        for name, ci in result.get("bootstrap", {}).items():
+            lines.append(f"- {name.replace('_', ' ')} on {result['primary_metric']}: "
+                         f"{ci['difference']:+.4f} (95% CI {ci['ci_low']:+.4f} … {ci['ci_high']:+.4f}, "
+                         "paired bootstrap over users)")
+        decision = decisions.get(task, {})
+        verdict = "**promoted**" if decision.get("promote") else "**not promoted** (stays a candidate)"
+        lines += ["", f"Decision: {verdict}."]
+        lines += [f"- {reason}" for reason in decision.get("reasons", [])]
+        lines += ["", *[f"![{name}]({name})" for name in figures.get(task, [])], ""]
+    return "\n".join(lines)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by ``None`` (strict JSON has neither)."""
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, Mapping):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value

@@ -1,0 +1,1 @@
+"""ONNX export, the model registry and the bundle."""

@@ -1,0 +1,196 @@
+"""The model registry (``model_registry`` table) and the deployable bundle built from it.
+
+Statuses (CONTRACTS §4): ``candidate`` (exported, not serving), ``active`` (serves
+``rollout_pct`` % of users; the rest get the rules), ``shadow`` (shipped, not
+served), ``retired``. At most one version per task is active. The bundle ships
+each task's active version, every shadow version and whatever the configured
+experiments route to.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mixai_inference import ALIGNMENT_FEATURE_NAMES, FEATURE_NAMES, FEATURE_SCHEMA_VERSION
+from mixai_inference.bundle import MODEL_IO, Experiment, Manifest, ModelEntry, TaskEntry, sha256_file
+from mixai_inference.tasks import ALIGN_CONF, TASKS
+from mixai_ml.evaluation.predictions import resolve_uri
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """A model exported to the store, ready to be registered."""
+
+    task: str
+    version: str
+    uri: str
+    sha256: str
+    metrics: Mapping[str, Any]
+
+
+def model_id(task: str, version: str) -> str:
+    return f"{task}:{version}"
+
+
+def candidate_row(model: ExportedModel, now: datetime) -> dict[str, Any]:
+    """A new ``model_registry`` row: a candidate serving nobody yet."""
+    return {
+        "model_id": model_id(model.task, model.version),
+        "task": model.task,
+        "version": model.version,
+        "uri": model.uri,
+        "sha256": model.sha256,
+        "feature_schema_version": FEATURE_SCHEMA_VERSION,
+        "status": "candidate",
+        "rollout_pct": 0.0,
+        "metrics": json.dumps(dict(model.metrics), sort_keys=True),
+        "created_at": pd.Timestamp(now),
+        "promoted_at": pd.NaT,
+    }
+
+
+def promote(registry: pd.DataFrame, task: str, version: str, now: datetime, rollout_pct: float = 100.0) -> pd.DataFrame:
+    """Make ``version`` the task's active model; the previous active one is retired.
+
+    Returns:
+        The whole registry after the change.
+
+    Raises:
+        ValueError: if the version is not registered for the task.
+    """
+    registry = registry.copy()
+    target = (registry["task"] == task) & (registry["version"] == version)
+    if not target.any():
+        known = registry.loc[registry["task"] == task, "version"].tolist()
+        raise ValueError(f"{task} has no registered version {version!r}; registered: {known}")
+    previous = (registry["task"] == task) & (registry["status"] == "active") & ~target
+    registry.loc[previous, ["status", "rollout_pct"]] = ["retired", 0.0]
+    registry.loc[target, ["status", "rollout_pct"]] = ["active", float(rollout_pct)]
+    registry.loc[target, "promoted_at"] = pd.Timestamp(now)
+    return registry
+
+
+def rollback(registry: pd.DataFrame, task: str, now: datetime) -> pd.DataFrame:
+    """Re-activate the most recently promoted retired version of ``task``.
+
+    Raises:
+        ValueError: if there is nothing to roll back to.
+    """
+    retired = registry[(registry["task"] == task) & (registry["status"] == "retired") & registry["promoted_at"].notna()]
+    if retired.empty:
+        raise ValueError(f"{task} has no previously active version to roll back to")
+    previous = retired.sort_values("promoted_at").iloc[-1]
+    return promote(registry, task, str(previous["version"]), now)
+
+
+def set_rollout(registry: pd.DataFrame, task: str, rollout_pct: float) -> pd.DataFrame:
+    """Set the share of users (0–100) the task's active model serves."""
+    if not 0.0 <= rollout_pct <= 100.0:
+        raise ValueError(f"rollout_pct must be between 0 and 100, got {rollout_pct}")
+    active = (registry["task"] == task) & (registry["status"] == "active")
+    if not active.any():
+        raise ValueError(f"{task} has no active model; promote one first")
+    registry = registry.copy()
+    registry.loc[active, "rollout_pct"] = float(rollout_pct)
+    return registry
+
+
+def _role_version(registry: pd.DataFrame, task: str, role: str) -> str | None:
+    """``active`` / ``candidate`` (the newest) / ``rules`` (None) / an explicit version."""
+    rows = registry[registry["task"] == task]
+    if role == "rules":
+        return None
+    if role in {"active", "candidate"}:
+        chosen = rows[rows["status"] == role].sort_values("created_at")
+        if chosen.empty:
+            raise LookupError(f"{task} has no {role} model")
+        return str(chosen.iloc[-1]["version"])
+    if role not in set(rows["version"]):
+        raise LookupError(f"{task} has no version {role}")
+    return role
+
+
+def build_manifest(
+    registry: pd.DataFrame,
+    flags: Mapping[str, bool],
+    experiments: Mapping[str, Mapping[str, Any]],
+    now: datetime,
+) -> tuple[Manifest, dict[str, Path]]:
+    """The bundle's manifest and files from the registry and the export configuration.
+
+    Args:
+        registry: the ``model_registry`` table.
+        flags: the bundle's flag defaults (CONTRACTS §3).
+        experiments: id -> ``task``, ``variants`` (variant -> ``active``,
+            ``candidate``, ``rules`` or a version), ``weights``, ``coverage``.
+            An experiment whose roles cannot be resolved (e.g. no candidate) is
+            left out, with a log line.
+        now: the bundle's creation time.
+    """
+    chosen: dict[str, set[str]] = {task: set() for task in TASKS}
+    shipped_experiments = {}
+    for experiment_id, config in experiments.items():
+        task = config["task"]
+        try:
+            variants = {name: _role_version(registry, task, role) for name, role in config["variants"].items()}
+        except LookupError as error:
+            logger.info("experiment %s not shipped: %s", experiment_id, error)
+            continue
+        if len({v for v in variants.values()}) < 2:
+            logger.info("experiment %s not shipped: its variants serve the same model", experiment_id)
+            continue
+        chosen[task] |= {version for version in variants.values() if version}
+        shipped_experiments[experiment_id] = Experiment(
+            experiment_id, task, variants, dict(config["weights"]),
+            float(config.get("coverage", 1.0)), config.get("salt"),
+        )
+    tasks, files = {}, {}
+    for task in TASKS:
+        rows = registry[registry["task"] == task]
+        active = rows[rows["status"] == "active"]
+        chosen[task] |= set(active["version"]) | set(rows.loc[rows["status"] == "shadow", "version"])
+        models = {}
+        for row in rows[rows["version"].isin(chosen[task])].itertuples():
+            path = resolve_uri(str(row.uri))
+            file_name = f"{task}-{row.version}.onnx"
+            files[file_name] = path
+            io = MODEL_IO[task]
+            models[str(row.version)] = ModelEntry(
+                version=str(row.version), file=file_name, sha256=str(row.sha256),
+                status=str(row.status), rollout_pct=float(row.rollout_pct),
+                feature_schema_version=str(row.feature_schema_version),
+                input_name=io.input_name,
+                input_dim=len(ALIGNMENT_FEATURE_NAMES if task == ALIGN_CONF else FEATURE_NAMES),
+                output_name=io.output_name, output_dim=io.output_dim,
+                metrics=json.loads(row.metrics) if isinstance(row.metrics, str) else {},
+                created_at=pd.Timestamp(row.created_at).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            )
+        tasks[task] = TaskEntry(str(active.iloc[0]["version"]) if len(active) else None, models)
+    manifest = Manifest(
+        feature_schema_version=FEATURE_SCHEMA_VERSION,
+        tasks=tasks,
+        flags=dict(flags),
+        experiments=shipped_experiments,
+        created_at=pd.Timestamp(now).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    return manifest, files
+
+
+def verify_store(files: Mapping[str, Path], manifest: Manifest) -> None:
+    """Check that each stored model file still has its registered sha256 before shipping it."""
+    expected = {m.file: m.sha256 for entry in manifest.tasks.values() for m in entry.models.values()}
+    for name, path in files.items():
+        if not path.is_file():
+            raise FileNotFoundError(f"{name}: the registered file {path} is missing from the model store")
+        if sha256_file(path) != expected[name]:
+            raise ValueError(f"{name}: {path} no longer matches its registered sha256; refusing to ship it")

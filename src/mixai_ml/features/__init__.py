@@ -1,0 +1,1 @@
+"""Feature extraction at scale (the features themselves live in :mod:`mixai_inference`)."""

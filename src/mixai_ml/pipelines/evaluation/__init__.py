@@ -1,0 +1,1 @@
+"""``evaluation``: held-out metrics against the baselines and the active model; promotion."""

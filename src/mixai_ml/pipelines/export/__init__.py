@@ -1,0 +1,1 @@
+"""``export``: ONNX export with parity checks, registry rows and the deployable bundle."""

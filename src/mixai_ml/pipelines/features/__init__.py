@@ -1,0 +1,1 @@
+"""``features``: audio → feature vectors in the feature store (incremental)."""

@@ -1,0 +1,1 @@
+"""``purge``: delete the ML data of users who withdrew consent (legal holds kept)."""

@@ -1,0 +1,1 @@
+"""``training``: governance-filtered inputs and each task's model."""

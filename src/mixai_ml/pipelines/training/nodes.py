@@ -1,0 +1,60 @@
+"""Thin Kedro nodes of the training pipeline; the logic is in :mod:`mixai_ml.training`."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from mixai_ml.training import data, runs
+from mixai_ml.training.artifact import TrainedTask
+
+
+def select_training_data(
+    features_store: pd.DataFrame,
+    labels: pd.DataFrame,
+    jobs: pd.DataFrame,
+    ml_consent: pd.DataFrame,
+    ml_exclusions: pd.DataFrame,
+    split: dict[str, Any],
+    *,
+    task: str,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Features ⋈ labels ⋈ jobs of consenting, non-excluded users, split by user."""
+    return data.build_model_input(
+        task, features_store, labels, jobs, ml_consent, ml_exclusions, split
+    )
+
+
+def start_training_job(governance: dict[str, int], min_samples: int, *, task: str) -> pd.DataFrame:
+    """Record the run in ``training_jobs``: ``running``, or ``skipped`` below the gate."""
+    reason = runs.gate(governance["n_samples"], int(min_samples))
+    started_at = datetime.now(UTC)
+    return runs.training_job_row(
+        f"{task}-{started_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
+        task,
+        "skipped" if reason else "running",
+        started_at=started_at,
+        n_samples=governance["n_samples"],
+        reason=reason,
+        finished_at=started_at if reason else None,
+        governance=json.dumps(governance, sort_keys=True),
+    )
+
+
+def train(
+    model_input: pd.DataFrame, training_job: pd.DataFrame, params: dict[str, Any], *, task: str
+) -> tuple[TrainedTask, pd.DataFrame]:
+    """Train the task's model and baseline; mark the run ``succeeded`` (or keep ``skipped``)."""
+    started = training_job.iloc[0].to_dict()
+    trained = runs.train_task(task, model_input, started, params)
+    trained.info["governance"] = json.loads(started["governance"])
+    finished = training_job.copy()
+    if trained.trained:
+        finished["status"] = "succeeded"
+        finished["model_version"] = trained.version
+        finished["finished_at"] = pd.Timestamp.now(tz="UTC")
+    return trained, finished

@@ -1,0 +1,62 @@
+"""``training``: one template, namespaced per task (``master_reg``, ``preset_cls``, ``align_conf``).
+
+Run one task alone with ``kedro run --pipelines=training --namespaces=master_reg``.
+"""
+
+from __future__ import annotations
+
+from functools import partial, update_wrapper
+from typing import Any
+
+from kedro.pipeline import Pipeline, node
+
+from mixai_inference.tasks import TASKS
+from mixai_ml.pipelines.training import nodes
+
+SHARED_INPUTS = {"features_store", "labels", "jobs", "ml_consent", "ml_exclusions"}
+
+
+def for_task(function: Any, task: str) -> Any:
+    """``function`` with its ``task`` keyword bound, keeping its name for Kedro."""
+    return update_wrapper(partial(function, task=task), function)
+
+
+def task_template(task: str) -> Pipeline:
+    """The nodes of one task, before namespacing."""
+    return Pipeline(
+        [
+            node(
+                for_task(nodes.select_training_data, task),
+                inputs=[*sorted(SHARED_INPUTS), "params:training.split"],
+                outputs=["model_input", "governance"],
+                name="select_training_data",
+            ),
+            node(
+                for_task(nodes.start_training_job, task),
+                inputs=["governance", "params:training.min_samples"],
+                outputs="training_job_started",
+                name="start_training_job",
+            ),
+            node(
+                for_task(nodes.train, task),
+                inputs=["model_input", "training_job_started", "params:model"],
+                outputs=["trained_task", "training_job_finished"],
+                name="train",
+            ),
+        ]
+    )
+
+
+def create_pipeline(**kwargs: Any) -> Pipeline:
+    return sum(
+        (
+            Pipeline(
+                task_template(task),
+                namespace=task,
+                inputs=SHARED_INPUTS,
+                parameters={"params:training.split", "params:training.min_samples"},
+            )
+            for task in TASKS
+        ),
+        Pipeline([]),
+    )

@@ -1,0 +1,108 @@
+"""The purge: delete the ML data of users who withdrew consent (CONTRACTS §4).
+
+Removes their rows from ``features_store``, ``labels`` and ``feature_failures``
+and from the derived training data (Parquet files with a ``job_id`` column),
+keeps whatever a ``legal_hold`` exclusion covers, and returns an audit row per
+user and table. Running it again deletes nothing more (idempotent). The app's
+own records (``jobs``, the audio, ``ml_consent``) are the app's to manage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, Table, delete, func, select
+
+from mixai_ml.db import schema
+from mixai_ml.governance import protected_by_legal_hold, withdrawn_users
+
+logger = logging.getLogger(__name__)
+
+PURGED_TABLES = (schema.features_store, schema.labels, schema.feature_failures)
+AUDIT_COLUMNS = ["purge_id", "purged_at", "user_id", "table_name", "rows_deleted"]
+_CHUNK = 500
+
+
+def jobs_to_purge(jobs: pd.DataFrame, consent: pd.DataFrame, exclusions: pd.DataFrame) -> pd.DataFrame:
+    """``job_id`` and ``user_id`` of withdrawn users' jobs not under a legal hold."""
+    withdrawn = jobs[jobs["user_id"].astype(str).isin(withdrawn_users(consent))]
+    kept = protected_by_legal_hold(withdrawn, exclusions)
+    return withdrawn.loc[~kept, ["job_id", "user_id"]].astype(str).reset_index(drop=True)
+
+
+def _chunks(values: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _purge_table(connection: Connection, table: Table, job_ids: list[str]) -> pd.Series:
+    """Delete ``table``'s rows of ``job_ids``; rows deleted per job."""
+    counts: dict[str, int] = {}
+    for chunk in _chunks(job_ids):
+        found = connection.execute(
+            select(table.c.job_id, func.count()).where(table.c.job_id.in_(chunk)).group_by(table.c.job_id)
+        )
+        counts.update({str(job): int(n) for job, n in found})
+        connection.execute(delete(table).where(table.c.job_id.in_(chunk)))
+    return pd.Series(counts, dtype=int)
+
+
+def _purge_file(path: Path, job_ids: set[str]) -> pd.Series:
+    """Rewrite a Parquet file without the rows of ``job_ids`` (atomically); rows removed per job."""
+    frame = pd.read_parquet(path)
+    if "job_id" not in frame:
+        return pd.Series(dtype=int)
+    removed = frame["job_id"].astype(str).isin(job_ids)
+    if not removed.any():
+        return pd.Series(dtype=int)
+    staging = path.with_name(f".{path.name}.purge")
+    frame[~removed].to_parquet(staging, index=False)
+    os.replace(staging, path)
+    return frame.loc[removed, "job_id"].astype(str).value_counts()
+
+
+def purge_withdrawn_users(
+    engine: Engine,
+    derived_files: Iterable[Path],
+    *,
+    purge_id: str,
+    now: datetime,
+) -> pd.DataFrame:
+    """Delete withdrawn users' ML data; return the audit rows (one per user and table).
+
+    The database deletions run in one transaction; the derived files are then
+    rewritten one by one (each atomically). Tables and files appear in the audit
+    only where rows were deleted.
+    """
+    with engine.begin() as connection:
+        jobs = pd.read_sql_table("jobs", connection, columns=["job_id", "user_id"])
+        consent = pd.read_sql_table("ml_consent", connection)
+        exclusions = pd.read_sql_table("ml_exclusions", connection)
+        targets = jobs_to_purge(jobs, consent, exclusions)
+        job_ids = targets["job_id"].tolist()
+        deleted = {table.name: _purge_table(connection, table, job_ids) for table in PURGED_TABLES}
+    job_set = set(job_ids)
+    for path in sorted(derived_files):
+        deleted[f"file:{path.as_posix()}"] = _purge_file(path, job_set)
+    owner = targets.set_index("job_id")["user_id"]
+    rows = []
+    for table_name, per_job in deleted.items():
+        if per_job.empty:
+            continue
+        per_user = per_job.groupby(owner.reindex(per_job.index).to_numpy()).sum()
+        rows += [
+            {"purge_id": purge_id, "purged_at": pd.Timestamp(now), "user_id": user,
+             "table_name": table_name, "rows_deleted": int(count)}
+            for user, count in per_user.items()
+        ]
+    audit = pd.DataFrame(rows, columns=AUDIT_COLUMNS)
+    logger.info(
+        "purge %s: %d withdrawn users' jobs without legal hold, %d rows deleted",
+        purge_id, len(job_ids), int(audit["rows_deleted"].sum()) if len(audit) else 0,
+    )
+    return audit

@@ -1,0 +1,35 @@
+"""Kedro project settings."""
+
+import os
+from typing import Any
+
+from kedro.config import OmegaConfigLoader
+
+from mixai_ml.hooks import TrainingJobHooks
+
+# Nothing in the project may call the network: telemetry stays off even without .telemetry.
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+
+
+def _env(name: str, default: Any = None) -> Any:
+    """``${env:NAME,default}`` in parameters: the environment value, typed like the default."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw
+
+
+HOOKS = (TrainingJobHooks(),)
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "custom_resolvers": {"env": _env},
+}

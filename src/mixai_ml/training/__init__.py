@@ -1,0 +1,1 @@
+"""Model training: inputs, PyTorch models, baselines, runs."""

@@ -1,0 +1,136 @@
+"""Training one task end to end: the gate, the model, the baseline, the record."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESETS
+from mixai_ml.training.artifact import TrainedTask
+from mixai_ml.training.baselines import make_sklearn_baseline
+from mixai_ml.training.data import arrays, task_spec
+from mixai_ml.training.models import NetConfig, Scaling, TabularNet
+from mixai_ml.training.trainer import FitConfig, calibrate, fit
+
+logger = logging.getLogger(__name__)
+
+
+def training_job_row(
+    training_job_id: str,
+    task: str,
+    status: str,
+    *,
+    started_at: datetime,
+    n_samples: int,
+    reason: str = "",
+    model_version: str | None = None,
+    finished_at: datetime | None = None,
+    governance: str | None = None,
+) -> pd.DataFrame:
+    """One row of ``training_jobs``."""
+    return pd.DataFrame(
+        [
+            {
+                "training_job_id": training_job_id,
+                "task": task,
+                "status": status,
+                "reason": reason or None,
+                "n_samples": n_samples,
+                "model_version": model_version,
+                "started_at": pd.Timestamp(started_at),
+                "finished_at": pd.Timestamp(finished_at) if finished_at else pd.NaT,
+                "governance": governance,
+            }
+        ]
+    )
+
+
+def gate(n_samples: int, min_samples: int) -> str:
+    """Why a task with ``n_samples`` trainable rows is skipped, or ``""`` if it may train."""
+    if n_samples < min_samples:
+        return (
+            f"only {n_samples} trainable samples after consent and exclusions, "
+            f"below ML_MIN_SAMPLES={min_samples}"
+        )
+    return ""
+
+
+def model_version(model: TabularNet, trained_at: datetime) -> str:
+    """``YYYYmmddHHMMSS-<8 hex of the weights' sha256>``: sortable and content-bound."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    digest = hashlib.sha256(buffer.getvalue()).hexdigest()[:8]
+    return f"{trained_at:%Y%m%d%H%M%S}-{digest}"
+
+
+def _net_for(task: str, inputs: np.ndarray, targets: np.ndarray, net: Mapping[str, Any]) -> TabularNet:
+    n_outputs = {MASTER_REG: targets.shape[-1], ALIGN_CONF: 1}.get(task, len(PRESETS))
+    head = {MASTER_REG: "regression", ALIGN_CONF: "sigmoid"}.get(task, "softmax")
+    config = NetConfig(
+        n_inputs=inputs.shape[1],
+        n_outputs=n_outputs,
+        head=head,  # type: ignore[arg-type]
+        hidden=tuple(net.get("hidden", (128, 64))),
+        dropout=float(net.get("dropout", 0.1)),
+    )
+    torch.manual_seed(int(net.get("seed", 0)))
+    model = TabularNet(config)
+    model.set_input_scaling(Scaling.fit(inputs))
+    if head == "regression":
+        model.set_target_scaling(Scaling.fit(targets))
+    return model
+
+
+def train_task(
+    task: str,
+    model_input: pd.DataFrame,
+    training_job: Mapping[str, Any],
+    params: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+) -> TrainedTask:
+    """Train the model and the scikit-learn baseline of ``task`` on its train split.
+
+    Args:
+        task: the task name.
+        model_input: output of :func:`mixai_ml.training.data.build_model_input`.
+        training_job: the started ``training_jobs`` row (status ``running`` or
+            ``skipped``); a skipped job trains nothing.
+        params: ``net`` (hidden, dropout), ``fit`` (:class:`FitConfig` fields) and
+            ``baseline`` (:func:`make_sklearn_baseline` config).
+        now: the training time (for the version), default the current time.
+
+    Returns:
+        The :class:`TrainedTask`; ``info`` holds the split sizes, loss history and,
+        for ``align_conf``, the calibration fitted on the validation split.
+    """
+    spec = task_spec(task)
+    info: dict[str, Any] = {"training_job_id": training_job["training_job_id"]}
+    if training_job["status"] == "skipped":
+        return TrainedTask(task, "skipped", reason=str(training_job["reason"]), info=info)
+    train, validation = arrays(model_input, task, "train"), arrays(model_input, task, "validation")
+    info["n_samples"] = {name: int((model_input["split"] == name).sum()) for name in ("train", "validation", "test")}
+    model = _net_for(task, *train, params.get("net", {}))
+    fit_config = FitConfig(**params.get("fit", {}))
+    history = fit(model, train, validation, fit_config, description=f"training {task}")
+    info["history"] = history.to_dict()
+    if task == ALIGN_CONF:
+        slope, intercept = calibrate(model, *validation)
+        info["calibration"] = {"slope": slope, "intercept": intercept}
+    baseline = make_sklearn_baseline(task, params.get("baseline", {}))
+    baseline.fit(*train)
+    info["config"] = {key: dict(value) for key, value in params.items() if isinstance(value, Mapping)}
+    version = model_version(model, now or datetime.now(UTC))
+    logger.info("%s: trained version %s on %s", task, version, info["n_samples"])
+    return TrainedTask(
+        task, "succeeded", version=version, input_names=spec.input_names,
+        model=model, baseline=baseline, info=info,
+    )

@@ -1,0 +1,162 @@
+"""Deterministic training with early stopping, and Platt calibration."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from mixai_ml.progress import progress
+from mixai_ml.training.models import TabularNet
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Optimisation settings (``parameters_training.yml``, per task)."""
+
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 64
+    max_epochs: int = 300
+    patience: int = 25
+    seed: int = 42
+
+
+@dataclass
+class History:
+    """Loss per epoch on the training and validation splits."""
+
+    train_loss: list[float] = field(default_factory=list)
+    validation_loss: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "train_loss": self.train_loss,
+            "validation_loss": self.validation_loss,
+            "best_epoch": self.best_epoch,
+        }
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Make a training run reproducible: seeded RNGs, deterministic kernels, one thread."""
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    return torch.Generator().manual_seed(seed)
+
+
+def loss_function(model: TabularNet) -> nn.Module:
+    """The training loss on :meth:`TabularNet.logits` for the model's head."""
+    if model.config.head == "regression":
+        return nn.HuberLoss(delta=1.0)
+    if model.config.head == "softmax":
+        return nn.CrossEntropyLoss()
+    return nn.BCEWithLogitsLoss()
+
+
+def _targets(model: TabularNet, values: np.ndarray) -> torch.Tensor:
+    """Targets in the space of the logits (standardised, class index or 0/1 column)."""
+    if model.config.head == "regression":
+        target_mean: torch.Tensor = model.target_mean
+        target_scale: torch.Tensor = model.target_scale
+        return (torch.from_numpy(values) - target_mean) / target_scale
+    if model.config.head == "softmax":
+        return torch.from_numpy(values.astype(np.int64))
+    return torch.from_numpy(values.astype(np.float32)).reshape(-1, 1)
+
+
+def fit(
+    model: TabularNet,
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    config: FitConfig,
+    *,
+    description: str = "training",
+) -> History:
+    """Train ``model`` with Adam, keeping the weights of the best validation epoch.
+
+    Args:
+        model: a :class:`TabularNet` with its input (and target) scaling set.
+        train, validation: ``(inputs float32 (n, n_inputs), targets)``; targets
+            are label units (regression), class indices (softmax) or 0/1 (sigmoid).
+        config: optimisation settings; stops after ``patience`` epochs without
+            a better validation loss.
+        description: label of the progress bar.
+
+    Returns:
+        The loss history; ``model`` holds the best epoch's weights.
+    """
+    generator = seed_everything(config.seed)
+    criterion = loss_function(model)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    train_inputs, train_targets = torch.from_numpy(train[0]), _targets(model, train[1])
+    val_inputs, val_targets = torch.from_numpy(validation[0]), _targets(model, validation[1])
+    history = History()
+    best_state = copy.deepcopy(model.state_dict())
+    best_loss = float("inf")
+    epochs = progress(range(config.max_epochs), desc=description, unit="epoch")
+    for epoch in epochs:
+        model.train()
+        order = torch.randperm(len(train_inputs), generator=generator)
+        total = 0.0
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            optimiser.zero_grad()
+            loss = criterion(model.logits(train_inputs[batch]), train_targets[batch])
+            loss.backward()
+            optimiser.step()
+            total += float(loss) * len(batch)
+        model.eval()
+        with torch.no_grad():
+            val_loss = float(criterion(model.logits(val_inputs), val_targets))
+        history.train_loss.append(total / max(len(order), 1))
+        history.validation_loss.append(val_loss)
+        if val_loss < best_loss - 1e-6:
+            best_loss, history.best_epoch = val_loss, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        elif epoch - history.best_epoch >= config.patience:
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    logger.info(
+        "%s: best epoch %d of %d, validation loss %.4f",
+        description, history.best_epoch + 1, len(history.train_loss), best_loss,
+    )
+    return history
+
+
+def calibrate(model: TabularNet, inputs: np.ndarray, outcomes: np.ndarray) -> tuple[float, float]:
+    """Platt scaling of a sigmoid model's logit, fitted on held-out data.
+
+    Minimises the log loss of ``sigmoid(slope * logit + intercept)`` against the
+    0/1 ``outcomes`` and stores the result in the model.
+
+    Returns:
+        ``(slope, intercept)``.
+    """
+    with torch.no_grad():
+        logits = model.logits(torch.from_numpy(inputs)).reshape(-1)
+    targets = torch.from_numpy(outcomes.astype(np.float32)).reshape(-1)
+    params = torch.tensor([1.0, 0.0], requires_grad=True)
+    optimiser = torch.optim.LBFGS([params], max_iter=200, line_search_fn="strong_wolfe")
+    criterion = nn.BCEWithLogitsLoss()
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        loss = criterion(logits * params[0] + params[1], targets)
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    slope, intercept = (float(value) for value in params.detach())
+    model.set_calibration(slope, intercept)
+    return slope, intercept

@@ -1,0 +1,128 @@
+"""Shared fixtures: SQLite and PostgreSQL application databases.
+
+PostgreSQL: ``MIXAI_TEST_POSTGRES_URL`` when set (a server where the user may
+create databases), otherwise a throwaway cluster started here with ``initdb`` +
+``pg_ctl`` in a temporary folder on a free port, removed afterwards. Without
+either, PostgreSQL tests skip with the reason, except under ``CI=true``, where
+they fail: CI must exercise the real database.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _postgres_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+class ThrowawayCluster:
+    """A PostgreSQL cluster in a temporary folder, as the ``postgres`` user when run as root."""
+
+    def __init__(self) -> None:
+        initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
+        if not (initdb and pg_ctl):
+            raise FileNotFoundError("initdb/pg_ctl not found (install Debian's postgresql)")
+        self._pg_ctl = pg_ctl
+        self.root = Path(tempfile.mkdtemp(prefix="mixai-pg-"))
+        self.data = self.root / "data"
+        self.port = _free_port()
+        self._as_postgres: list[str] = []
+        if os.geteuid() == 0:
+            # initdb and postgres refuse to run as root
+            shutil.chown(self.root, "postgres", "postgres")
+            self._as_postgres = ["runuser", "-u", "postgres", "--"]
+        self._run([initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = self.root / "server.log"
+        self._run([pg_ctl, "-D", str(self.data), "-o", options, "-l", str(log), "-w", "start"])
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, command: list[str]) -> None:
+        subprocess.run([*self._as_postgres, *command], check=True, capture_output=True)
+
+    def stop(self) -> None:
+        try:
+            self._run([self._pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"])
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """URL of a PostgreSQL server whose user may create databases."""
+    configured = os.environ.get("MIXAI_TEST_POSTGRES_URL")
+    if configured:
+        yield configured
+        return
+    try:
+        cluster = ThrowawayCluster()
+    except (FileNotFoundError, subprocess.CalledProcessError, KeyError, LookupError) as error:
+        detail = getattr(error, "stderr", b"") or b""
+        reason = (
+            "no PostgreSQL: set MIXAI_TEST_POSTGRES_URL or install Debian's postgresql "
+            f"(initdb/pg_ctl) — {error} {detail.decode(errors='replace')}"
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"mixai_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        from mixai_ml.db.engine import dispose_engines
+
+        dispose_engines()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite database file for one test."""
+    return f"sqlite:///{tmp_path / 'mixai.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each database the project supports: the test runs once per backend."""
+    return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url"))
