@@ -9,7 +9,17 @@ import pandas as pd
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Node
 
+from mixai_ml.paths import set_project_root
+
 logger = logging.getLogger(__name__)
+
+
+class ProjectPathHooks:
+    """Resolves the project's relative paths (parameters, SQLite URL) against the session's project."""
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        set_project_root(context.project_path)
 
 
 class TrainingJobHooks:

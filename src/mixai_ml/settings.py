@@ -5,7 +5,7 @@ from typing import Any
 
 from kedro.config import OmegaConfigLoader
 
-from mixai_ml.hooks import TrainingJobHooks
+from mixai_ml.hooks import ProjectPathHooks, TrainingJobHooks
 
 # Nothing in the project may call the network: telemetry stays off even without .telemetry.
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
@@ -25,11 +25,13 @@ def _env(name: str, default: Any = None) -> Any:
     return raw
 
 
-HOOKS = (TrainingJobHooks(),)
+HOOKS = (ProjectPathHooks(), TrainingJobHooks())
+
+CUSTOM_RESOLVERS = {"env": _env}
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-    "custom_resolvers": {"env": _env},
+    "custom_resolvers": CUSTOM_RESOLVERS,
 }

@@ -40,8 +40,12 @@ def test_upsert_on_a_composite_key(db_url: str) -> None:
     dataset = AppTableDataset(table_name="labels", credentials={"con": db_url}, write_mode="upsert")
     stamp = pd.Timestamp("2026-03-01", tz="UTC")
     first = pd.DataFrame(
-        {"job_id": ["j1", "j1", "j2"], "task": ["master_reg", "preset_cls", "preset_cls"],
-         "label": ["{}", '{"preset": "natural"}', '{"preset": "loud_edm"}'], "created_at": stamp}
+        {
+            "job_id": ["j1", "j1", "j2"],
+            "task": ["master_reg", "preset_cls", "preset_cls"],
+            "label": ["{}", '{"preset": "natural"}', '{"preset": "loud_edm"}'],
+            "created_at": stamp,
+        }
     )
     dataset.save(first)
     dataset.save(first.iloc[[1]].assign(label='{"preset": "bright_pop"}'))

@@ -5,31 +5,85 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine, inspect, insert, select
+from sqlalchemy import create_engine, insert, inspect, select
 
 from mixai_ml.db import schema
 from mixai_ml.db.migrations import MIGRATIONS, apply_migrations, schema_version
 
 # CONTRACTS §4: each table with the columns others depend on.
 CONTRACT_COLUMNS = {
-    "jobs": {"job_id", "user_id", "created_at", "vocal_path", "inst_path", "trimmed_inst_path",
-             "mix_path"},
+    "jobs": {
+        "job_id",
+        "user_id",
+        "created_at",
+        "vocal_path",
+        "inst_path",
+        "trimmed_inst_path",
+        "mix_path",
+    },
     "ml_consent": {"user_id", "consented", "updated_at", "withdrawn_at"},
     "ml_exclusions": {"exclusion_id", "user_id", "job_id", "reason", "note", "created_at"},
     "labels": {"job_id", "task", "label", "created_at"},
     "features_store": {"job_id", "schema_version", "extracted_at"},
-    "model_registry": {"model_id", "task", "version", "uri", "sha256", "feature_schema_version",
-                       "status", "rollout_pct", "metrics", "created_at", "promoted_at"},
-    "model_metrics": {"recorded_at", "task", "model_version", "variant", "source", "latency_ms",
-                      "ok", "error", "user_id", "job_id", "prediction"},
-    "training_jobs": {"training_job_id", "task", "status", "reason", "n_samples",
-                      "model_version", "started_at", "finished_at"},
+    "model_registry": {
+        "model_id",
+        "task",
+        "version",
+        "uri",
+        "sha256",
+        "feature_schema_version",
+        "status",
+        "rollout_pct",
+        "metrics",
+        "created_at",
+        "promoted_at",
+    },
+    "model_metrics": {
+        "recorded_at",
+        "task",
+        "model_version",
+        "variant",
+        "source",
+        "latency_ms",
+        "ok",
+        "error",
+        "user_id",
+        "job_id",
+        "prediction",
+    },
+    "training_jobs": {
+        "training_job_id",
+        "task",
+        "status",
+        "reason",
+        "n_samples",
+        "model_version",
+        "started_at",
+        "finished_at",
+    },
     "ab_test_assignments": {"experiment_id", "user_id", "variant", "assigned_at"},
     "ab_test_metrics": {"experiment_id", "user_id", "metric", "value", "recorded_at"},
-    "ab_test_results": {"experiment_id", "metric", "variant", "control_variant", "n_control",
-                        "n_variant", "mean_control", "mean_variant", "abs_effect", "abs_ci_low",
-                        "abs_ci_high", "rel_effect", "rel_ci_low", "rel_ci_high", "p_value",
-                        "p_value_adjusted", "significant", "srm_p_value", "decision"},
+    "ab_test_results": {
+        "experiment_id",
+        "metric",
+        "variant",
+        "control_variant",
+        "n_control",
+        "n_variant",
+        "mean_control",
+        "mean_variant",
+        "abs_effect",
+        "abs_ci_low",
+        "abs_ci_high",
+        "rel_effect",
+        "rel_ci_low",
+        "rel_ci_high",
+        "p_value",
+        "p_value_adjusted",
+        "significant",
+        "srm_p_value",
+        "decision",
+    },
 }
 CONTRACT_KEYS = {
     "jobs": ["job_id"],
@@ -83,9 +137,19 @@ def test_migrations_keep_existing_rows(db_url: str) -> None:
         ("ml_exclusions", {"exclusion_id": "e1", "user_id": "u1", "reason": "vacation"}),
         ("ml_exclusions", {"exclusion_id": "e2", "reason": "manual"}),
         ("labels", {"job_id": "j1", "task": "mastering", "label": "{}"}),
-        ("model_registry", {"model_id": "m", "task": "master_reg", "version": "v", "uri": "u",
-                            "sha256": "0", "feature_schema_version": "1", "status": "active",
-                            "rollout_pct": 150.0}),
+        (
+            "model_registry",
+            {
+                "model_id": "m",
+                "task": "master_reg",
+                "version": "v",
+                "uri": "u",
+                "sha256": "0",
+                "feature_schema_version": "1",
+                "status": "active",
+                "rollout_pct": 150.0,
+            },
+        ),
     ],
 )
 def test_constraints_reject_values_outside_the_contract(

@@ -56,7 +56,8 @@ def test_exclusion_reason_prefers_legal_hold_and_covers_user_level() -> None:
     assert reasons["a3"] == "legal_hold"  # manual and legal_hold: legal_hold counts first
     assert reasons["b1"] == "manual"  # user-level
     assert reasons["h1"] == "legal_hold"
-    assert pd.isna(reasons["a1"]) and pd.isna(reasons["g1"])
+    assert pd.isna(reasons["a1"])
+    assert pd.isna(reasons["g1"])
 
 
 def test_eligible_jobs_and_counts_per_reason() -> None:

@@ -21,31 +21,68 @@ def seed(db_url: str) -> None:
     def save(table: str, frame: pd.DataFrame) -> None:
         AppTableDataset(table_name=table, credentials={"con": db_url}).save(frame)
 
-    save("jobs", pd.DataFrame({
-        "job_id": ["a1", "g1", "g2", "h1", "k1"],
-        "user_id": ["ok", "gone", "gone", "held", "hold_one"],
-        "created_at": T0, "vocal_path": "v", "inst_path": "i", "mix_path": "m",
-    }))
-    save("ml_consent", pd.DataFrame({
-        "user_id": ["ok", "gone", "held", "hold_one"],
-        "consented": [True, False, False, True],
-        "updated_at": T0,
-        "withdrawn_at": [pd.NaT, T0, T0, T0],
-    }))
-    save("ml_exclusions", pd.DataFrame({
-        "exclusion_id": ["e1", "e2", "e3"],
-        "user_id": ["gone", "held", None],
-        "job_id": [None, None, "k1"],
-        "reason": ["withdrawal", "legal_hold", "legal_hold"],
-        "note": None, "created_at": T0,
-    }))
-    save("labels", pd.DataFrame({
-        "job_id": ["a1", "g1", "g1", "g2", "h1", "k1"],
-        "task": ["master_reg", "master_reg", "preset_cls", "preset_cls", "preset_cls", "preset_cls"],
-        "label": "{}", "created_at": T0,
-    }))
-    features = pd.DataFrame({"job_id": ["a1", "g1", "g2", "h1", "k1"],
-                             "schema_version": FEATURE_SCHEMA_VERSION, "extracted_at": T0})
+    save(
+        "jobs",
+        pd.DataFrame(
+            {
+                "job_id": ["a1", "g1", "g2", "h1", "k1"],
+                "user_id": ["ok", "gone", "gone", "held", "hold_one"],
+                "created_at": T0,
+                "vocal_path": "v",
+                "inst_path": "i",
+                "mix_path": "m",
+            }
+        ),
+    )
+    save(
+        "ml_consent",
+        pd.DataFrame(
+            {
+                "user_id": ["ok", "gone", "held", "hold_one"],
+                "consented": [True, False, False, True],
+                "updated_at": T0,
+                "withdrawn_at": [pd.NaT, T0, T0, T0],
+            }
+        ),
+    )
+    save(
+        "ml_exclusions",
+        pd.DataFrame(
+            {
+                "exclusion_id": ["e1", "e2", "e3"],
+                "user_id": ["gone", "held", None],
+                "job_id": [None, None, "k1"],
+                "reason": ["withdrawal", "legal_hold", "legal_hold"],
+                "note": None,
+                "created_at": T0,
+            }
+        ),
+    )
+    save(
+        "labels",
+        pd.DataFrame(
+            {
+                "job_id": ["a1", "g1", "g1", "g2", "h1", "k1"],
+                "task": [
+                    "master_reg",
+                    "master_reg",
+                    "preset_cls",
+                    "preset_cls",
+                    "preset_cls",
+                    "preset_cls",
+                ],
+                "label": "{}",
+                "created_at": T0,
+            }
+        ),
+    )
+    features = pd.DataFrame(
+        {
+            "job_id": ["a1", "g1", "g2", "h1", "k1"],
+            "schema_version": FEATURE_SCHEMA_VERSION,
+            "extracted_at": T0,
+        }
+    )
     for name in schema.FEATURE_COLUMNS[:3]:
         features[name] = np.arange(5, dtype=float)
     save("features_store", features)
@@ -58,7 +95,9 @@ def table(db_url: str, name: str) -> pd.DataFrame:
 def test_purge_deletes_withdrawn_keeps_holds_and_is_idempotent(db_url: str, tmp_path: Path) -> None:
     seed(db_url)
     derived = tmp_path / "model_input.parquet"
-    pd.DataFrame({"job_id": ["a1", "g1", "g2", "h1"], "x": [1.0, 2.0, 3.0, 4.0]}).to_parquet(derived)
+    pd.DataFrame({"job_id": ["a1", "g1", "g2", "h1"], "x": [1.0, 2.0, 3.0, 4.0]}).to_parquet(
+        derived
+    )
     engine = create_engine(db_url)
     now = datetime(2026, 6, 2, tzinfo=UTC)
 

@@ -16,6 +16,7 @@ from kedro.io.core import AbstractDataset, DatasetError
 from kedro_datasets.pandas import SQLQueryDataset, SQLTableDataset
 from sqlalchemy import Engine, and_, delete, or_, tuple_
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql import ColumnElement
 
 from mixai_ml.db import schema
 from mixai_ml.db.engine import database_url, get_engine
@@ -39,7 +40,9 @@ def _timestamp_columns(table_name: str) -> list[str]:
     table = schema.metadata.tables.get(table_name)
     if table is None:
         return []
-    return [column.name for column in table.columns if column.type.python_type.__name__ == "datetime"]
+    return [
+        column.name for column in table.columns if column.type.python_type.__name__ == "datetime"
+    ]
 
 
 class AppTableDataset(SQLTableDataset):
@@ -115,6 +118,7 @@ class AppTableDataset(SQLTableDataset):
         columns = [self._table.c[name] for name in key_columns]
         for start in range(0, len(keys), _KEY_CHUNK):
             chunk = keys[start : start + _KEY_CHUNK]
+            condition: ColumnElement[bool]
             if len(columns) == 1:
                 condition = columns[0].in_([key[0] for key in chunk])
             elif connection.dialect.name == "sqlite":

@@ -10,8 +10,8 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
 from mixai_ml.db.migrations import apply_migrations
+from mixai_ml.paths import resolve
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_DATABASE_URL = "sqlite:///data/mixai.db"
 
 _engines: dict[str, Engine] = {}
@@ -31,7 +31,7 @@ def database_url(url: str | None = None) -> str:
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         path = Path(parsed.database)
         if not path.is_absolute():
-            path = PROJECT_ROOT / path
+            path = resolve(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         return parsed.set(database=str(path)).render_as_string(hide_password=False)
     return raw

@@ -47,8 +47,10 @@ def multi_resolution_stft_distance(
         _, _, est = stft(estimate, nperseg=n_fft, noverlap=n_fft - n_fft // 4, window="hann")
         _, _, ref = stft(reference, nperseg=n_fft, noverlap=n_fft - n_fft // 4, window="hann")
         est_mag, ref_mag = np.abs(est), np.abs(ref)
-        convergence = np.linalg.norm(ref_mag - est_mag) / max(np.linalg.norm(ref_mag), eps)
-        log_distance = np.mean(np.abs(np.log(np.maximum(ref_mag, eps)) - np.log(np.maximum(est_mag, eps))))
+        convergence = np.linalg.norm(ref_mag - est_mag) / max(float(np.linalg.norm(ref_mag)), eps)
+        log_distance = np.mean(
+            np.abs(np.log(np.maximum(ref_mag, eps)) - np.log(np.maximum(est_mag, eps)))
+        )
         total += convergence + log_distance
     return float(total / len(fft_sizes))
 
@@ -94,7 +96,9 @@ def audio_domain_errors(
                 {
                     "job_id": row["job_id"],
                     "source": source,
-                    "loudness_error_lu": abs(measure_loudness(rendered, sr)["integrated_lufs"] - reference_lufs),
+                    "loudness_error_lu": abs(
+                        measure_loudness(rendered, sr)["integrated_lufs"] - reference_lufs
+                    ),
                     "mrstft": multi_resolution_stft_distance(rendered, reference),
                 }
             )

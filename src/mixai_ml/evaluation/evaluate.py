@@ -52,8 +52,12 @@ def evaluate_task(
         metric = primary_metric_function(task)
         result["bootstrap"] = {
             f"model_minus_{baseline}": paired_bootstrap(
-                targets, outputs["model"], outputs[baseline], metric,
-                groups=predictions["user_id"].to_numpy(), **bootstrap,
+                targets,
+                outputs["model"],
+                outputs[baseline],
+                metric,
+                groups=predictions["user_id"].to_numpy(),
+                **bootstrap,
             )
             for baseline in ("rules", "sklearn", "active")
             if baseline in outputs

@@ -72,7 +72,9 @@ def macro_f1(truth: np.ndarray, scores: np.ndarray) -> float:
     )
 
 
-def expected_calibration_error(outcomes: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> float:
+def expected_calibration_error(
+    outcomes: np.ndarray, probabilities: np.ndarray, bins: int = 10
+) -> float:
     """ECE with equal-width bins: Σ_b (n_b / n) · |mean outcome_b − mean probability_b|."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(probabilities, edges[1:-1]), 0, bins - 1)
@@ -84,7 +86,9 @@ def expected_calibration_error(outcomes: np.ndarray, probabilities: np.ndarray, 
     return float(error)
 
 
-def reliability_curve(outcomes: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> dict[str, list[float]]:
+def reliability_curve(
+    outcomes: np.ndarray, probabilities: np.ndarray, bins: int = 10
+) -> dict[str, list[float]]:
     """Per equal-width bin: mean predicted probability, observed frequency and count."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(probabilities, edges[1:-1]), 0, bins - 1)
@@ -105,7 +109,9 @@ def roc_auc(outcomes: np.ndarray, probabilities: np.ndarray) -> float:
     return float(skm.roc_auc_score(outcomes, probabilities))
 
 
-def probability_metrics(outcomes: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> dict[str, Any]:
+def probability_metrics(
+    outcomes: np.ndarray, probabilities: np.ndarray, bins: int = 10
+) -> dict[str, Any]:
     """ROC-AUC, PR-AUC, Brier score, ECE and the reliability curve of ``align_conf``.
 
     Args:
@@ -116,7 +122,9 @@ def probability_metrics(outcomes: np.ndarray, probabilities: np.ndarray, bins: i
     two_classes = len(np.unique(outcomes)) == 2
     return {
         "roc_auc": roc_auc(outcomes, probabilities),
-        "pr_auc": float(skm.average_precision_score(outcomes, probabilities)) if two_classes else float("nan"),
+        "pr_auc": float(skm.average_precision_score(outcomes, probabilities))
+        if two_classes
+        else float("nan"),
         "brier": float(np.mean((probabilities - outcomes) ** 2)),
         "ece": expected_calibration_error(outcomes, probabilities, bins),
         "base_rate": float(np.mean(outcomes)),
@@ -124,7 +132,9 @@ def probability_metrics(outcomes: np.ndarray, probabilities: np.ndarray, bins: i
     }
 
 
-def task_metrics(task: str, truth: np.ndarray, predicted: np.ndarray, bins: int = 10) -> dict[str, Any]:
+def task_metrics(
+    task: str, truth: np.ndarray, predicted: np.ndarray, bins: int = 10
+) -> dict[str, Any]:
     """All metrics of ``task`` (see the three functions above for shapes)."""
     if task == MASTER_REG:
         return regression_metrics(truth, predicted)

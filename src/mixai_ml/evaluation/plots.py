@@ -58,12 +58,21 @@ def confusion_matrix(result: dict[str, Any], source: str = "model") -> Figure:
     axes = figure.subplots()
     image = axes.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     for (row, column), count in np.ndenumerate(matrix):
-        axes.text(column, row, f"{int(count)}", ha="center", va="center",
-                  color="white" if rates[row, column] > 0.5 else "black")
+        axes.text(
+            column,
+            row,
+            f"{int(count)}",
+            ha="center",
+            va="center",
+            color="white" if rates[row, column] > 0.5 else "black",
+        )
     axes.set_xticks(range(len(PRESETS)), PRESETS, rotation=35, ha="right")
     axes.set_yticks(range(len(PRESETS)), PRESETS)
-    axes.set(xlabel="predicted", ylabel="chosen by the user",
-             title=f"preset_cls ({source}): macro-F1 {result[source]['macro_f1']:.3f}")
+    axes.set(
+        xlabel="predicted",
+        ylabel="chosen by the user",
+        title=f"preset_cls ({source}): macro-F1 {result[source]['macro_f1']:.3f}",
+    )
     figure.colorbar(image, ax=axes, label="share of the row")
     return figure
 
@@ -77,14 +86,28 @@ def reliability_diagram(result: dict[str, Any], predictions: pd.DataFrame) -> Fi
     reliability.plot([0, 1], [0, 1], "k:", label="perfect calibration")
     for source, probabilities in outputs.items():
         curve = result[source]["reliability"]
-        reliability.plot(curve["predicted"], curve["observed"], "o-", color=COLOURS[source],
-                         label=f"{source} (ECE {result[source]['ece']:.3f})")
+        reliability.plot(
+            curve["predicted"],
+            curve["observed"],
+            "o-",
+            color=COLOURS[source],
+            label=f"{source} (ECE {result[source]['ece']:.3f})",
+        )
         if len(np.unique(outcomes)) == 2:
             false_positive, true_positive, _ = roc_curve(outcomes, probabilities)
-            roc.plot(false_positive, true_positive, color=COLOURS[source],
-                     label=f"{source} (AUC {result[source]['roc_auc']:.3f})")
-    reliability.set(xlabel="predicted probability the alignment is right",
-                    ylabel="observed frequency", title="align_conf: reliability", xlim=(0, 1), ylim=(0, 1))
+            roc.plot(
+                false_positive,
+                true_positive,
+                color=COLOURS[source],
+                label=f"{source} (AUC {result[source]['roc_auc']:.3f})",
+            )
+    reliability.set(
+        xlabel="predicted probability the alignment is right",
+        ylabel="observed frequency",
+        title="align_conf: reliability",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     roc.plot([0, 1], [0, 1], "k:")
     roc.set(xlabel="false positive rate", ylabel="true positive rate", title="align_conf: ROC")
     reliability.legend(loc="upper left")
@@ -92,7 +115,9 @@ def reliability_diagram(result: dict[str, Any], predictions: pd.DataFrame) -> Fi
     return figure
 
 
-def task_figures(result: dict[str, Any], predictions: pd.DataFrame, history: dict[str, Any] | None) -> dict[str, Figure]:
+def task_figures(
+    result: dict[str, Any], predictions: pd.DataFrame, history: dict[str, Any] | None
+) -> dict[str, Figure]:
     """Every figure of one task's evaluation, keyed by PNG file name."""
     task = result["task"]
     figures = {}

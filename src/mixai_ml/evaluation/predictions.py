@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pandas as pd
 
 from mixai_inference.tasks import MASTER_PARAM_NAMES, MASTER_REG, PRESET_CLS, PRESETS
-from mixai_ml.db.engine import PROJECT_ROOT
+from mixai_ml.paths import resolve
 from mixai_ml.training.artifact import TrainedTask
 from mixai_ml.training.baselines import rules_predict, sklearn_predict
 from mixai_ml.training.data import arrays, task_spec
@@ -34,7 +34,7 @@ def output_names(task: str) -> tuple[str, ...]:
 def resolve_uri(uri: str) -> Path:
     """A registry URI (a path, relative to the project root unless absolute) as a path."""
     path = Path(uri.removeprefix("file://"))
-    return path if path.is_absolute() else PROJECT_ROOT / path
+    return resolve(path)
 
 
 def active_model(model_registry: pd.DataFrame, task: str) -> pd.Series | None:

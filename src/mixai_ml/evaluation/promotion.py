@@ -61,7 +61,9 @@ def decide(
         active_version: the version currently active, if any.
     """
     if not candidate_version or "model" not in metrics:
-        return Decision(task, candidate_version, False, ["no candidate: training was skipped"], active_version)
+        return Decision(
+            task, candidate_version, False, ["no candidate: training was skipped"], active_version
+        )
     metric = PRIMARY_METRIC[task]
     candidate = float(metrics["model"][metric])
     reasons = []
@@ -70,8 +72,8 @@ def decide(
     ok = versus_rules >= policy.min_gain_vs_rules
     promote &= ok
     reasons.append(
-        f"{metric} {candidate:.4f} vs rules {metrics['rules'][metric]:.4f}: gain {versus_rules:+.4f} "
-        f"{'≥' if ok else '<'} required {policy.min_gain_vs_rules:+.4f}"
+        f"{metric} {candidate:.4f} vs rules {metrics['rules'][metric]:.4f}: "
+        f"gain {versus_rules:+.4f} {'≥' if ok else '<'} required {policy.min_gain_vs_rules:+.4f}"
     )
     if "active" in metrics:
         versus_active = gain(metric, candidate, float(metrics["active"][metric]))

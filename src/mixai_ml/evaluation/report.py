@@ -16,7 +16,9 @@ HEADLINE = {
 """Metrics shown in the report's summary table, per task."""
 
 
-def metrics_file(evaluations: Mapping[str, Mapping[str, Any]], audio: Mapping[str, Any]) -> dict[str, Any]:
+def metrics_file(
+    evaluations: Mapping[str, Mapping[str, Any]], audio: Mapping[str, Any]
+) -> dict[str, Any]:
     """``evaluation_metrics.json``: per task the contenders' metric blocks (CONTRACTS §8)."""
     content: dict[str, Any] = {}
     for task, result in evaluations.items():
@@ -45,10 +47,8 @@ def _per_parameter_table(result: Mapping[str, Any]) -> list[str]:
     header = " | ".join(f"{source} MAE | {source} R²" for source in present)
     lines = [f"| parameter | {header} |", f"|---|{'---|' * 2 * len(present)}"]
     for name in MASTER_PARAM_NAMES:
-        cells = " | ".join(
-            f"{result[s]['per_parameter'][name]['mae']:.3f} | {result[s]['per_parameter'][name]['r2']:.3f}"
-            for s in present
-        )
+        scores = [result[source]["per_parameter"][name] for source in present]
+        cells = " | ".join(f"{score['mae']:.3f} | {score['r2']:.3f}" for score in scores)
         lines.append(f"| {name} | {cells} |")
     return lines
 
@@ -67,10 +67,14 @@ def markdown_report(
         audio: audio-domain summary of master_reg (may be empty).
         figures: task -> PNG file names, relative to the report.
     """
-    lines = ["# Evaluation report", "",
-             "Held-out users only (test users are chosen by a hash of the user id). "
-             "Contenders: the new PyTorch model, the scikit-learn baseline, the production "
-             "rules (the fallback of `mixai_inference`), and the active model when there is one.", ""]
+    lines = [
+        "# Evaluation report",
+        "",
+        "Held-out users only (test users are chosen by a hash of the user id). "
+        "Contenders: the new PyTorch model, the scikit-learn baseline, the production "
+        "rules (the fallback of `mixai_inference`), and the active model when there is one.",
+        "",
+    ]
     for task in TASKS:
         result = evaluations.get(task)
         if result is None:
@@ -78,27 +82,40 @@ def markdown_report(
         lines += [f"## {task}", ""]
         if result["status"] != "succeeded":
             lines += [f"Training was **{result['status']}**: {result['reason']}", ""]
-        lines += [f"Version `{result['version'] or '—'}` · {result['n_test']} test jobs "
-                  f"from {result['n_test_users']} users.", ""]
+        lines += [
+            f"Version `{result['version'] or '—'}` · {result['n_test']} test jobs "
+            f"from {result['n_test_users']} users.",
+            "",
+        ]
         lines += [*_summary_table(task, result), ""]
         if task == "master_reg" and "model" in result:
             lines += [*_per_parameter_table(result), ""]
         if task == "master_reg" and audio:
-            lines += ["Audio domain (rendered through the mastering chain, "
-                      f"{audio['n_jobs']} test mixes; DeepAFx-ST's best reported: 1.1 LU):", "",
-                      "| contender | loudness error (LU, mean) | median | MR-STFT distance |", "|---|---|---|---|"]
+            lines += [
+                "Audio domain (rendered through the mastering chain, "
+                f"{audio['n_jobs']} test mixes; DeepAFx-ST's best reported: 1.1 LU):",
+                "",
+                "| contender | loudness error (LU, mean) | median | MR-STFT distance |",
+                "|---|---|---|---|",
+            ]
             for source in CONTENDERS:
                 if source in audio:
                     values = audio[source]
-                    lines.append(f"| {source} | {values['loudness_error_lu_mean']:.2f} | "
-                                 f"{values['loudness_error_lu_median']:.2f} | {values['mrstft_mean']:.3f} |")
+                    lines.append(
+                        f"| {source} | {values['loudness_error_lu_mean']:.2f} | "
+                        f"{values['loudness_error_lu_median']:.2f} | {values['mrstft_mean']:.3f} |"
+                    )
             lines.append("")
         for name, ci in result.get("bootstrap", {}).items():
-            lines.append(f"- {name.replace('_', ' ')} on {result['primary_metric']}: "
-                         f"{ci['difference']:+.4f} (95% CI {ci['ci_low']:+.4f} … {ci['ci_high']:+.4f}, "
-                         "paired bootstrap over users)")
+            lines.append(
+                f"- {name.replace('_', ' ')} on {result['primary_metric']}: "
+                f"{ci['difference']:+.4f} (95% CI {ci['ci_low']:+.4f} … {ci['ci_high']:+.4f}, "
+                "paired bootstrap over users)"
+            )
         decision = decisions.get(task, {})
-        verdict = "**promoted**" if decision.get("promote") else "**not promoted** (stays a candidate)"
+        verdict = (
+            "**promoted**" if decision.get("promote") else "**not promoted** (stays a candidate)"
+        )
         lines += ["", f"Decision: {verdict}."]
         lines += [f"- {reason}" for reason in decision.get("reasons", [])]
         lines += ["", *[f"![{name}]({name})" for name in figures.get(task, [])], ""]

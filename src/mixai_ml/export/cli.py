@@ -20,22 +20,26 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-
 from kedro.config import OmegaConfigLoader
 
 from mixai_inference.bundle import write_bundle
 from mixai_inference.tasks import TASKS
 from mixai_ml.datasets import AppTableDataset
-from mixai_ml.db.engine import PROJECT_ROOT
+from mixai_ml.paths import resolve
 from mixai_ml.export import registry
-from mixai_ml.settings import CONFIG_LOADER_ARGS
+from mixai_ml.settings import CUSTOM_RESOLVERS
 
-BUNDLE_DIR = PROJECT_ROOT / "data" / "06_models" / "bundle"
+BUNDLE_DIR = "data/06_models/bundle"
 
 
 def export_parameters() -> dict[str, Any]:
     """``params:export`` as ``kedro run`` sees it (base + local)."""
-    loader = OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), **CONFIG_LOADER_ARGS)
+    loader = OmegaConfigLoader(
+        conf_source=str(resolve("conf")),
+        base_env="base",
+        default_run_env="local",
+        custom_resolvers=CUSTOM_RESOLVERS,
+    )
     return dict(loader["parameters"]["export"])
 
 
@@ -57,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    table = AppTableDataset(table_name="model_registry", credentials={"con": None}, write_mode="upsert")
+    table = AppTableDataset(
+        table_name="model_registry", credentials={"con": None}, write_mode="upsert"
+    )
     current = table.load()
     if args.command == "list":
         columns = ["task", "version", "status", "rollout_pct", "promoted_at"]
@@ -72,21 +78,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             changed = registry.rollback(current, args.task, now)
         params = export_parameters()
-        manifest, files = registry.build_manifest(changed, params["flags"], params.get("experiments", {}), now)
+        manifest, files = registry.build_manifest(
+            changed, params["flags"], params.get("experiments", {}), now
+        )
         registry.verify_store(files, manifest)
     except (ValueError, LookupError, FileNotFoundError) as error:
         print(f"mixai-registry: {error}", file=sys.stderr)
         return 2
     table.save(changed)
-    write_bundle(BUNDLE_DIR, manifest, files)
+    write_bundle(resolve(BUNDLE_DIR), manifest, files)
     active = manifest.tasks[args.task].active
     state = f"{active.version} at {active.rollout_pct:g}%" if active else "none (rules)"
-    print(f"{args.task}: active {state}; bundle rebuilt at {BUNDLE_DIR}")
+    print(f"{args.task}: active {state}; bundle rebuilt at {resolve(BUNDLE_DIR)}")
     return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-

@@ -28,7 +28,9 @@ class ParityError(RuntimeError):
     """The ONNX model does not reproduce the PyTorch model."""
 
 
-def to_onnx(trained: TrainedTask, metrics: Mapping[str, Any], opset: int = OPSET) -> onnx.ModelProto:
+def to_onnx(
+    trained: TrainedTask, metrics: Mapping[str, Any], opset: int = OPSET
+) -> onnx.ModelProto:
     """Export a trained task's model with a dynamic batch axis and its metadata.
 
     The graph takes ``features`` float32 ``(batch, n_inputs)``; standardisation,

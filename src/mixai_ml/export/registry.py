@@ -20,7 +20,14 @@ from typing import Any
 import pandas as pd
 
 from mixai_inference import ALIGNMENT_FEATURE_NAMES, FEATURE_NAMES, FEATURE_SCHEMA_VERSION
-from mixai_inference.bundle import MODEL_IO, Experiment, Manifest, ModelEntry, TaskEntry, sha256_file
+from mixai_inference.bundle import (
+    MODEL_IO,
+    Experiment,
+    Manifest,
+    ModelEntry,
+    TaskEntry,
+    sha256_file,
+)
 from mixai_inference.tasks import ALIGN_CONF, TASKS
 from mixai_ml.evaluation.predictions import resolve_uri
 
@@ -59,7 +66,9 @@ def candidate_row(model: ExportedModel, now: datetime) -> dict[str, Any]:
     }
 
 
-def promote(registry: pd.DataFrame, task: str, version: str, now: datetime, rollout_pct: float = 100.0) -> pd.DataFrame:
+def promote(
+    registry: pd.DataFrame, task: str, version: str, now: datetime, rollout_pct: float = 100.0
+) -> pd.DataFrame:
     """Make ``version`` the task's active model; the previous active one is retired.
 
     Returns:
@@ -68,7 +77,7 @@ def promote(registry: pd.DataFrame, task: str, version: str, now: datetime, roll
     Raises:
         ValueError: if the version is not registered for the task.
     """
-    registry = registry.copy()
+    registry = registry.assign(promoted_at=pd.to_datetime(registry["promoted_at"], utc=True))
     target = (registry["task"] == task) & (registry["version"] == version)
     if not target.any():
         known = registry.loc[registry["task"] == task, "version"].tolist()
@@ -86,7 +95,11 @@ def rollback(registry: pd.DataFrame, task: str, now: datetime) -> pd.DataFrame:
     Raises:
         ValueError: if there is nothing to roll back to.
     """
-    retired = registry[(registry["task"] == task) & (registry["status"] == "retired") & registry["promoted_at"].notna()]
+    retired = registry[
+        (registry["task"] == task)
+        & (registry["status"] == "retired")
+        & registry["promoted_at"].notna()
+    ]
     if retired.empty:
         raise ValueError(f"{task} has no previously active version to roll back to")
     previous = retired.sort_values("promoted_at").iloc[-1]
@@ -142,23 +155,34 @@ def build_manifest(
     for experiment_id, config in experiments.items():
         task = config["task"]
         try:
-            variants = {name: _role_version(registry, task, role) for name, role in config["variants"].items()}
+            variants = {
+                name: _role_version(registry, task, role)
+                for name, role in config["variants"].items()
+            }
         except LookupError as error:
             logger.info("experiment %s not shipped: %s", experiment_id, error)
             continue
         if len({v for v in variants.values()}) < 2:
-            logger.info("experiment %s not shipped: its variants serve the same model", experiment_id)
+            logger.info(
+                "experiment %s not shipped: its variants serve the same model", experiment_id
+            )
             continue
         chosen[task] |= {version for version in variants.values() if version}
         shipped_experiments[experiment_id] = Experiment(
-            experiment_id, task, variants, dict(config["weights"]),
-            float(config.get("coverage", 1.0)), config.get("salt"),
+            experiment_id,
+            task,
+            variants,
+            dict(config["weights"]),
+            float(config.get("coverage", 1.0)),
+            config.get("salt"),
         )
     tasks, files = {}, {}
     for task in TASKS:
         rows = registry[registry["task"] == task]
         active = rows[rows["status"] == "active"]
-        chosen[task] |= set(active["version"]) | set(rows.loc[rows["status"] == "shadow", "version"])
+        chosen[task] |= set(active["version"]) | set(
+            rows.loc[rows["status"] == "shadow", "version"]
+        )
         models = {}
         for row in rows[rows["version"].isin(chosen[task])].itertuples():
             path = resolve_uri(str(row.uri))
@@ -166,12 +190,16 @@ def build_manifest(
             files[file_name] = path
             io = MODEL_IO[task]
             models[str(row.version)] = ModelEntry(
-                version=str(row.version), file=file_name, sha256=str(row.sha256),
-                status=str(row.status), rollout_pct=float(row.rollout_pct),
+                version=str(row.version),
+                file=file_name,
+                sha256=str(row.sha256),
+                status=str(row.status),
+                rollout_pct=float(row.rollout_pct),
                 feature_schema_version=str(row.feature_schema_version),
                 input_name=io.input_name,
                 input_dim=len(ALIGNMENT_FEATURE_NAMES if task == ALIGN_CONF else FEATURE_NAMES),
-                output_name=io.output_name, output_dim=io.output_dim,
+                output_name=io.output_name,
+                output_dim=io.output_dim,
                 metrics=json.loads(row.metrics) if isinstance(row.metrics, str) else {},
                 created_at=pd.Timestamp(row.created_at).strftime("%Y-%m-%dT%H:%M:%SZ"),
             )
@@ -188,9 +216,15 @@ def build_manifest(
 
 def verify_store(files: Mapping[str, Path], manifest: Manifest) -> None:
     """Check that each stored model file still has its registered sha256 before shipping it."""
-    expected = {m.file: m.sha256 for entry in manifest.tasks.values() for m in entry.models.values()}
+    expected = {
+        m.file: m.sha256 for entry in manifest.tasks.values() for m in entry.models.values()
+    }
     for name, path in files.items():
         if not path.is_file():
-            raise FileNotFoundError(f"{name}: the registered file {path} is missing from the model store")
+            raise FileNotFoundError(
+                f"{name}: the registered file {path} is missing from the model store"
+            )
         if sha256_file(path) != expected[name]:
-            raise ValueError(f"{name}: {path} no longer matches its registered sha256; refusing to ship it")
+            raise ValueError(
+                f"{name}: {path} no longer matches its registered sha256; refusing to ship it"
+            )

@@ -17,6 +17,7 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from mixai_inference import (
     ALIGNMENT_FEATURE_NAMES,
@@ -88,14 +89,22 @@ def job_audio(
     """
     ready, missing = [], []
     for row in jobs.itertuples(index=False):
-        instrumental = row.trimmed_inst_path if isinstance(row.trimmed_inst_path, str) else row.inst_path
+        instrumental = (
+            row.trimmed_inst_path if isinstance(row.trimmed_inst_path, str) else row.inst_path
+        )
         paths = {"mix": row.mix_path, "vocal": row.vocal_path, "instrumental": instrumental}
         absent = [f"{role} {path}" for role, path in paths.items() if path not in files]
         if absent:
             message = f"missing audio file(s): {', '.join(absent)}"
-            missing.append(JobFeatures(str(row.job_id), failures=[("load", "AudioFileNotFoundError", message)]))
+            missing.append(
+                JobFeatures(str(row.job_id), failures=[("load", "AudioFileNotFoundError", message)])
+            )
             continue
-        ready.append(JobAudio(str(row.job_id), *(files[paths[role]] for role in ("mix", "vocal", "instrumental"))))
+        ready.append(
+            JobAudio(
+                str(row.job_id), *(files[paths[role]] for role in ("mix", "vocal", "instrumental"))
+            )
+        )
     return ready, missing
 
 
@@ -108,7 +117,7 @@ def extract_job(job: JobAudio) -> JobFeatures:
     try:
         audio, sr = job.mix()
         result.track = extract_features(audio, sr)
-    except Exception as error:  # noqa: BLE001 - every failure is recorded, none stops the run
+    except Exception as error:
         result.failures.append(("track", type(error).__name__, str(error)))
     try:
         vocal, vocal_sr = job.vocal()
@@ -116,25 +125,33 @@ def extract_job(job: JobAudio) -> JobFeatures:
         if inst_sr != vocal_sr:
             instrumental = resample(instrumental, inst_sr, vocal_sr)
         result.alignment = estimate_alignment(vocal, instrumental, vocal_sr).features
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         result.failures.append(("alignment", type(error).__name__, str(error)))
     return result
+
+
+def _single_threaded_blas() -> None:
+    # Each worker does many small matrix products: threaded BLAS in every worker
+    # oversubscribes the cores and runs several times slower.
+    threadpool_limits(limits=1)
 
 
 def _local(jobs: list[JobAudio], n_workers: int) -> Iterator[JobFeatures]:
     if n_workers <= 1:
         yield from map(extract_job, jobs)
         return
-    with ProcessPoolExecutor(max_workers=n_workers) as pool:
+    with ProcessPoolExecutor(max_workers=n_workers, initializer=_single_threaded_blas) as pool:
         futures = [pool.submit(extract_job, job) for job in jobs]
         for future in as_completed(futures):
             yield future.result()
 
 
 def _dask(jobs: list[JobAudio], address: str) -> Iterator[JobFeatures]:
-    from dask.distributed import Client, as_completed as dask_completed
+    from dask.distributed import Client
+    from dask.distributed import as_completed as dask_completed
 
     with Client(address) as client:
+        client.run(_single_threaded_blas)
         futures = client.map(extract_job, jobs, pure=False)
         for future in dask_completed(futures):
             yield future.result()
@@ -166,7 +183,9 @@ def result_tables(
     """``features_store`` rows (jobs with track features) and ``feature_failures`` rows."""
     stamp = pd.Timestamp(extracted_at)
     with_track = [result for result in results if result.track is not None]
-    track = np.array([result.track for result in with_track], dtype=np.float64).reshape(-1, len(FEATURE_NAMES))
+    track = np.array([result.track for result in with_track], dtype=np.float64).reshape(
+        -1, len(FEATURE_NAMES)
+    )
     alignment = np.full((len(with_track), len(ALIGNMENT_FEATURE_NAMES)), np.nan)
     for row, result in enumerate(with_track):
         if result.alignment is not None:
@@ -179,8 +198,14 @@ def result_tables(
     features.insert(2, "extracted_at", stamp)
     failures = pd.DataFrame(
         [
-            {"job_id": result.job_id, "schema_version": FEATURE_SCHEMA_VERSION, "failed_at": stamp,
-             "stage": stage, "error_class": error_class, "message": message[:2000]}
+            {
+                "job_id": result.job_id,
+                "schema_version": FEATURE_SCHEMA_VERSION,
+                "failed_at": stamp,
+                "stage": stage,
+                "error_class": error_class,
+                "message": message[:2000],
+            }
             for result in results
             for stage, error_class, message in result.failures
         ],

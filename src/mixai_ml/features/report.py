@@ -45,7 +45,10 @@ def markdown(run: dict[str, Any], failures: pd.DataFrame) -> str:
         lines += [f"| {name} | {count} |" for name, count in sorted(run["failures"].items())]
         lines += ["", "Latest failures (all are in the `feature_failures` table):", ""]
         latest = failures.sort_values("failed_at").tail(20)
-        lines += [f"- `{row.job_id}` {row.stage}: {row.error_class}: {row.message}" for row in latest.itertuples()]
+        lines += [
+            f"- `{row.job_id}` {row.stage}: {row.error_class}: {row.message}"
+            for row in latest.itertuples()
+        ]
     else:
         lines.append("No failures.")
     return "\n".join(lines) + "\n"

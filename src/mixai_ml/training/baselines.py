@@ -18,8 +18,8 @@ from sklearn.multioutput import MultiOutputRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mixai_inference import rules
-from mixai_inference.tasks import ALIGN_CONF, MASTER_PARAM_NAMES, MASTER_REG, PRESET_CLS, PRESETS
+from mixai_inference.rules import Rules
+from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESET_CLS, PRESETS
 
 
 def make_sklearn_baseline(task: str, config: Mapping[str, Any]) -> BaseEstimator:
@@ -72,11 +72,11 @@ def _full_class_probabilities(estimator: Any, probabilities: np.ndarray) -> np.n
 
 def rules_predict(task: str, inputs: np.ndarray) -> np.ndarray:
     """The production rules' outputs, in the same shapes as :func:`sklearn_predict`."""
+    estimators = Rules.default()
     if task == MASTER_REG:
-        params = [rules.master_params_from_features(row) for row in inputs]
-        return np.array([[p[name] for name in MASTER_PARAM_NAMES] for p in params])
+        return np.asarray(estimators.master_params(inputs), dtype=np.float64)
     if task == PRESET_CLS:
-        return np.array([rules.preset_scores_from_features(row) for row in inputs])
+        return np.asarray(estimators.preset_scores(inputs), dtype=np.float64)
     if task == ALIGN_CONF:
-        return np.array([rules.align_confidence_from_features(row) for row in inputs])
+        return np.asarray(estimators.align_confidence(inputs), dtype=np.float64).reshape(-1)
     raise ValueError(f"unknown task {task!r}")

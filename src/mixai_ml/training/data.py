@@ -157,7 +157,7 @@ def build_model_input(
     )
     counts["missing_features"] = counts.pop("eligible") - len(frame)
     counts["n_samples"] = len(frame)
-    frame.insert(2, "split", assign_splits(frame["user_id"], **split).to_numpy())
+    frame = frame.assign(split=assign_splits(frame["user_id"], **split).to_numpy())
     columns = ["job_id", "user_id", "split", *spec.input_names, *spec.target_names]
     frame = frame[columns].sort_values("job_id", kind="stable").reset_index(drop=True)
     logger.info("%s: governance %s", task, counts)

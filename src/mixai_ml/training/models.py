@@ -55,6 +55,12 @@ class TabularNet(nn.Module):
     a sigmoid probability with Platt calibration (``slope * logit + intercept``).
     """
 
+    input_mean: torch.Tensor
+    input_scale: torch.Tensor
+    target_mean: torch.Tensor
+    target_scale: torch.Tensor
+    calibration: torch.Tensor
+
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
         self.config = config
@@ -84,20 +90,15 @@ class TabularNet(nn.Module):
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """Pre-head outputs: standardised targets, class logits or an uncalibrated logit."""
-        input_mean: torch.Tensor = self.input_mean
-        input_scale: torch.Tensor = self.input_scale
-        return self.body((features - input_mean) / input_scale)
+        return self.body((features - self.input_mean) / self.input_scale)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         logits = self.logits(features)
         if self.config.head == "regression":
-            target_scale: torch.Tensor = self.target_scale
-            target_mean: torch.Tensor = self.target_mean
-            return logits * target_scale + target_mean
+            return logits * self.target_scale + self.target_mean
         if self.config.head == "softmax":
             return torch.softmax(logits, dim=-1)
-        calibration: torch.Tensor = self.calibration
-        return torch.sigmoid(logits * calibration[0] + calibration[1])
+        return torch.sigmoid(logits * self.calibration[0] + self.calibration[1])
 
 
 def predict(model: TabularNet, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:

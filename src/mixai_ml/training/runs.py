@@ -71,7 +71,9 @@ def model_version(model: TabularNet, trained_at: datetime) -> str:
     return f"{trained_at:%Y%m%d%H%M%S}-{digest}"
 
 
-def _net_for(task: str, inputs: np.ndarray, targets: np.ndarray, net: Mapping[str, Any]) -> TabularNet:
+def _net_for(
+    task: str, inputs: np.ndarray, targets: np.ndarray, net: Mapping[str, Any]
+) -> TabularNet:
     n_outputs = {MASTER_REG: targets.shape[-1], ALIGN_CONF: 1}.get(task, len(PRESETS))
     head = {MASTER_REG: "regression", ALIGN_CONF: "sigmoid"}.get(task, "softmax")
     config = NetConfig(
@@ -117,7 +119,9 @@ def train_task(
     if training_job["status"] == "skipped":
         return TrainedTask(task, "skipped", reason=str(training_job["reason"]), info=info)
     train, validation = arrays(model_input, task, "train"), arrays(model_input, task, "validation")
-    info["n_samples"] = {name: int((model_input["split"] == name).sum()) for name in ("train", "validation", "test")}
+    info["n_samples"] = {
+        name: int((model_input["split"] == name).sum()) for name in ("train", "validation", "test")
+    }
     model = _net_for(task, *train, params.get("net", {}))
     fit_config = FitConfig(**params.get("fit", {}))
     history = fit(model, train, validation, fit_config, description=f"training {task}")
@@ -127,10 +131,17 @@ def train_task(
         info["calibration"] = {"slope": slope, "intercept": intercept}
     baseline = make_sklearn_baseline(task, params.get("baseline", {}))
     baseline.fit(*train)
-    info["config"] = {key: dict(value) for key, value in params.items() if isinstance(value, Mapping)}
+    info["config"] = {
+        key: dict(value) for key, value in params.items() if isinstance(value, Mapping)
+    }
     version = model_version(model, now or datetime.now(UTC))
     logger.info("%s: trained version %s on %s", task, version, info["n_samples"])
     return TrainedTask(
-        task, "succeeded", version=version, input_names=spec.input_names,
-        model=model, baseline=baseline, info=info,
+        task,
+        "succeeded",
+        version=version,
+        input_names=spec.input_names,
+        model=model,
+        baseline=baseline,
+        info=info,
     )

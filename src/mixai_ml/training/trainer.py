@@ -64,9 +64,7 @@ def loss_function(model: TabularNet) -> nn.Module:
 def _targets(model: TabularNet, values: np.ndarray) -> torch.Tensor:
     """Targets in the space of the logits (standardised, class index or 0/1 column)."""
     if model.config.head == "regression":
-        target_mean: torch.Tensor = model.target_mean
-        target_scale: torch.Tensor = model.target_scale
-        return (torch.from_numpy(values) - target_mean) / target_scale
+        return (torch.from_numpy(values) - model.target_mean) / model.target_scale
     if model.config.head == "softmax":
         return torch.from_numpy(values.astype(np.int64))
     return torch.from_numpy(values.astype(np.float32)).reshape(-1, 1)
@@ -114,13 +112,13 @@ def fit(
             loss = criterion(model.logits(train_inputs[batch]), train_targets[batch])
             loss.backward()
             optimiser.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
         model.eval()
         with torch.no_grad():
             val_loss = float(criterion(model.logits(val_inputs), val_targets))
         history.train_loss.append(total / max(len(order), 1))
         history.validation_loss.append(val_loss)
-        if val_loss < best_loss - 1e-6:
+        if val_loss < best_loss:
             best_loss, history.best_epoch = val_loss, epoch
             best_state = copy.deepcopy(model.state_dict())
         elif epoch - history.best_epoch >= config.patience:
@@ -129,7 +127,10 @@ def fit(
     model.eval()
     logger.info(
         "%s: best epoch %d of %d, validation loss %.4f",
-        description, history.best_epoch + 1, len(history.train_loss), best_loss,
+        description,
+        history.best_epoch + 1,
+        len(history.train_loss),
+        best_loss,
     )
     return history
 

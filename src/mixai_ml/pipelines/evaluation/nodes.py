@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mixai_ml.db.engine import PROJECT_ROOT
+from mixai_ml.paths import resolve
 from mixai_ml.evaluation import audio, plots, predictions, promotion, report
 from mixai_ml.evaluation.evaluate import evaluate_task
 from mixai_ml.training.artifact import TrainedTask
@@ -35,7 +35,7 @@ def evaluate_audio_domain(
     if not {"model_target_lufs", "rules_target_lufs"} & set(test_predictions.columns):
         return {}
     chosen = test_predictions.sort_values("job_id").head(int(params["max_jobs"]))
-    root = PROJECT_ROOT / audio_root
+    root = resolve(audio_root)
     mix_paths = {
         job: root / path
         for job, path in jobs.set_index("job_id")["mix_path"].items()
@@ -76,9 +76,12 @@ def write_report(
 ) -> tuple[dict[str, Any], str]:
     """``evaluation_metrics.json`` and the Markdown report linking the task figures."""
     evaluations = {result["task"]: result for result in (master_reg, preset_cls, align_conf)}
-    folder = PROJECT_ROOT / figures_folder
+    folder = resolve(figures_folder)
     figures = {
-        task: [f"{Path(figures_folder).name}/{png.name}" for png in sorted(folder.glob(f"{task}_*.png"))]
+        task: [
+            f"{Path(figures_folder).name}/{png.name}"
+            for png in sorted(folder.glob(f"{task}_*.png"))
+        ]
         for task in evaluations
     }
     content = report.metrics_file(evaluations, master_reg_audio)

@@ -47,8 +47,12 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         [
             node(
                 nodes.evaluate_audio_domain,
-                inputs=["master_reg.test_predictions", "jobs", "params:audio_root",
-                        "params:evaluation.audio"],
+                inputs=[
+                    "master_reg.test_predictions",
+                    "jobs",
+                    "params:audio_root",
+                    "params:evaluation.audio",
+                ],
                 outputs="master_reg.audio_evaluation",
                 name="evaluate_audio_domain",
             ),
@@ -60,8 +64,12 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
             ),
             node(
                 nodes.write_report,
-                inputs=[*evaluations, "promotion_decision", "master_reg.audio_evaluation",
-                        "params:evaluation.figures_folder"],
+                inputs=[
+                    *evaluations,
+                    "promotion_decision",
+                    "master_reg.audio_evaluation",
+                    "params:evaluation.figures_folder",
+                ],
                 outputs=["evaluation_metrics", "evaluation_report"],
                 name="write_evaluation_report",
             ),

@@ -1,0 +1,577 @@
+"""The deployable model bundle: ``manifest.json`` plus the ONNX files (CONTRACTS §8).
+
+One definition for both sides: the export pipeline builds a :class:`Manifest` and
+calls :func:`write_bundle`; production calls :func:`read_manifest` (through
+:meth:`mixai_inference.Predictor.from_bundle`). Only :mod:`json` and
+:mod:`hashlib` are used to read a bundle, so reading one never runs code.
+
+Layout::
+
+    bundle/
+      manifest.json
+      master_reg-<version>.onnx      # any file name; the manifest says which
+      preset_cls-<version>.onnx
+      align_conf-<version>.onnx
+
+``manifest.json`` (``format_version`` 1)::
+
+    {
+      "format_version": 1,
+      "created_at": "2025-01-10T03:00:00Z",
+      "feature_schema_version": "1",
+      "flags": {"enable_cpu_ml": false, "enable_master_regression": true,
+                "enable_preset_recommendation": true, "enable_align_confidence": true},
+      "tasks": {
+        "master_reg": {
+          "active_version": "20250110-a1b2",          # or null: the task answers from rules
+          "models": {
+            "20250110-a1b2": {
+              "file": "master_reg-20250110-a1b2.onnx", "sha256": "<64 hex>",
+              "status": "active", "rollout_pct": 100.0,
+              "feature_schema_version": "1",
+              "input_name": "features", "input_dim": 160,
+              "output_name": "params", "output_dim": 8,
+              "metrics": {"mae_norm": 0.08}, "created_at": "2025-01-10T02:59:00Z"
+            }
+          }
+        },
+        "preset_cls": {...}, "align_conf": {...}
+      },
+      "experiments": {
+        "exp-master-v2": {"task": "master_reg",
+                          "variants": {"control": "20250110-a1b2", "treatment": "20250117-c3d4"},
+                          "weights": {"control": 50, "treatment": 50},
+                          "coverage": 0.2, "salt": null}
+      }
+    }
+
+The model I/O contract (:data:`MODEL_IO`) is fixed per task; the input width is the
+length of the feature vector the model was trained on (``len(FEATURE_NAMES)`` or
+``len(ALIGNMENT_FEATURE_NAMES)``) and is checked by the predictor, not here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from mixai_inference.tasks import (
+    ALIGN_CONF,
+    MASTER_PARAM_NAMES,
+    MASTER_REG,
+    PRESET_CLS,
+    PRESETS,
+    TASKS,
+)
+
+FORMAT_VERSION: Final = 1
+MANIFEST_NAME: Final = "manifest.json"
+
+FLAG_NAMES: Final = (
+    "enable_cpu_ml",
+    "enable_master_regression",
+    "enable_preset_recommendation",
+    "enable_align_confidence",
+)
+"""The feature flags of CONTRACTS §3, in the order the manifest and the docs list them."""
+
+TASK_FLAGS: Final = {
+    MASTER_REG: "enable_master_regression",
+    PRESET_CLS: "enable_preset_recommendation",
+    ALIGN_CONF: "enable_align_confidence",
+}
+"""The flag that switches each task's model on (together with ``enable_cpu_ml``)."""
+
+MODEL_STATUSES: Final = ("candidate", "active", "shadow", "retired")
+
+METADATA_KEYS: Final = ("task", "version", "feature_schema_version", "output_names", "metrics")
+"""``metadata_props`` every ONNX file carries; ``output_names`` and ``metrics`` are JSON text."""
+
+_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
+
+
+def utc_now_iso() -> str:
+    """The current UTC time as ISO 8601 with a ``Z`` suffix, to the second."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ModelIO:
+    """One task's ONNX graph I/O: float32 ``[batch, input_dim]`` → ``[batch, output_dim]``."""
+
+    input_name: str
+    output_name: str
+    output_dim: int
+    output_labels: tuple[str, ...]
+    """What each output column means, in order."""
+
+
+MODEL_IO: Final = {
+    MASTER_REG: ModelIO("features", "params", len(MASTER_PARAM_NAMES), MASTER_PARAM_NAMES),
+    PRESET_CLS: ModelIO("features", "probabilities", len(PRESETS), PRESETS),
+    ALIGN_CONF: ModelIO("features", "probability", 1, ("aligned_ok",)),
+}
+"""Per task: ``master_reg`` gives the 8 parameters in label units (``MASTER_PARAM_NAMES``
+order), ``preset_cls`` the probabilities in ``PRESETS`` order, ``align_conf`` the
+probability that the alignment is right."""
+
+
+class BundleError(ValueError):
+    """A bundle or manifest that cannot be read or does not follow the format."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One ONNX model of a task, as listed in the manifest."""
+
+    version: str
+    file: str
+    sha256: str
+    status: str
+    rollout_pct: float
+    """Share of users (0–100) the *active* version serves; users outside get the rules.
+    Informational for other statuses (mirrors ``model_registry``)."""
+    feature_schema_version: str
+    input_name: str
+    input_dim: int
+    output_name: str
+    output_dim: int
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    created_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest's JSON object of this entry (without the version, which is its key)."""
+        return {
+            "file": self.file,
+            "sha256": self.sha256,
+            "status": self.status,
+            "rollout_pct": self.rollout_pct,
+            "feature_schema_version": self.feature_schema_version,
+            "input_name": self.input_name,
+            "input_dim": self.input_dim,
+            "output_name": self.output_name,
+            "output_dim": self.output_dim,
+            "metrics": dict(self.metrics),
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """A task's models: the active version (or none) and every other shipped version."""
+
+    active_version: str | None
+    models: Mapping[str, ModelEntry]
+
+    @property
+    def active(self) -> ModelEntry | None:
+        """The active model, or ``None`` when the task has none."""
+        return None if self.active_version is None else self.models[self.active_version]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An A/B experiment over model versions of one task.
+
+    ``variants`` maps each variant name to a model version of ``task``, or to ``None``
+    for a variant answered by the rules (e.g. an ML-vs-rules experiment). Users are
+    assigned with :func:`mixai_inference.routing.assign_variant`.
+    """
+
+    experiment_id: str
+    task: str
+    variants: Mapping[str, str | None]
+    weights: Mapping[str, float]
+    coverage: float = 1.0
+    salt: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest's JSON object of this experiment (without its id, which is its key)."""
+        return {
+            "task": self.task,
+            "variants": dict(self.variants),
+            "weights": dict(self.weights),
+            "coverage": self.coverage,
+            "salt": self.salt,
+        }
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The content of ``manifest.json``; build one and pass it to :func:`write_bundle`."""
+
+    feature_schema_version: str
+    tasks: Mapping[str, TaskEntry]
+    flags: Mapping[str, bool] = field(default_factory=dict)
+    """Flag defaults of this bundle; missing flags take the package defaults
+    (see :mod:`mixai_inference.flags`), environment variables override them."""
+    experiments: Mapping[str, Experiment] = field(default_factory=dict)
+    created_at: str = field(default_factory=utc_now_iso)
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object written to ``manifest.json``."""
+        return {
+            "format_version": self.format_version,
+            "created_at": self.created_at,
+            "feature_schema_version": self.feature_schema_version,
+            "flags": dict(self.flags),
+            "tasks": {
+                task: {
+                    "active_version": entry.active_version,
+                    "models": {v: model.to_json() for v, model in entry.models.items()},
+                }
+                for task, entry in self.tasks.items()
+            },
+            "experiments": {eid: exp.to_json() for eid, exp in self.experiments.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Manifest:
+        """Parse the JSON object of ``manifest.json``.
+
+        Raises:
+            BundleError: If a field is missing, of the wrong type or inconsistent.
+        """
+        obj = _expect(data, dict, "manifest")
+        version = _expect(obj.get("format_version"), int, "format_version")
+        if version > FORMAT_VERSION:
+            raise BundleError(
+                f"manifest format_version {version} is newer than this package reads "
+                f"({FORMAT_VERSION}); upgrade mixai-inference"
+            )
+        tasks = {
+            task: _task_from_json(task, raw)
+            for task, raw in _expect(obj.get("tasks", {}), dict, "tasks").items()
+        }
+        experiments = {
+            eid: _experiment_from_json(eid, raw)
+            for eid, raw in _expect(obj.get("experiments", {}), dict, "experiments").items()
+        }
+        return cls(
+            feature_schema_version=_expect(
+                obj.get("feature_schema_version"), str, "feature_schema_version"
+            ),
+            tasks=tasks,
+            flags=_expect(obj.get("flags", {}), dict, "flags"),
+            experiments=experiments,
+            created_at=_expect(obj.get("created_at"), str, "created_at"),
+            format_version=version,
+        )
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The lowercase hex SHA-256 digest of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str:
+    """The lowercase hex SHA-256 digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(bundle_dir: str | os.PathLike[str]) -> Manifest:
+    """Read and validate ``<bundle_dir>/manifest.json``.
+
+    Model files are not opened here; the predictor verifies their SHA-256.
+
+    Raises:
+        BundleError: If the manifest is missing, not JSON or not a valid manifest.
+    """
+    path = Path(bundle_dir) / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BundleError(f"cannot read the bundle manifest {path}: {exc.strerror or exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path} is not valid JSON: {exc}") from exc
+    try:
+        return Manifest.from_json(data)
+    except BundleError as exc:
+        raise BundleError(f"{path}: {exc}") from exc
+
+
+def write_bundle(
+    bundle_dir: str | os.PathLike[str],
+    manifest: Manifest,
+    files: Mapping[str, bytes | str | os.PathLike[str]],
+) -> Path:
+    """Write a bundle atomically: a complete new folder replaces the old one.
+
+    The files and ``manifest.json`` are written to a temporary folder next to
+    ``bundle_dir`` and fsynced; then the old bundle (if any) is renamed aside, the new
+    folder renamed into place, the parent folder fsynced, and the old bundle deleted.
+    A reader therefore sees the complete old bundle, the complete new one, or (for the
+    instant between the two renames) none, never a mix. If anything fails before the
+    swap the old bundle is untouched and the temporary folder removed.
+
+    Args:
+        bundle_dir: The bundle folder, e.g. ``data/06_models/bundle``.
+        manifest: What to write; every model file it lists must be in ``files``.
+        files: File name (no folders) → content, as bytes or as a path to copy.
+
+    Returns:
+        The bundle folder.
+
+    Raises:
+        BundleError: If a listed file is not given, an extra file is given, or a file's
+            SHA-256 differs from its manifest entry.
+    """
+    target = Path(bundle_dir)
+    listed = {
+        model.file: model for entry in manifest.tasks.values() for model in entry.models.values()
+    }
+    extra = sorted(set(files) - set(listed))
+    missing = sorted(set(listed) - set(files))
+    if extra or missing:
+        raise BundleError(
+            f"files do not match the manifest: missing {missing or 'none'}, "
+            f"not listed {extra or 'none'}"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        for name, content in files.items():
+            data = content if isinstance(content, bytes) else Path(content).read_bytes()
+            digest = sha256_bytes(data)
+            if digest != listed[name].sha256:
+                raise BundleError(
+                    f"{name}: sha256 {digest} differs from the manifest's {listed[name].sha256}"
+                )
+            _write_synced(staging / name, data)
+        manifest_text = json.dumps(manifest.to_json(), indent=2, sort_keys=False) + "\n"
+        _write_synced(staging / MANIFEST_NAME, manifest_text.encode("utf-8"))
+        _fsync_dir(staging)
+        _swap_in(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    # Directories cannot be opened for fsync on every platform (e.g. Windows); best effort.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    previous = None
+    if target.exists():
+        previous = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        previous.rmdir()
+        os.rename(target, previous)
+    try:
+        os.rename(staging, target)
+    except BaseException:
+        if previous is not None:
+            os.rename(previous, target)
+        raise
+    _fsync_dir(target.parent)
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+# --- validation ----------------------------------------------------------------------------
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # bool is an int in Python but not a number (or a string) in a manifest
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise BundleError(f"{what}: expected {names}, got {value!r}")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    number = float(_expect(value, (int, float), what))
+    if not math.isfinite(number):
+        raise BundleError(f"{what}: expected a finite number, got {value!r}")
+    return number
+
+
+def _optional_str(value: Any, what: str) -> str | None:
+    return None if value is None else _expect(value, str, what)
+
+
+def _model_from_json(task: str, version: str, raw: Any) -> ModelEntry:
+    where = f"tasks.{task}.models.{version}"
+    obj = _expect(raw, dict, where)
+    return ModelEntry(
+        version=version,
+        file=_expect(obj.get("file"), str, f"{where}.file"),
+        sha256=_expect(obj.get("sha256"), str, f"{where}.sha256"),
+        status=_expect(obj.get("status"), str, f"{where}.status"),
+        rollout_pct=_number(obj.get("rollout_pct"), f"{where}.rollout_pct"),
+        feature_schema_version=_expect(
+            obj.get("feature_schema_version"), str, f"{where}.feature_schema_version"
+        ),
+        input_name=_expect(obj.get("input_name"), str, f"{where}.input_name"),
+        input_dim=_expect(obj.get("input_dim"), int, f"{where}.input_dim"),
+        output_name=_expect(obj.get("output_name"), str, f"{where}.output_name"),
+        output_dim=_expect(obj.get("output_dim"), int, f"{where}.output_dim"),
+        metrics=_expect(obj.get("metrics", {}), dict, f"{where}.metrics"),
+        created_at=_optional_str(obj.get("created_at"), f"{where}.created_at"),
+    )
+
+
+def _task_from_json(task: str, raw: Any) -> TaskEntry:
+    obj = _expect(raw, dict, f"tasks.{task}")
+    models = _expect(obj.get("models", {}), dict, f"tasks.{task}.models")
+    return TaskEntry(
+        active_version=_optional_str(obj.get("active_version"), f"tasks.{task}.active_version"),
+        models={version: _model_from_json(task, version, m) for version, m in models.items()},
+    )
+
+
+def _experiment_from_json(experiment_id: str, raw: Any) -> Experiment:
+    where = f"experiments.{experiment_id}"
+    obj = _expect(raw, dict, where)
+    variants = _expect(obj.get("variants"), dict, f"{where}.variants")
+    weights = _expect(obj.get("weights"), dict, f"{where}.weights")
+    return Experiment(
+        experiment_id=experiment_id,
+        task=_expect(obj.get("task"), str, f"{where}.task"),
+        variants={
+            name: _optional_str(v, f"{where}.variants.{name}") for name, v in variants.items()
+        },
+        weights={name: _number(w, f"{where}.weights.{name}") for name, w in weights.items()},
+        coverage=_number(obj.get("coverage", 1.0), f"{where}.coverage"),
+        salt=_optional_str(obj.get("salt"), f"{where}.salt"),
+    )
+
+
+def _validate(manifest: Manifest) -> None:
+    """Check the cross-field rules of a manifest (types are checked while parsing)."""
+    if not manifest.feature_schema_version:
+        raise BundleError("feature_schema_version is empty")
+    unknown_flags = sorted(set(manifest.flags) - set(FLAG_NAMES))
+    if unknown_flags:
+        raise BundleError(f"unknown flags {unknown_flags}; known: {list(FLAG_NAMES)}")
+    for name, value in manifest.flags.items():
+        if not isinstance(value, bool):
+            raise BundleError(f"flags.{name}: expected true or false, got {value!r}")
+    files: set[str] = set()
+    for task, entry in manifest.tasks.items():
+        if task not in TASKS:
+            raise BundleError(f"unknown task {task!r}; expected one of {list(TASKS)}")
+        for version, model in entry.models.items():
+            _validate_model(task, version, model)
+            if model.file in files:
+                raise BundleError(f"file {model.file!r} is listed twice")
+            files.add(model.file)
+        actives = sorted(v for v, m in entry.models.items() if m.status == "active")
+        expected = [] if entry.active_version is None else [entry.active_version]
+        if actives != expected:
+            raise BundleError(
+                f"tasks.{task}: active_version is {entry.active_version!r} but the models with "
+                f"status 'active' are {actives}; exactly the active version has that status"
+            )
+    for experiment_id, experiment in manifest.experiments.items():
+        _validate_experiment(manifest, experiment_id, experiment)
+
+
+def _validate_model(task: str, version: str, model: ModelEntry) -> None:
+    where = f"tasks.{task}.models.{version}"
+    io = MODEL_IO[task]
+    problems = []
+    if not _NAME_RE.fullmatch(version):
+        problems.append(f"version must match {_NAME_RE.pattern}")
+    if model.version != version:
+        problems.append(f"entry version {model.version!r} differs from its key")
+    if Path(model.file).name != model.file or model.file in ("", ".", "..", MANIFEST_NAME):
+        problems.append(f"file must be a plain file name, got {model.file!r}")
+    if not _SHA256_RE.fullmatch(model.sha256):
+        problems.append("sha256 must be 64 lowercase hex digits")
+    if model.status not in MODEL_STATUSES:
+        problems.append(f"status must be one of {list(MODEL_STATUSES)}, got {model.status!r}")
+    if not 0.0 <= model.rollout_pct <= 100.0:
+        problems.append(f"rollout_pct must be in [0, 100], got {model.rollout_pct}")
+    if (model.input_name, model.output_name, model.output_dim) != (
+        io.input_name,
+        io.output_name,
+        io.output_dim,
+    ):
+        problems.append(
+            f"I/O must be {io.input_name!r} -> {io.output_name!r} [batch, {io.output_dim}], got "
+            f"{model.input_name!r} -> {model.output_name!r} [batch, {model.output_dim}]"
+        )
+    if model.input_dim < 1:
+        problems.append(f"input_dim must be positive, got {model.input_dim}")
+    if problems:
+        raise BundleError(f"{where}: " + "; ".join(problems))
+
+
+def _validate_experiment(manifest: Manifest, experiment_id: str, experiment: Experiment) -> None:
+    where = f"experiments.{experiment_id}"
+    problems = []
+    if experiment.experiment_id != experiment_id:
+        problems.append(f"entry id {experiment.experiment_id!r} differs from its key")
+    if experiment.task not in TASKS:
+        problems.append(f"unknown task {experiment.task!r}")
+    if not experiment.variants:
+        problems.append("needs at least one variant")
+    # ASCII names keep the sort order of every language the same (see docs/deployment.md).
+    bad_names = sorted(n for n in experiment.variants if not _NAME_RE.fullmatch(n))
+    if bad_names:
+        problems.append(f"variant names must match {_NAME_RE.pattern}: {bad_names}")
+    if set(experiment.weights) != set(experiment.variants):
+        problems.append(
+            f"weights {sorted(experiment.weights)} must name the same variants as "
+            f"variants {sorted(experiment.variants)}"
+        )
+    elif any(w < 0 for w in experiment.weights.values()) or sum(experiment.weights.values()) <= 0:
+        problems.append("weights must be non-negative and not all zero")
+    if not 0.0 <= experiment.coverage <= 1.0:
+        problems.append(f"coverage must be in [0, 1], got {experiment.coverage}")
+    task = manifest.tasks.get(experiment.task)
+    shipped = {} if task is None else task.models
+    for variant, version in experiment.variants.items():
+        if version is None:
+            continue
+        model = shipped.get(version)
+        if model is None:
+            problems.append(f"variant {variant!r} names version {version!r}, not in the bundle")
+        elif model.status == "retired":
+            problems.append(f"variant {variant!r} names the retired version {version!r}")
+    if problems:
+        raise BundleError(f"{where}: " + "; ".join(problems))

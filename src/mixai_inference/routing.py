@@ -1,0 +1,94 @@
+"""Deterministic A/B assignment, shared with the MIXAI web app.
+
+The algorithm (documented for other languages, with a TypeScript version, in
+``docs/deployment.md``; ``assignment_vectors.json`` beside this module holds cases
+that any implementation must reproduce exactly):
+
+1. ``salt`` defaults to the experiment id.
+2. ``unit(kind) = uint32_be(sha256(utf8(salt + ":" + kind + ":" + user_id))[0:4]) / 2**32``,
+   a number in [0, 1). UTF-8 as WHATWG/Node encode it: a lone surrogate becomes
+   U+FFFD (bytes ``EF BF BD``).
+3. The user is in the experiment iff ``unit("coverage") < coverage``. Raising the
+   coverage only adds users: nobody who was in leaves.
+4. Variants are taken in ascending order of name (Unicode code points; manifests
+   restrict names to ASCII so every language sorts alike). With ``total`` the sum of
+   the weights in that order, the user gets the first variant whose running sum
+   ``cumulative`` satisfies ``unit("variant") < cumulative / total`` (IEEE doubles,
+   summed in that order). Zero-weight variants are never chosen. If rounding leaves
+   the draw above the last bucket, the last variant with a positive weight is chosen.
+   This draw does not depend on coverage, so a user keeps their variant when the
+   coverage rises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+
+_UINT32 = 2**32
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: encode them as U+FFFD, like JavaScript
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+
+
+def hash_unit(salt: str, kind: str, user_id: str) -> float:
+    """A uniform number in [0, 1) from the first 4 bytes (big-endian) of a SHA-256 digest.
+
+    The digest is of the UTF-8 bytes of ``f"{salt}:{kind}:{user_id}"``.
+    """
+    digest = hashlib.sha256(_utf8(f"{salt}:{kind}:{user_id}")).digest()
+    return int.from_bytes(digest[:4], "big") / _UINT32
+
+
+def assign_variant(
+    user_id: str,
+    experiment_id: str,
+    weights: Mapping[str, float],
+    coverage: float = 1.0,
+    *,
+    salt: str | None = None,
+) -> str | None:
+    """The variant of ``user_id`` in ``experiment_id``, or ``None`` if outside the coverage.
+
+    Args:
+        user_id: The user's id (any string; hashed as UTF-8).
+        experiment_id: The experiment's id; also the salt unless ``salt`` is given.
+        weights: Variant name -> relative weight (non-negative, not all zero),
+            e.g. ``{"control": 50, "treatment": 50}``.
+        coverage: Share of users in the experiment, in [0, 1].
+        salt: Overrides the salt, e.g. to re-randomise an experiment under the same id.
+
+    Raises:
+        ValueError: If the weights or the coverage are not valid.
+    """
+    if not weights:
+        raise ValueError("weights is empty: give at least one variant, e.g. {'control': 1.0}")
+    values = [float(weights[name]) for name in sorted(weights)]
+    if any(not math.isfinite(value) or value < 0 for value in values) or sum(values) <= 0:
+        raise ValueError(
+            f"weights must be finite, non-negative and not all zero, got {dict(weights)}"
+        )
+    if not (math.isfinite(coverage) and 0.0 <= coverage <= 1.0):
+        raise ValueError(f"coverage must be in [0, 1], got {coverage}")
+    key = experiment_id if salt is None else salt
+    if hash_unit(key, "coverage", str(user_id)) >= coverage:
+        return None
+    draw = hash_unit(key, "variant", str(user_id))
+    total = 0.0
+    for value in values:  # not sum(): Python 3.12+ sums floats with compensation, JS does not
+        total += value
+    cumulative = 0.0
+    names = sorted(weights)
+    for name, value in zip(names, values, strict=True):
+        cumulative += value
+        if draw < cumulative / total:
+            return name
+    # draw < 1 == cumulative / total unless rounding leaves the last bucket a hair short
+    return next(
+        name for name, value in zip(reversed(names), reversed(values), strict=True) if value > 0
+    )

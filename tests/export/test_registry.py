@@ -1,0 +1,82 @@
+"""Registry transitions (promote, rollout, rollback) and the manifest built from the registry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mixai_inference.bundle import sha256_file, write_bundle, read_manifest
+from mixai_ml.export import registry
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def store(tmp_path: Path, task: str, version: str) -> registry.ExportedModel:
+    path = tmp_path / task / f"{version}.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(f"model {task} {version}".encode())
+    return registry.ExportedModel(task, version, str(path), sha256_file(path), {"mae_norm": 0.1})
+
+
+def table(*models: registry.ExportedModel) -> pd.DataFrame:
+    return pd.DataFrame(
+        [registry.candidate_row(m, NOW + timedelta(minutes=i)) for i, m in enumerate(models)]
+    )
+
+
+def status(frame: pd.DataFrame) -> dict[str, tuple[str, float]]:
+    return {row.version: (row.status, row.rollout_pct) for row in frame.itertuples()}
+
+
+def test_promote_rollout_and_rollback(tmp_path: Path) -> None:
+    frame = table(store(tmp_path, "master_reg", "v1"), store(tmp_path, "master_reg", "v2"))
+    frame = registry.promote(frame, "master_reg", "v1", NOW)
+    frame = registry.promote(frame, "master_reg", "v2", NOW + timedelta(days=1), rollout_pct=10)
+    assert status(frame) == {"v1": ("retired", 0.0), "v2": ("active", 10.0)}
+    frame = registry.set_rollout(frame, "master_reg", 60)
+    assert status(frame)["v2"] == ("active", 60.0)
+    frame = registry.rollback(frame, "master_reg", NOW + timedelta(days=2))
+    assert status(frame) == {"v1": ("active", 100.0), "v2": ("retired", 0.0)}
+    with pytest.raises(ValueError, match="no registered version 'v9'"):
+        registry.promote(frame, "master_reg", "v9", NOW)
+    with pytest.raises(ValueError, match="between 0 and 100"):
+        registry.set_rollout(frame, "master_reg", 120)
+
+
+def test_manifest_ships_active_models_and_resolvable_experiments(tmp_path: Path) -> None:
+    frame = table(
+        store(tmp_path, "master_reg", "v1"),
+        store(tmp_path, "master_reg", "v2"),
+        store(tmp_path, "preset_cls", "p1"),
+    )
+    frame = registry.promote(frame, "master_reg", "v1", NOW)
+    frame = registry.promote(frame, "preset_cls", "p1", NOW)
+    experiments = {
+        "cand": {"task": "master_reg", "variants": {"control": "active", "treatment": "candidate"},
+                 "weights": {"control": 50, "treatment": 50}, "coverage": 0.2},
+        "no-candidate": {"task": "preset_cls",
+                         "variants": {"control": "active", "treatment": "candidate"},
+                         "weights": {"control": 1, "treatment": 1}},
+    }
+    manifest, files = registry.build_manifest(frame, {"enable_cpu_ml": True}, experiments, NOW)
+    registry.verify_store(files, manifest)
+    write_bundle(tmp_path / "bundle", manifest, files)
+
+    shipped = read_manifest(tmp_path / "bundle")
+    assert shipped.tasks["master_reg"].active_version == "v1"
+    assert sorted(shipped.tasks["master_reg"].models) == ["v1", "v2"]
+    assert shipped.tasks["align_conf"].active_version is None
+    assert list(shipped.experiments) == ["cand"]
+    assert dict(shipped.experiments["cand"].variants) == {"control": "v1", "treatment": "v2"}
+
+
+def test_a_tampered_store_file_is_never_shipped(tmp_path: Path) -> None:
+    model = store(tmp_path, "align_conf", "a1")
+    frame = registry.promote(table(model), "align_conf", "a1", NOW)
+    manifest, files = registry.build_manifest(frame, {}, {}, NOW)
+    Path(model.uri).write_bytes(b"tampered")
+    with pytest.raises(ValueError, match="no longer matches its registered sha256"):
+        registry.verify_store(files, manifest)

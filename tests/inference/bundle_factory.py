@@ -1,0 +1,200 @@
+"""Tiny ONNX models and bundles for the runtime tests (``onnx`` is a test dependency only).
+
+Each model is ``output = features @ weight + bias`` (MatMul + Add) with the contract's
+I/O names; with ``weight = 0`` the output is the bias, so every version's answer is
+identifiable. Feature names are small fakes: the names the rules read plus a few
+others (the tests never depend on the package's real feature count).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from mixai_inference.bundle import (
+    MODEL_IO,
+    Experiment,
+    Manifest,
+    ModelEntry,
+    TaskEntry,
+    sha256_bytes,
+    write_bundle,
+)
+from mixai_inference.rules import ALIGN_INPUTS, TRACK_INPUTS, Rules
+from mixai_inference.tasks import ALIGN_CONF, MASTER_PARAM_RANGES, MASTER_REG, PRESET_CLS
+
+SCHEMA = "test-schema-1"
+FEATURE_NAMES = (
+    *(spec.name for spec in TRACK_INPUTS.values()),
+    "mfcc_00_mean",
+    "chroma_03_max",
+)
+ALIGN_NAMES = (*(spec.name for spec in ALIGN_INPUTS.values()), "xcorr_peak_value")
+RULES = Rules(FEATURE_NAMES, ALIGN_NAMES)
+INPUT_DIMS = {
+    MASTER_REG: len(FEATURE_NAMES),
+    PRESET_CLS: len(FEATURE_NAMES),
+    ALIGN_CONF: len(ALIGN_NAMES),
+}
+
+
+def typical_features() -> np.ndarray:
+    """A finite feature vector: every rule input at its typical value, the rest 0."""
+    values = dict.fromkeys(FEATURE_NAMES, 0.0)
+    values.update({spec.name: spec.typical for spec in TRACK_INPUTS.values()})
+    return np.array([values[name] for name in FEATURE_NAMES], dtype=np.float32)
+
+
+def master_bias(k: int) -> np.ndarray:
+    """Parameters that identify version ``k``: ``target_lufs = -19.5 + 0.5 k`` (k < 27)."""
+    mid = np.array([(lo + hi) / 2 for lo, hi in MASTER_PARAM_RANGES.values()])
+    mid[0] = -19.5 + 0.5 * k
+    return mid
+
+
+def preset_bias(k: int) -> np.ndarray:
+    """A distribution that identifies version ``k``: ``p[0] = 0.05 + 0.01 k`` (k < 40)."""
+    p = np.full(6, 0.0)
+    p[0] = 0.05 + 0.01 * k
+    p[1:] = (1.0 - p[0]) / 5
+    return p
+
+
+def affine_model(
+    task: str,
+    version: str,
+    bias: Sequence[float],
+    *,
+    input_dim: int | None = None,
+    weight: np.ndarray | None = None,
+    schema: str = SCHEMA,
+    metadata: Mapping[str, str] | None = None,
+    input_name: str | None = None,
+    output_name: str | None = None,
+) -> bytes:
+    """A serialized ONNX model ``output = features @ weight + bias`` of ``task``."""
+    io = MODEL_IO[task]
+    dim = INPUT_DIMS[task] if input_dim is None else input_dim
+    bias_array = np.asarray(bias, dtype=np.float32).reshape(-1)
+    w = np.zeros((dim, bias_array.size), np.float32) if weight is None else weight
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", [input_name or io.input_name, "W"], ["XW"]),
+            helper.make_node("Add", ["XW", "B"], [output_name or io.output_name]),
+        ],
+        f"{task}_{version}",
+        [
+            helper.make_tensor_value_info(
+                input_name or io.input_name, TensorProto.FLOAT, ["batch", dim]
+            )
+        ],
+        [
+            helper.make_tensor_value_info(
+                output_name or io.output_name, TensorProto.FLOAT, ["batch", bias_array.size]
+            )
+        ],
+        initializer=[
+            numpy_helper.from_array(w.astype(np.float32), "W"),
+            numpy_helper.from_array(bias_array, "B"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    props = {
+        "task": task,
+        "version": version,
+        "feature_schema_version": schema,
+        "output_names": json.dumps(list(io.output_labels)),
+        "metrics": json.dumps({"test": 1.0}),
+        **(metadata or {}),
+    }
+    helper.set_model_props(model, props)
+    onnx.checker.check_model(model, full_check=True)
+    return model.SerializeToString()
+
+
+def model_entry(
+    task: str,
+    version: str,
+    data: bytes,
+    *,
+    status: str = "active",
+    rollout_pct: float = 100.0,
+    schema: str = SCHEMA,
+    input_dim: int | None = None,
+) -> ModelEntry:
+    io = MODEL_IO[task]
+    return ModelEntry(
+        version=version,
+        file=f"{task}-{version}.onnx",
+        sha256=sha256_bytes(data),
+        status=status,
+        rollout_pct=rollout_pct,
+        feature_schema_version=schema,
+        input_name=io.input_name,
+        input_dim=INPUT_DIMS[task] if input_dim is None else input_dim,
+        output_name=io.output_name,
+        output_dim=io.output_dim,
+        metrics={"test": 1.0},
+    )
+
+
+def default_bias(task: str, k: int) -> np.ndarray:
+    if task == MASTER_REG:
+        return master_bias(k)
+    if task == PRESET_CLS:
+        return preset_bias(k)
+    return np.array([0.5 + 0.01 * k])
+
+
+def build_bundle(
+    path: Path,
+    versions: Mapping[str, Sequence[str]] | None = None,
+    *,
+    active: Mapping[str, str | None] | None = None,
+    rollout_pct: float = 100.0,
+    experiments: Mapping[str, Experiment] | None = None,
+    flags: Mapping[str, bool] | None = None,
+    models: Mapping[tuple[str, str], bytes] | None = None,
+    schema: str = SCHEMA,
+    input_dims: Mapping[str, int] = INPUT_DIMS,
+) -> Path:
+    """Write a bundle: for each task its versions (version ``k`` of the list outputs
+    :func:`default_bias` ``(task, k)``), the first active unless ``active`` says otherwise.
+    ``schema`` and ``input_dims`` default to the fake feature names of this module."""
+    versions = versions or {task: ["v0"] for task in MODEL_IO}
+    tasks: dict[str, TaskEntry] = {}
+    files: dict[str, Any] = {}
+    for task, names in versions.items():
+        chosen = (active or {}).get(task, names[0] if names else None)
+        entries = {}
+        for k, version in enumerate(names):
+            data = (models or {}).get((task, version)) or affine_model(
+                task, version, default_bias(task, k), input_dim=input_dims[task], schema=schema
+            )
+            status = "active" if version == chosen else "candidate"
+            entry = model_entry(
+                task,
+                version,
+                data,
+                status=status,
+                rollout_pct=rollout_pct if status == "active" else 0.0,
+                schema=schema,
+                input_dim=input_dims[task],
+            )
+            entries[version] = entry
+            files[entry.file] = data
+        tasks[task] = TaskEntry(active_version=chosen, models=entries)
+    manifest = Manifest(
+        feature_schema_version=schema,
+        tasks=tasks,
+        flags={"enable_cpu_ml": True, **(flags or {})},
+        experiments=dict(experiments or {}),
+    )
+    return write_bundle(path, manifest, files)
