@@ -28,7 +28,9 @@ AUDIT_COLUMNS = ["purge_id", "purged_at", "user_id", "table_name", "rows_deleted
 _CHUNK = 500
 
 
-def jobs_to_purge(jobs: pd.DataFrame, consent: pd.DataFrame, exclusions: pd.DataFrame) -> pd.DataFrame:
+def jobs_to_purge(
+    jobs: pd.DataFrame, consent: pd.DataFrame, exclusions: pd.DataFrame
+) -> pd.DataFrame:
     """``job_id`` and ``user_id`` of withdrawn users' jobs not under a legal hold."""
     withdrawn = jobs[jobs["user_id"].astype(str).isin(withdrawn_users(consent))]
     kept = protected_by_legal_hold(withdrawn, exclusions)
@@ -45,7 +47,9 @@ def _purge_table(connection: Connection, table: Table, job_ids: list[str]) -> pd
     counts: dict[str, int] = {}
     for chunk in _chunks(job_ids):
         found = connection.execute(
-            select(table.c.job_id, func.count()).where(table.c.job_id.in_(chunk)).group_by(table.c.job_id)
+            select(table.c.job_id, func.count())
+            .where(table.c.job_id.in_(chunk))
+            .group_by(table.c.job_id)
         )
         counts.update({str(job): int(n) for job, n in found})
         connection.execute(delete(table).where(table.c.job_id.in_(chunk)))
@@ -96,13 +100,20 @@ def purge_withdrawn_users(
             continue
         per_user = per_job.groupby(owner.reindex(per_job.index).to_numpy()).sum()
         rows += [
-            {"purge_id": purge_id, "purged_at": pd.Timestamp(now), "user_id": user,
-             "table_name": table_name, "rows_deleted": int(count)}
+            {
+                "purge_id": purge_id,
+                "purged_at": pd.Timestamp(now),
+                "user_id": user,
+                "table_name": table_name,
+                "rows_deleted": int(count),
+            }
             for user, count in per_user.items()
         ]
     audit = pd.DataFrame(rows, columns=AUDIT_COLUMNS)
     logger.info(
         "purge %s: %d withdrawn users' jobs without legal hold, %d rows deleted",
-        purge_id, len(job_ids), int(audit["rows_deleted"].sum()) if len(audit) else 0,
+        purge_id,
+        len(job_ids),
+        int(audit["rows_deleted"].sum()) if len(audit) else 0,
     )
     return audit

@@ -71,12 +71,16 @@ def publish(
         model = registry.ExportedModel(
             report["task"], report["version"], report["uri"], report["sha256"], report["metrics"]
         )
-        table = pd.concat([table, pd.DataFrame([registry.candidate_row(model, now)])], ignore_index=True)
+        table = pd.concat(
+            [table, pd.DataFrame([registry.candidate_row(model, now)])], ignore_index=True
+        )
         if promotion_decision[report["task"]]["promote"]:
             table = registry.promote(table, report["task"], report["version"], now)
-    manifest, files = registry.build_manifest(table, params["flags"], params.get("experiments", {}), now)
+    manifest, files = registry.build_manifest(
+        table, params["flags"], params.get("experiments", {}), now
+    )
     registry.verify_store(files, manifest)
-    summary = {
+    summary: dict[str, Any] = {
         task: {"active_version": entry.active_version, "versions": sorted(entry.models)}
         for task, entry in manifest.tasks.items()
     }

@@ -15,8 +15,12 @@ def task_template() -> Pipeline:
         [
             node(
                 nodes.export_model,
-                inputs=["trained_task", "model_input", "task_evaluation",
-                        "params:export.store_folder"],
+                inputs=[
+                    "trained_task",
+                    "model_input",
+                    "task_evaluation",
+                    "params:export.store_folder",
+                ],
                 outputs=["onnx_store", "export_report"],
                 name="export_model",
             )
@@ -36,8 +40,12 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         [
             node(
                 nodes.publish,
-                inputs=[*(f"{task}.export_report" for task in TASKS), "promotion_decision",
-                        "model_registry", "params:export"],
+                inputs=[
+                    *(f"{task}.export_report" for task in TASKS),
+                    "promotion_decision",
+                    "model_registry",
+                    "params:export",
+                ],
                 outputs=["model_registry_updates", "model_bundle", "bundle_summary"],
                 name="publish_bundle",
             )

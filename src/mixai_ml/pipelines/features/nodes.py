@@ -27,11 +27,15 @@ def extract_new_jobs(
     Returns:
         New ``features_store`` rows, ``feature_failures`` rows and a run summary.
     """
-    todo = extraction.jobs_to_extract(jobs, ml_consent, existing_feature_keys, FEATURE_SCHEMA_VERSION)
+    todo = extraction.jobs_to_extract(
+        jobs, ml_consent, existing_feature_keys, FEATURE_SCHEMA_VERSION
+    )
     ready, missing = extraction.job_audio(todo, job_audio_files)
     logger.info(
         "features: %d jobs to extract (%d already done, %d with missing files)",
-        len(todo), len(existing_feature_keys), len(missing),
+        len(todo),
+        len(existing_feature_keys),
+        len(missing),
     )
     started = datetime.now(UTC)
     results = extraction.run_extraction(
@@ -39,10 +43,15 @@ def extract_new_jobs(
     )
     features, failures = extraction.result_tables([*results, *missing], started)
     summary = report.summary(
-        n_jobs=len(jobs), n_todo=len(todo), features=features, failures=failures,
+        n_jobs=len(jobs),
+        n_todo=len(todo),
+        features=features,
+        failures=failures,
         seconds=(datetime.now(UTC) - started).total_seconds(),
     )
-    logger.info("features: %s", {key: summary[key] for key in ("extracted", "failed_jobs", "seconds")})
+    logger.info(
+        "features: %s", {key: summary[key] for key in ("extracted", "failed_jobs", "seconds")}
+    )
     return features, failures, summary
 
 

@@ -14,8 +14,13 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         [
             node(
                 nodes.extract_new_jobs,
-                inputs=["jobs", "ml_consent", "existing_feature_keys", "job_audio_files",
-                        "params:features"],
+                inputs=[
+                    "jobs",
+                    "ml_consent",
+                    "existing_feature_keys",
+                    "job_audio_files",
+                    "params:features",
+                ],
                 outputs=["features_store", "feature_failures", "feature_extraction_summary"],
                 name="extract_new_jobs",
             ),
