@@ -46,7 +46,7 @@ test: lint typecheck
 
 wheel: $(STAMP)
 	rm -f dist/mixai_inference-*.whl
-	$(BIN)/python -m build --wheel --outdir dist src/mixai_inference
+	$(BIN)/python -m build --wheel --no-isolation --outdir dist src/mixai_inference
 
 clean-data:
 	find data -mindepth 2 ! -name .gitkeep -delete

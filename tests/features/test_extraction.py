@@ -28,8 +28,11 @@ def clicks(offset_s: float, seconds: float, seed: int) -> np.ndarray:
     return 0.3 * signal
 
 
+World = tuple[pd.DataFrame, pd.DataFrame, dict[str, extraction.AudioLoader]]
+
+
 @pytest.fixture
-def world(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, object]]:
+def world(tmp_path: Path) -> World:
     """Four jobs: j0, j1 fine; j2 has a corrupt mix; j3 belongs to a user without consent."""
     rows = []
     for index in range(4):
@@ -37,16 +40,29 @@ def world(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, object]
         paths = {role: f"jobs/{job}/{role}.flac" for role in ("vocal", "inst", "mix")}
         instrumental = clicks(0.0, 5.0, seed=index)
         vocal = clicks(0.1, 5.0, seed=10 + index)
-        AudioDataset(filepath=str(tmp_path / paths["inst"])).save((np.stack([instrumental] * 2), SR))
+        AudioDataset(filepath=str(tmp_path / paths["inst"])).save(
+            (np.stack([instrumental] * 2), SR)
+        )
         AudioDataset(filepath=str(tmp_path / paths["vocal"])).save((vocal, SR))
-        AudioDataset(filepath=str(tmp_path / paths["mix"])).save((np.stack([instrumental + vocal] * 2), SR))
-        rows.append({"job_id": job, "user_id": "nobody" if index == 3 else "u1", "created_at": T0,
-                     "vocal_path": paths["vocal"], "inst_path": paths["inst"],
-                     "trimmed_inst_path": None, "mix_path": paths["mix"]})
+        AudioDataset(filepath=str(tmp_path / paths["mix"])).save(
+            (np.stack([instrumental + vocal] * 2), SR)
+        )
+        rows.append(
+            {
+                "job_id": job,
+                "user_id": "nobody" if index == 3 else "u1",
+                "created_at": T0,
+                "vocal_path": paths["vocal"],
+                "inst_path": paths["inst"],
+                "trimmed_inst_path": None,
+                "mix_path": paths["mix"],
+            }
+        )
     (tmp_path / "jobs/j2/mix.flac").write_bytes(b"fLaC" + b"\0" * 100)
     jobs = pd.DataFrame(rows)
-    consent = pd.DataFrame({"user_id": ["u1"], "consented": [True], "updated_at": T0,
-                            "withdrawn_at": pd.NaT})
+    consent = pd.DataFrame(
+        {"user_id": ["u1"], "consented": [True], "updated_at": T0, "withdrawn_at": pd.NaT}
+    )
     files = {
         str(path.relative_to(tmp_path)): AudioDataset(filepath=str(path)).load
         for path in tmp_path.rglob("*.flac")
@@ -58,9 +74,11 @@ def no_features() -> pd.DataFrame:
     return pd.DataFrame({"job_id": [], "schema_version": []})
 
 
-def test_extracts_consenting_jobs_and_records_failures_without_stopping(world) -> None:  # type: ignore[no-untyped-def]
+def test_extracts_consenting_jobs_and_records_failures_without_stopping(world: World) -> None:
     jobs, consent, files = world
-    features, failures, summary = extract_new_jobs(jobs, consent, no_features(), files, {"n_workers": 1})
+    features, failures, summary = extract_new_jobs(
+        jobs, consent, no_features(), files, {"n_workers": 1}
+    )
 
     assert features["job_id"].tolist() == ["j0", "j1"]
     assert (features["schema_version"] == FEATURE_SCHEMA_VERSION).all()
@@ -74,15 +92,17 @@ def test_extracts_consenting_jobs_and_records_failures_without_stopping(world) -
     assert summary["failed_jobs"] == 1
 
 
-def test_only_jobs_without_features_of_this_schema_version_are_redone(world) -> None:  # type: ignore[no-untyped-def]
+def test_only_jobs_without_features_of_this_schema_version_are_redone(world: World) -> None:
     jobs, consent, _ = world
-    existing = pd.DataFrame({"job_id": ["j0", "j1"], "schema_version": [FEATURE_SCHEMA_VERSION, "0.9"]})
+    existing = pd.DataFrame(
+        {"job_id": ["j0", "j1"], "schema_version": [FEATURE_SCHEMA_VERSION, "0.9"]}
+    )
     todo = extraction.jobs_to_extract(jobs, consent, existing, FEATURE_SCHEMA_VERSION)
     assert todo["job_id"].tolist() == ["j1", "j2"]
 
 
-def test_missing_files_are_failures_not_crashes(world) -> None:  # type: ignore[no-untyped-def]
-    jobs, consent, files = world
+def test_missing_files_are_failures_not_crashes(world: World) -> None:
+    jobs, _, files = world
     del files["jobs/j1/vocal.flac"]
     ready, missing = extraction.job_audio(jobs.iloc[:2], files)
     assert [job.job_id for job in ready] == ["j0"]
@@ -91,13 +111,14 @@ def test_missing_files_are_failures_not_crashes(world) -> None:  # type: ignore[
 
 
 @pytest.mark.slow
-def test_dask_cluster_gives_the_same_features_as_local_processes(world) -> None:  # type: ignore[no-untyped-def]
+def test_dask_cluster_gives_the_same_features_as_local_processes(world: World) -> None:
     from dask.distributed import LocalCluster
 
-    jobs, consent, files = world
+    jobs, _, files = world
     ready, _ = extraction.job_audio(jobs.iloc[:2], files)
     local = extraction.run_extraction(ready, n_workers=2)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
+    with cluster:
         distributed = extraction.run_extraction(ready, scheduler=cluster.scheduler_address)
     assert [r.job_id for r in distributed] == [r.job_id for r in local]
     for a, b in zip(local, distributed, strict=True):

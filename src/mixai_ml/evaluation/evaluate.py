@@ -43,6 +43,9 @@ def evaluate_task(
         "n_test": len(predictions),
         "n_test_users": int(predictions["user_id"].nunique()),
     }
+    if predictions.empty:
+        result["reason"] = result["reason"] or "no test users"
+        return result
     for source, values in outputs.items():
         result[source] = task_metrics(task, targets, values, bins)
     if "active_version" in predictions:

@@ -74,6 +74,8 @@ def test_predictions(
     test = model_input[model_input["split"] == "test"]
     inputs, _ = arrays(model_input, task, "test")
     frame = test[["job_id", "user_id", *spec.target_names]].reset_index(drop=True)
+    if frame.empty:
+        return frame
     contenders = {"rules": rules_predict(task, inputs)}
     if trained.trained and trained.model is not None:
         contenders["model"] = predict(trained.model, inputs)

@@ -65,6 +65,12 @@ def decide(
             task, candidate_version, False, ["no candidate: training was skipped"], active_version
         )
     metric = PRIMARY_METRIC[task]
+    undefined = [name for name in ("model", "rules") if metrics[name].get(metric) is None]
+    if undefined:
+        reason = (
+            f"{metric} is undefined on this test set for {', '.join(undefined)} (too few users)"
+        )
+        return Decision(task, candidate_version, False, [reason], active_version)
     candidate = float(metrics["model"][metric])
     reasons = []
     promote = True
@@ -75,7 +81,7 @@ def decide(
         f"{metric} {candidate:.4f} vs rules {metrics['rules'][metric]:.4f}: "
         f"gain {versus_rules:+.4f} {'≥' if ok else '<'} required {policy.min_gain_vs_rules:+.4f}"
     )
-    if "active" in metrics:
+    if metrics.get("active", {}).get(metric) is not None:
         versus_active = gain(metric, candidate, float(metrics["active"][metric]))
         ok = versus_active >= policy.min_gain_vs_active
         promote &= ok

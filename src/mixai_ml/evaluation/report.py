@@ -29,8 +29,11 @@ def metrics_file(
     return content
 
 
-def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+def _fmt(value: Any, spec: str = ".4f") -> str:
+    """A number in ``spec``; ``n/a`` where a metric is undefined (``None``)."""
+    if value is None:
+        return "n/a"
+    return format(value, spec) if isinstance(value, int | float) else str(value)
 
 
 def _summary_table(task: str, result: Mapping[str, Any]) -> list[str]:
@@ -48,7 +51,9 @@ def _per_parameter_table(result: Mapping[str, Any]) -> list[str]:
     lines = [f"| parameter | {header} |", f"|---|{'---|' * 2 * len(present)}"]
     for name in MASTER_PARAM_NAMES:
         scores = [result[source]["per_parameter"][name] for source in present]
-        cells = " | ".join(f"{score['mae']:.3f} | {score['r2']:.3f}" for score in scores)
+        cells = " | ".join(
+            f"{_fmt(score['mae'], '.3f')} | {_fmt(score['r2'], '.3f')}" for score in scores
+        )
         lines.append(f"| {name} | {cells} |")
     return lines
 
@@ -102,15 +107,16 @@ def markdown_report(
                 if source in audio:
                     values = audio[source]
                     lines.append(
-                        f"| {source} | {values['loudness_error_lu_mean']:.2f} | "
-                        f"{values['loudness_error_lu_median']:.2f} | {values['mrstft_mean']:.3f} |"
+                        f"| {source} | {_fmt(values['loudness_error_lu_mean'], '.2f')} | "
+                        f"{_fmt(values['loudness_error_lu_median'], '.2f')} | "
+                        f"{_fmt(values['mrstft_mean'], '.3f')} |"
                     )
             lines.append("")
         for name, ci in result.get("bootstrap", {}).items():
             lines.append(
                 f"- {name.replace('_', ' ')} on {result['primary_metric']}: "
-                f"{ci['difference']:+.4f} (95% CI {ci['ci_low']:+.4f} … {ci['ci_high']:+.4f}, "
-                "paired bootstrap over users)"
+                f"{_fmt(ci['difference'], '+.4f')} (95% CI {_fmt(ci['ci_low'], '+.4f')} … "
+                f"{_fmt(ci['ci_high'], '+.4f')}, paired bootstrap over users)"
             )
         decision = decisions.get(task, {})
         verdict = (

@@ -25,8 +25,8 @@ from kedro.config import OmegaConfigLoader
 from mixai_inference.bundle import write_bundle
 from mixai_inference.tasks import TASKS
 from mixai_ml.datasets import AppTableDataset
-from mixai_ml.paths import resolve
 from mixai_ml.export import registry
+from mixai_ml.paths import resolve
 from mixai_ml.settings import CUSTOM_RESOLVERS
 
 BUNDLE_DIR = "data/06_models/bundle"

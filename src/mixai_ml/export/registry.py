@@ -77,7 +77,8 @@ def promote(
     Raises:
         ValueError: if the version is not registered for the task.
     """
-    registry = registry.assign(promoted_at=pd.to_datetime(registry["promoted_at"], utc=True))
+    promoted_at = pd.to_datetime(registry["promoted_at"], utc=True).astype("datetime64[us, UTC]")
+    registry = registry.assign(promoted_at=promoted_at)
     target = (registry["task"] == task) & (registry["version"] == version)
     if not target.any():
         known = registry.loc[registry["task"] == task, "version"].tolist()

@@ -53,13 +53,22 @@ def training_job_row(
     )
 
 
-def gate(n_samples: int, min_samples: int) -> str:
-    """Why a task with ``n_samples`` trainable rows is skipped, or ``""`` if it may train."""
+def gate(split_sizes: Mapping[str, int], min_samples: int) -> str:
+    """Why a task is skipped, or ``""`` if it may train.
+
+    Args:
+        split_sizes: trainable rows per split (``train``, ``validation``, ``test``).
+        min_samples: ``ML_MIN_SAMPLES``.
+    """
+    n_samples = sum(split_sizes.values())
     if n_samples < min_samples:
         return (
             f"only {n_samples} trainable samples after consent and exclusions, "
             f"below ML_MIN_SAMPLES={min_samples}"
         )
+    empty = [name for name in ("train", "validation", "test") if not split_sizes.get(name)]
+    if empty:
+        return f"no users in the {' and '.join(empty)} split(s): add data or change training.split"
     return ""
 
 

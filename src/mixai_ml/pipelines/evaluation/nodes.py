@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mixai_ml.paths import resolve
 from mixai_ml.evaluation import audio, plots, predictions, promotion, report
 from mixai_ml.evaluation.evaluate import evaluate_task
+from mixai_ml.paths import resolve
 from mixai_ml.training.artifact import TrainedTask
 
 

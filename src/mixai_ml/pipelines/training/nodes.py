@@ -29,9 +29,11 @@ def select_training_data(
     )
 
 
-def start_training_job(governance: dict[str, int], min_samples: int, *, task: str) -> pd.DataFrame:
+def start_training_job(
+    model_input: pd.DataFrame, governance: dict[str, int], min_samples: int, *, task: str
+) -> pd.DataFrame:
     """Record the run in ``training_jobs``: ``running``, or ``skipped`` below the gate."""
-    reason = runs.gate(governance["n_samples"], int(min_samples))
+    reason = runs.gate(model_input["split"].value_counts().to_dict(), int(min_samples))
     started_at = datetime.now(UTC)
     return runs.training_job_row(
         f"{task}-{started_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",

@@ -5,7 +5,7 @@ Run one task alone with ``kedro run --pipelines=training --namespaces=master_reg
 
 from __future__ import annotations
 
-from functools import partial, update_wrapper
+from functools import partial
 from typing import Any
 
 from kedro.pipeline import Pipeline, node
@@ -13,12 +13,14 @@ from kedro.pipeline import Pipeline, node
 from mixai_inference.tasks import TASKS
 from mixai_ml.pipelines.training import nodes
 
-SHARED_INPUTS = {"features_store", "labels", "jobs", "ml_consent", "ml_exclusions"}
+SHARED_INPUTS = ["features_store", "labels", "jobs", "ml_consent", "ml_exclusions"]
 
 
 def for_task(function: Any, task: str) -> Any:
-    """``function`` with its ``task`` keyword bound, keeping its name for Kedro."""
-    return update_wrapper(partial(function, task=task), function)
+    """``function`` with its ``task`` keyword bound, keeping its name for Kedro's logs."""
+    bound = partial(function, task=task)
+    bound.__name__ = function.__name__  # type: ignore[attr-defined]
+    return bound
 
 
 def task_template(task: str) -> Pipeline:
@@ -27,13 +29,13 @@ def task_template(task: str) -> Pipeline:
         [
             node(
                 for_task(nodes.select_training_data, task),
-                inputs=[*sorted(SHARED_INPUTS), "params:training.split"],
+                inputs=[*SHARED_INPUTS, "params:training.split"],
                 outputs=["model_input", "governance"],
                 name="select_training_data",
             ),
             node(
                 for_task(nodes.start_training_job, task),
-                inputs=["governance", "params:training.min_samples"],
+                inputs=["model_input", "governance", "params:training.min_samples"],
                 outputs="training_job_started",
                 name="start_training_job",
             ),
@@ -53,7 +55,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
             Pipeline(
                 task_template(task),
                 namespace=task,
-                inputs=SHARED_INPUTS,
+                inputs=set(SHARED_INPUTS),
                 parameters={"params:training.split", "params:training.min_samples"},
             )
             for task in TASKS
