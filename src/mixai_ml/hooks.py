@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 class ProjectPathHooks:
-    """Resolves the project's relative paths (parameters, SQLite URL) against the session's project."""
+    """Resolves relative paths (parameters, the SQLite URL) against the session's project."""
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:

@@ -72,8 +72,11 @@ def test_paired_bootstrap_covers_the_true_difference() -> None:
 
 
 def test_promotion_needs_both_margins_and_calibration() -> None:
-    metrics = {"model": {"roc_auc": 0.80, "ece": 0.03}, "rules": {"roc_auc": 0.70},
-               "active": {"roc_auc": 0.79}}
+    metrics = {
+        "model": {"roc_auc": 0.80, "ece": 0.03},
+        "rules": {"roc_auc": 0.70},
+        "active": {"roc_auc": 0.79},
+    }
     policy = PromotionPolicy(min_gain_vs_rules=0.05, min_gain_vs_active=0.005, max_ece=0.05)
     assert decide("align_conf", "v2", metrics, policy, "v1").promote
     slim = PromotionPolicy(min_gain_vs_rules=0.05, min_gain_vs_active=0.02, max_ece=0.05)

@@ -22,8 +22,13 @@ def trained_preset_model() -> tuple[TrainedTask, np.ndarray]:
     torch.manual_seed(0)
     model = TabularNet(NetConfig(len(FEATURE_NAMES), 6, "softmax", hidden=(16,), dropout=0.1))
     model.set_input_scaling(Scaling.fit(inputs))
-    task = TrainedTask("preset_cls", "succeeded", version="20260101000000-abcd1234",
-                       input_names=FEATURE_NAMES, model=model.eval())
+    task = TrainedTask(
+        "preset_cls",
+        "succeeded",
+        version="20260101000000-abcd1234",
+        input_names=FEATURE_NAMES,
+        model=model.eval(),
+    )
     return task, inputs
 
 
@@ -37,9 +42,13 @@ def test_export_carries_metadata_and_matches_torch() -> None:
     assert metadata["feature_schema_version"] == FEATURE_SCHEMA_VERSION
     assert json.loads(metadata["output_names"])[0] == "natural"
     assert json.loads(metadata["metrics"]) == {"macro_f1": 0.71}
-    assert max(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")) >= 18
+    assert (
+        max(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")) >= 18
+    )
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
-    assert not any(init.data_location == onnx.TensorProto.EXTERNAL for init in proto.graph.initializer)
+    assert not any(
+        init.data_location == onnx.TensorProto.EXTERNAL for init in proto.graph.initializer
+    )
     report = check_parity(proto, task.model, inputs)  # type: ignore[arg-type]
     assert set(report["batches"]) == {"1", "7", "64"}
     assert report["max_abs_diff"] <= 1e-5

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mixai_inference.bundle import sha256_file, write_bundle, read_manifest
+from mixai_inference.bundle import read_manifest, sha256_file, write_bundle
 from mixai_ml.export import registry
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -55,11 +55,17 @@ def test_manifest_ships_active_models_and_resolvable_experiments(tmp_path: Path)
     frame = registry.promote(frame, "master_reg", "v1", NOW)
     frame = registry.promote(frame, "preset_cls", "p1", NOW)
     experiments = {
-        "cand": {"task": "master_reg", "variants": {"control": "active", "treatment": "candidate"},
-                 "weights": {"control": 50, "treatment": 50}, "coverage": 0.2},
-        "no-candidate": {"task": "preset_cls",
-                         "variants": {"control": "active", "treatment": "candidate"},
-                         "weights": {"control": 1, "treatment": 1}},
+        "cand": {
+            "task": "master_reg",
+            "variants": {"control": "active", "treatment": "candidate"},
+            "weights": {"control": 50, "treatment": 50},
+            "coverage": 0.2,
+        },
+        "no-candidate": {
+            "task": "preset_cls",
+            "variants": {"control": "active", "treatment": "candidate"},
+            "weights": {"control": 1, "treatment": 1},
+        },
     }
     manifest, files = registry.build_manifest(frame, {"enable_cpu_ml": True}, experiments, NOW)
     registry.verify_store(files, manifest)

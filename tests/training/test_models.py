@@ -28,7 +28,11 @@ def regressor(inputs: np.ndarray, targets: np.ndarray) -> TabularNet:
 
 
 def test_regression_learns_a_known_function_in_label_units() -> None:
-    train, validation, test = regression_data(800, 1), regression_data(200, 2), regression_data(200, 3)
+    train, validation, test = (
+        regression_data(800, 1),
+        regression_data(200, 2),
+        regression_data(200, 3),
+    )
     model = regressor(*train)
     history = fit(model, train, validation, FAST)
     error = np.abs(predict(model, test[0]) - test[1]).mean(axis=0)
