@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine, insert, inspect, select
+from sqlalchemy import create_engine, insert, inspect, select, text
 
 from mixai_ml.db import schema
 from mixai_ml.db.migrations import MIGRATIONS, apply_migrations, schema_version
@@ -168,4 +168,35 @@ def test_unordered_migrations_are_refused(sqlite_url: str) -> None:
     with pytest.raises(ValueError, match="unique and increasing"):
         apply_migrations(engine, [MIGRATIONS[1], MIGRATIONS[0]])
     assert inspect(engine).get_table_names() == []
+    engine.dispose()
+
+
+def test_migration_5_upgrades_a_version_4_database(db_url: str) -> None:
+    """A database created before the covering index gets it, and loses the old index."""
+    engine = create_engine(db_url)
+    apply_migrations(engine, MIGRATIONS[:4])
+    with engine.begin() as connection:  # the index as migration 3 created it back then
+        connection.execute(text('DROP INDEX "ix_ab_test_metrics_covering"'))
+        connection.execute(
+            text(
+                "CREATE INDEX ix_ab_test_metrics_experiment_metric_user "
+                "ON ab_test_metrics (experiment_id, metric, user_id)"
+            )
+        )
+
+    assert apply_migrations(engine) == [5]
+
+    indexes = {
+        index["name"]: index["column_names"]
+        for index in inspect(engine).get_indexes("ab_test_metrics")
+    }
+    assert indexes == {
+        "ix_ab_test_metrics_covering": [
+            "experiment_id",
+            "metric",
+            "user_id",
+            "value",
+            "recorded_at",
+        ]
+    }
     engine.dispose()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, Table, insert, inspect, select
+from sqlalchemy import Connection, Engine, Table, insert, inspect, select, text
 
 from mixai_ml.db import schema
 
@@ -37,6 +37,18 @@ def _create(*tables: Table) -> Callable[[Connection], None]:
             table.create(connection, checkfirst=True)
 
     return upgrade
+
+
+def _covering_ab_metrics_index(connection: Connection) -> None:
+    """Replace the (experiment, metric, user) index by one that also holds value and time."""
+    existing = {index["name"] for index in inspect(connection).get_indexes("ab_test_metrics")}
+    if "ix_ab_test_metrics_experiment_metric_user" in existing:
+        connection.execute(text("DROP INDEX ix_ab_test_metrics_experiment_metric_user"))
+    covering = next(
+        i for i in schema.ab_test_metrics.indexes if i.name == "ix_ab_test_metrics_covering"
+    )
+    if covering.name not in existing:
+        covering.create(connection)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -62,6 +74,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _create(schema.ab_test_assignments, schema.ab_test_metrics, schema.ab_test_results),
     ),
     Migration(4, "privacy: purge audit", _create(schema.purge_audit)),
+    Migration(5, "A/B: covering index on ab_test_metrics", _covering_ab_metrics_index),
 )
 
 

@@ -1,0 +1,148 @@
+"""The monitoring report: a time-series plot, a Markdown summary and a JSON document."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from matplotlib import dates as mdates
+from matplotlib.figure import Figure
+
+from mixai_ml.ab.formatting import number as _num
+from mixai_ml.monitoring.accuracy import ACCURACY_METRICS
+from mixai_ml.monitoring.windows import MonitoringSettings
+
+TIMESERIES_PLOT = "monitoring_timeseries.png"
+"""File name of the plot, beside the report in ``data/08_reporting``."""
+
+
+def timeseries_plot(series: pd.DataFrame, period: str) -> Figure:
+    """Latency (mean and p95), error rate and fallback rate per task over time."""
+    figure = Figure(figsize=(9, 8))
+    axes = figure.subplots(3, 1, sharex=True)
+    if series.empty:
+        axes[0].set_title("no predictions logged in the window")
+    series = series.assign(period=pd.to_datetime(series["period"], utc=True))  # text from CSV
+    for task, rows in series.groupby("task", sort=True):
+        line = axes[0].plot(
+            rows["period"], rows["latency_mean_ms"], marker=".", label=f"{task} mean"
+        )
+        axes[0].plot(
+            rows["period"],
+            rows["latency_p95_ms"],
+            ls="--",
+            color=line[0].get_color(),
+            label=f"{task} p95",
+        )
+        axes[1].plot(rows["period"], 100 * rows["error_rate"], marker=".", label=str(task))
+        axes[2].plot(rows["period"], 100 * rows["fallback_rate"], marker=".", label=str(task))
+    for axis, label in zip(
+        axes, ("latency (ms)", "error rate (%)", "fallback to rules (%)"), strict=True
+    ):
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        if axis.lines:
+            axis.legend(fontsize="small", loc="upper left")
+    axes[0].set_title(f"Online predictions per {period} (UTC)", loc="left")
+    locator = mdates.AutoDateLocator()
+    axes[-1].xaxis.set_major_locator(locator)
+    axes[-1].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    figure.tight_layout()
+    return figure
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready rows: timestamps as ISO text, NaN as null."""
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[column]):
+            out[column] = out[column].map(lambda t: None if pd.isna(t) else t.isoformat())
+    return [
+        {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+        for row in out.astype(object).to_dict("records")
+    ]
+
+
+def summary_document(
+    reference: pd.Timestamp | None,
+    summary: pd.DataFrame,
+    alerts: pd.DataFrame,
+    settings: MonitoringSettings,
+) -> dict[str, Any]:
+    """The machine-readable summary (``monitoring_summary.json``)."""
+    return {
+        "reference_time": None if reference is None else reference.isoformat(),
+        "windows": {name: str(length) for name, length in settings.windows.items()},
+        "latency_resolution_ms": settings.latency_resolution_ms,
+        "summary": _records(summary),
+        "alerts": _records(alerts),
+    }
+
+
+def markdown_report(
+    reference: pd.Timestamp | None,
+    summary: pd.DataFrame,
+    alerts: pd.DataFrame,
+    settings: MonitoringSettings,
+) -> str:
+    """Alerts first, then traffic and latency per window, then online accuracy."""
+    windows = ", ".join(settings.windows)
+    lines = [
+        "# Online monitoring",
+        "",
+        f"Reference time: {reference.isoformat() if reference is not None else '–'} (UTC); "
+        f"windows {windows} ending there. Latency quantiles to ±"
+        f"{settings.latency_resolution_ms / 2:g} ms. Methods: `docs/monitoring.md`.",
+        "",
+        "## Alerts",
+        "",
+    ]
+    if reference is None:
+        return "\n".join([*lines, "No predictions in `model_metrics` yet.", ""])
+    if alerts.empty:
+        lines += ["None: every window is within its thresholds.", ""]
+    else:
+        lines += [
+            "| window | task | model version | metric | value | threshold | events |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for a in alerts.itertuples():
+            sign = ">" if a.bound == "max" else "<"
+            lines.append(
+                f"| {a.window} | {a.task} | {a.model_version} | {a.metric} | **{_num(a.value)}** "
+                f"| {sign} {_num(a.limit)} | {a.observations} |"
+            )
+        lines.append("")
+    lines += [
+        f"![Latency, error and fallback rates over time]({TIMESERIES_PLOT})",
+        "",
+        "## Traffic and latency",
+        "",
+        "| window | task | model version | requests | mean ms | p50 ms | p95 ms | p99 ms "
+        "| error rate | fallback rate |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summary.itertuples():
+        lines.append(
+            f"| {r.window} | {r.task} | {r.model_version} | {r.requests} "
+            f"| {_num(r.latency_mean_ms)} | {_num(r.latency_p50_ms)} | {_num(r.latency_p95_ms)} "
+            f"| {_num(r.latency_p99_ms)} | {100 * r.error_rate:.2f} % "
+            f"| {100 * r.fallback_rate:.2f} % |"
+        )
+    lines += ["", "## Online accuracy (labelled predictions)", ""]
+    for task, names in ACCURACY_METRICS.items():
+        rows = summary[(summary["task"] == task) & (summary["labelled"] > 0)]
+        lines += [f"### {task}", ""]
+        if rows.empty:
+            lines += ["No labelled predictions in the windows.", ""]
+            continue
+        lines += [
+            "| window | model version | labelled | " + " | ".join(names) + " |",
+            "|---|---|---|" + "---|" * len(names),
+        ]
+        for r in rows.itertuples():
+            values = " | ".join(_num(getattr(r, name)) for name in names)
+            lines.append(f"| {r.window} | {r.model_version} | {r.labelled} | {values} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,217 @@
+"""Monitoring windows (1 h, 1 d, 7 d, 30 d by default) ending at a reference time.
+
+Per window × task × model version: request count, mean / p50 / p95 / p99 latency, error rate,
+fallback rate (share served by the rules) and online accuracy where labels exist. Counts and
+means come from SQL; latency quantiles from a SQL histogram with ``latency_resolution_ms`` wide
+buckets (exact to half a bucket, whatever the table size); accuracy from the labelled predictions
+of the window (few rows: one per labelled job).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from mixai_ml.monitoring import queries
+from mixai_ml.monitoring.accuracy import ACCURACY_METRICS, online_accuracy
+
+QUANTILES = {"latency_p50_ms": 0.50, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
+ACCURACY_COLUMNS = tuple(dict.fromkeys(m for names in ACCURACY_METRICS.values() for m in names))
+SUMMARY_COLUMNS = (
+    "window",
+    "window_start",
+    "window_end",
+    "task",
+    "model_version",
+    "requests",
+    "latency_mean_ms",
+    *QUANTILES,
+    "error_rate",
+    "fallback_rate",
+    "labelled",
+    *ACCURACY_COLUMNS,
+)
+SERIES_COLUMNS = (
+    "period",
+    "task",
+    "requests",
+    "latency_mean_ms",
+    "latency_p95_ms",
+    "error_rate",
+    "fallback_rate",
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A threshold: alert when ``metric`` is above ``max`` (or below ``min``)."""
+
+    metric: str
+    bound: str
+    limit: float
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    """The ``monitoring`` parameters, validated."""
+
+    reference_time: pd.Timestamp | None = None
+    windows: Mapping[str, pd.Timedelta] = field(default_factory=dict)
+    latency_resolution_ms: float = 1.0
+    series_period: queries.Period = "day"
+    min_requests: int = 20
+    min_labelled: int = 20
+    rules: Mapping[str, tuple[Rule, ...]] = field(default_factory=dict)
+    """Task (or ``all_tasks``) → its threshold rules."""
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> MonitoringSettings:
+        """Settings from the ``monitoring`` parameters; a bad value raises, naming its key."""
+        reference = params.get("reference_time")
+        windows = {
+            str(name): pd.Timedelta(str(length))
+            for name, length in (params.get("windows") or {}).items()
+        }
+        if not windows or any(length <= pd.Timedelta(0) for length in windows.values()):
+            raise ValueError(f"monitoring.windows must be positive durations, got {windows}")
+        resolution = float(params.get("latency_resolution_ms", 1.0))
+        if not resolution > 0:
+            raise ValueError(f"monitoring.latency_resolution_ms must be > 0, got {resolution}")
+        period = params.get("series_period", "day")
+        if period not in ("day", "hour"):
+            raise ValueError(f"monitoring.series_period must be day or hour, got {period!r}")
+        thresholds = dict(params.get("thresholds") or {})
+        rules: dict[str, tuple[Rule, ...]] = {}
+        for scope, metrics in thresholds.get("rules", {}).items():
+            scoped = []
+            for metric, bounds in (metrics or {}).items():
+                for bound, limit in dict(bounds).items():
+                    if bound not in ("max", "min"):
+                        raise ValueError(
+                            f"monitoring.thresholds.rules.{scope}.{metric}: use max or min, "
+                            f"got {bound!r}"
+                        )
+                    scoped.append(Rule(str(metric), str(bound), float(limit)))
+            rules[str(scope)] = tuple(scoped)
+        return cls(
+            reference_time=None if reference is None else _utc(reference),
+            windows=windows,
+            latency_resolution_ms=resolution,
+            series_period=cast(queries.Period, period),
+            min_requests=int(thresholds.get("min_requests", 20)),
+            min_labelled=int(thresholds.get("min_labelled", 20)),
+            rules=rules,
+        )
+
+    def rules_for(self, task: str) -> tuple[Rule, ...]:
+        """The rules of every task, then those of ``task``."""
+        return self.rules.get("all_tasks", ()) + self.rules.get(task, ())
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    """A timestamp in UTC; a naive one is taken to be UTC already."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def histogram_quantiles(
+    histogram: pd.DataFrame, keys: Sequence[str], quantiles: Mapping[str, float], width: float
+) -> pd.DataFrame:
+    """Quantiles per group from bucket counts (``bucket`` k covers ``[k·w, (k+1)·w)``).
+
+    The ``q`` quantile is the midpoint of the bucket holding the ``ceil(q·n)``-th smallest value,
+    so it is within ``w/2`` of ``numpy.quantile(..., method="inverted_cdf")``.
+    """
+    if histogram.empty:
+        return pd.DataFrame(columns=[*keys, *quantiles])
+    ordered = histogram.sort_values([*keys, "bucket"])
+    grouped = ordered.groupby(list(keys), sort=False, dropna=False)
+    cumulative = grouped["count"].cumsum()
+    total = grouped["count"].transform("sum")
+    result = ordered[list(keys)].drop_duplicates().set_index(list(keys))
+    for name, q in quantiles.items():
+        rank = np.ceil(q * total.to_numpy()).clip(min=1)
+        reached = ordered.loc[cumulative.to_numpy() >= rank]
+        first = reached.groupby(list(keys), sort=False, dropna=False)["bucket"].first()
+        result[name] = (first.astype(float) + 0.5) * width
+    return result.reset_index()
+
+
+def _rates(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    requests = frame["requests"].astype(float)
+    frame["error_rate"] = frame["errors"].astype(float) / requests
+    frame["fallback_rate"] = frame["fallbacks"].astype(float) / requests
+    return frame.drop(columns=["errors", "fallbacks"])
+
+
+def _accuracy(pairs: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (task, version), group in pairs.groupby(["task", "model_version"], sort=True):
+        labelled, metrics = online_accuracy(str(task), group["prediction"], group["label"])
+        rows.append({"task": task, "model_version": version, "labelled": labelled, **metrics})
+    return pd.DataFrame(rows, columns=["task", "model_version", "labelled", *ACCURACY_COLUMNS])
+
+
+def reference_time(engine: Engine, settings: MonitoringSettings) -> pd.Timestamp | None:
+    """The configured reference time, else the newest event (``None`` for an empty table)."""
+    return settings.reference_time or queries.latest_event(engine)
+
+
+def window_summary(engine: Engine, settings: MonitoringSettings, end: pd.Timestamp) -> pd.DataFrame:
+    """One row per window × task × model version with traffic (:data:`SUMMARY_COLUMNS`)."""
+    longest = max(settings.windows.values())
+    pairs = queries.labelled_predictions(engine, end - longest, end)
+    frames = []
+    for name, length in settings.windows.items():
+        start = end - length
+        counts = queries.window_counts(engine, start, end)
+        if counts.empty:
+            continue
+        keys = ["task", "model_version"]
+        latency = histogram_quantiles(
+            queries.latency_histogram(engine, start, end, settings.latency_resolution_ms),
+            keys,
+            QUANTILES,
+            settings.latency_resolution_ms,
+        )
+        accuracy = _accuracy(pairs[pairs["recorded_at"] > start])
+        frame = (
+            _rates(counts).merge(latency, on=keys, how="left").merge(accuracy, on=keys, how="left")
+        )
+        frame["labelled"] = frame["labelled"].fillna(0).astype(int)
+        frames.append(frame.assign(window=name, window_start=start, window_end=end))
+    if not frames:
+        return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+    summary = pd.concat(frames, ignore_index=True).reindex(columns=list(SUMMARY_COLUMNS))
+    return summary.sort_values(["task", "model_version"], kind="stable").reset_index(drop=True)
+
+
+def time_series(engine: Engine, settings: MonitoringSettings, end: pd.Timestamp) -> pd.DataFrame:
+    """Per period (day or hour, UTC) × task over the longest window (:data:`SERIES_COLUMNS`)."""
+    start = end - max(settings.windows.values())
+    counts = queries.period_counts(engine, start, end, settings.series_period)
+    if counts.empty:
+        return pd.DataFrame(columns=list(SERIES_COLUMNS))
+    p95 = histogram_quantiles(
+        queries.latency_histogram(
+            engine, start, end, settings.latency_resolution_ms, settings.series_period
+        )
+        .drop(columns="model_version")
+        .groupby(["period", "task", "bucket"], as_index=False)["count"]
+        .sum(),
+        ["period", "task"],
+        {"latency_p95_ms": 0.95},
+        settings.latency_resolution_ms,
+    )
+    series = _rates(counts).merge(p95, on=["period", "task"], how="left")
+    stamp = series["period"].astype(str).str.replace("T", " ")
+    series["period"] = pd.to_datetime(
+        stamp + (":00" if settings.series_period == "hour" else ""), utc=True
+    )
+    return series.reindex(columns=list(SERIES_COLUMNS)).sort_values(["task", "period"])

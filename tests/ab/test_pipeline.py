@@ -1,0 +1,160 @@
+"""The ``ab_analysis`` Kedro pipeline on a test database: outputs, columns and decisions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from ab_world import ab_parameters, catalog_config, save, simulate_experiment
+from kedro.io import DataCatalog
+from kedro.runner import SequentialRunner
+
+from mixai_ml.ab.analysis import CONTRACT_COLUMNS, EXTRA_COLUMNS, RESULT_COLUMNS
+from mixai_ml.ab.config import AbSettings
+from mixai_ml.ab.report import FOREST_PLOT, SEQUENTIAL_PLOT
+from mixai_ml.datasets import AppTableDataset
+from mixai_ml.db import schema
+from mixai_ml.pipelines.ab_analysis.pipeline import create_pipeline
+
+CONTRACT_SECTION_8 = [
+    "experiment_id",
+    "metric",
+    "variant",
+    "control_variant",
+    "n_control",
+    "n_variant",
+    "mean_control",
+    "mean_variant",
+    "abs_effect",
+    "abs_ci_low",
+    "abs_ci_high",
+    "rel_effect",
+    "rel_ci_low",
+    "rel_ci_high",
+    "p_value",
+    "p_value_adjusted",
+    "significant",
+    "srm_p_value",
+    "decision",
+]
+
+
+def run_pipeline(url: str, out: Path, params: dict[str, Any]) -> None:
+    """The pipeline with the project's catalog entries, files redirected to ``out``."""
+    pipeline = create_pipeline()
+    config = {
+        name: dict(entry) for name, entry in catalog_config().items() if name in pipeline.datasets()
+    }
+    for entry in config.values():
+        if "filepath" in entry:
+            entry["filepath"] = str(out / Path(entry["filepath"]).name)
+    catalog = DataCatalog.from_config(config, {"mixai_db": {"con": url}})
+    catalog["params:ab_analysis"] = params
+    SequentialRunner().run(pipeline, catalog)
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """Four experiments with known truth, analysed once for the module's tests."""
+    tmp = tmp_path_factory.mktemp("ab")
+    url = f"sqlite:///{tmp / 'ab.db'}"
+    rng = np.random.default_rng(21)
+    quiet = {"control": 0.001, "treatment": 0.001}  # rare errors: non-inferiority is provable
+    parts = [
+        simulate_experiment(
+            rng,
+            "exp_win",
+            6000,
+            accept_rate={"treatment": 0.40},
+            latency_shift={"treatment": -5.0},
+            error_rate=quiet,
+        ),
+        simulate_experiment(rng, "exp_aa", 3000, error_rate=quiet),
+        simulate_experiment(
+            rng,
+            "exp_slow",
+            3000,
+            accept_rate={"treatment": 0.40},
+            latency_shift={"treatment": 30.0},
+            error_rate=quiet,
+        ),
+        simulate_experiment(rng, "exp_srm", 3000, weights={"control": 6, "treatment": 4}),
+    ]
+    save(url, *(pd.concat(frames, ignore_index=True) for frames in zip(*parts, strict=True)))
+    out = tmp / "reporting"
+    out.mkdir()
+    run_pipeline(url, out, ab_parameters())
+    return url, out
+
+
+def test_results_table_and_csv_have_the_contract_columns(outputs: tuple[str, Path]) -> None:
+    url, out = outputs
+    table = AppTableDataset(table_name="ab_test_results", credentials={"con": url}).load()
+    csv = pd.read_csv(out / "ab_test_results.csv")
+
+    assert list(CONTRACT_COLUMNS) == CONTRACT_SECTION_8
+    assert list(csv.columns) == [*CONTRACT_SECTION_8, *EXTRA_COLUMNS]
+    assert set(table.columns) == set(RESULT_COLUMNS) == set(schema.ab_test_results.columns.keys())
+    # 4 experiments × 4 metrics (latency_ms__pre is a covariate, not a metric) × 1 variant
+    assert len(table) == len(csv) == 4 * 4
+    assert set(csv["metric"]) == {"accepted", "param_mae", "latency_ms", "error"}
+    assert (csv["control_variant"] == "control").all()
+    assert csv.loc[csv["metric"] == "latency_ms", "cuped"].all()
+
+
+def test_decisions_follow_the_known_truth(outputs: tuple[str, Path]) -> None:
+    _, out = outputs
+    decisions = pd.read_csv(out / "ab_experiment_decisions.csv").set_index("experiment_id")
+    results = pd.read_csv(out / "ab_test_results.csv")
+
+    assert decisions.loc["exp_win", "decision"] == "ship"
+    assert decisions.loc["exp_win", "ship_variant"] == "treatment"
+    assert decisions.loc["exp_aa", "decision"] == "keep_running"
+    assert decisions.loc["exp_slow", "decision"] == "stop"
+    assert "guardrail latency_ms" in decisions.loc["exp_slow", "reasons"]
+    assert decisions.loc["exp_srm", "decision"] == "invalid"
+    assert decisions.loc["exp_srm", "srm_p_value"] < 0.001
+    for experiment, decision in decisions["decision"].items():
+        assert (results.loc[results["experiment_id"] == experiment, "decision"] == decision).all()
+
+
+def test_report_shows_decisions_and_plots(outputs: tuple[str, Path]) -> None:
+    _, out = outputs
+    report = (out / "ab_report.md").read_text()
+    paths = pd.read_csv(out / "ab_sequential_paths.csv")
+
+    for experiment in ("exp_win", "exp_aa", "exp_slow", "exp_srm"):
+        assert f"## {experiment}" in report
+    assert f"]({FOREST_PLOT})" in report
+    assert f"]({SEQUENTIAL_PLOT})" in report
+    assert (out / FOREST_PLOT).stat().st_size > 10_000
+    assert (out / SEQUENTIAL_PLOT).stat().st_size > 10_000
+    # one cumulative path per experiment (primary metric `accepted`), 10-11 days each
+    assert set(paths["experiment_id"]) == {"exp_win", "exp_aa", "exp_slow", "exp_srm"}
+    last = paths.groupby("experiment_id")["n_control"].max()
+    assert (last > 1000).all()
+
+
+def test_catalog_writes_the_report_beside_its_plots() -> None:
+    config = catalog_config()
+    folder = {
+        Path(config[name]["filepath"]).parent
+        for name in ("ab_report", "ab_forest_plot", "ab_sequential_plot", "ab_test_results_csv")
+    }
+    assert folder == {Path("data/08_reporting")}
+    assert Path(config["ab_forest_plot"]["filepath"]).name == FOREST_PLOT
+    assert Path(config["ab_sequential_plot"]["filepath"]).name == SEQUENTIAL_PLOT
+
+
+def test_settings_reject_bad_configuration() -> None:
+    with pytest.raises(ValueError, match="correction"):
+        AbSettings.from_params({**ab_parameters(), "correction": "bonferroni"})
+    with pytest.raises(ValueError, match=r"metrics\.latency_ms\.role"):
+        AbSettings.from_params({"metrics": {"latency_ms": {"role": "guard"}}})
+    settings = AbSettings.from_params(ab_parameters())
+    assert settings.metric_spec("latency_ms", False).absolute_margin(200.0) == pytest.approx(20.0)
+    assert settings.metric_spec("new_metric", True).kind == "proportion"
+    assert settings.weights("any", ["control", "treatment"]) == {"control": 1.0, "treatment": 1.0}

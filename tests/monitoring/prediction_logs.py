@@ -1,0 +1,105 @@
+"""Simulated online-prediction logs (`model_metrics`, `labels`) with known truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from mixai_inference.tasks import MASTER_PARAM_RANGES, PRESETS
+from mixai_ml.datasets import AppTableDataset
+
+PROJECT = Path(__file__).resolve().parents[2]
+REFERENCE = pd.Timestamp("2026-04-30 12:00:00", tz="UTC")
+
+
+def monitoring_parameters() -> dict[str, Any]:
+    text = (PROJECT / "conf" / "base" / "parameters_monitoring.yml").read_text()
+    return dict(yaml.safe_load(text)["monitoring"])
+
+
+def _prediction(task: str, rng: np.random.Generator, truth: dict[str, Any]) -> dict[str, Any]:
+    """A noisy prediction of ``truth`` in the served JSON shape of ``task``."""
+    if task == "master_reg":
+        return {k: float(v + rng.normal(0.0, 0.5)) for k, v in truth.items()}
+    if task == "preset_cls":
+        preset = truth["preset"] if rng.random() < 0.7 else str(rng.choice(PRESETS))
+        return {"preset": preset, "scores": {name: float(name == preset) for name in PRESETS}}
+    confidence = float(np.clip(0.75 * truth["aligned_ok"] + rng.normal(0.15, 0.2), 0.0, 1.0))
+    return {"offset_ms": 0.0, "confidence": confidence}
+
+
+def _label(task: str, rng: np.random.Generator) -> dict[str, Any]:
+    if task == "master_reg":
+        return {k: float(rng.uniform(lo, hi)) for k, (lo, hi) in MASTER_PARAM_RANGES.items()}
+    if task == "preset_cls":
+        return {"preset": str(rng.choice(PRESETS))}
+    return {"offset_ms": float(rng.normal(0.0, 30.0)), "aligned_ok": bool(rng.random() < 0.6)}
+
+
+def simulate_logs(
+    rng: np.random.Generator, n: int = 6000, days: int = 35
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``model_metrics`` and ``labels`` rows ending exactly at :data:`REFERENCE`.
+
+    Three tasks; ``master_reg`` switched from ``v1`` to ``v2`` 10 days before the end; 5 % of
+    requests fall back to the rules (``model_version`` NULL), 1 % fail, and ``preset_cls`` has
+    an error burst in the last hour. Half of the successful predictions have a label.
+    """
+    tasks = rng.choice(["master_reg", "preset_cls", "align_conf"], n)
+    seconds = np.sort(rng.uniform(0.0, days * 86_400.0, n))
+    recorded = REFERENCE - pd.to_timedelta(seconds, unit="s")
+    recorded = recorded.where(np.arange(n) != 0, REFERENCE)  # the newest event is the reference
+    rules = rng.random(n) < 0.05
+    versions = np.where(
+        (tasks == "master_reg") & (seconds > 10 * 86_400),
+        "v1",
+        np.where(tasks == "master_reg", "v2", "v1"),
+    ).astype(object)
+    versions[rules] = None
+    burst = (tasks == "preset_cls") & (seconds < 3600)
+    ok = ~((rng.random(n) < 0.01) | (burst & (rng.random(n) < 0.5)))
+    latency = rng.lognormal(np.log(np.where(tasks == "align_conf", 80.0, 30.0)), 0.6) * np.where(
+        rules, 0.2, 1.0
+    )
+    labelled = ok & (rng.random(n) < 0.5)
+    predictions, labels = [], []
+    for i, task in enumerate(tasks):
+        truth = _label(str(task), rng)
+        predictions.append(json.dumps(_prediction(str(task), rng, truth)) if ok[i] else None)
+        if labelled[i]:
+            labels.append(
+                {
+                    "job_id": f"job{i}",
+                    "task": task,
+                    "label": json.dumps(truth),
+                    "created_at": recorded[i],
+                }
+            )
+    metrics = pd.DataFrame(
+        {
+            "recorded_at": recorded,
+            "task": tasks,
+            "model_version": versions,
+            "variant": None,
+            "source": np.where(rules, "rules", "ml"),
+            "latency_ms": latency,
+            "ok": ok,
+            "error": [None if good else "RuntimeError: boom" for good in ok],
+            "user_id": [f"user{i % 97}" for i in range(n)],
+            "job_id": [f"job{i}" for i in range(n)],
+            "prediction": predictions,
+        }
+    )
+    return metrics, pd.DataFrame(labels)
+
+
+def save_logs(url: str, metrics: pd.DataFrame, labels: pd.DataFrame) -> None:
+    for table, frame in (("model_metrics", metrics), ("labels", labels)):
+        AppTableDataset(table_name=table, credentials={"con": url}, write_mode="replace_rows").save(
+            frame
+        )
