@@ -9,6 +9,7 @@ from mixai_inference.tasks import MASTER_PARAM_RANGES
 from mixai_ml.evaluation.bootstrap import paired_bootstrap
 from mixai_ml.evaluation.metrics import (
     classification_metrics,
+    ece_noise_floor,
     expected_calibration_error,
     mae_norm,
     probability_metrics,
@@ -86,3 +87,14 @@ def test_promotion_needs_both_margins_and_calibration() -> None:
     lower_is_better = {"model": {"mae_norm": 0.10}, "rules": {"mae_norm": 0.14}}
     assert decide("master_reg", "v1", lower_is_better, PromotionPolicy(0.02)).promote
     assert not decide("master_reg", "", {}, PromotionPolicy()).promote
+
+
+def test_ece_noise_floor_matches_calibrated_simulations() -> None:
+    rng = np.random.default_rng(3)
+    probabilities = rng.uniform(0, 1, 300)
+    floor = ece_noise_floor(probabilities, draws=300)
+    outcomes = (rng.random(300) < probabilities).astype(float)
+    assert 0.02 < floor < 0.10  # several hundredths on 300 examples
+    assert expected_calibration_error(outcomes, probabilities) < 3 * floor
+    assert ece_noise_floor(probabilities, draws=300) == floor  # seeded
+    assert ece_noise_floor(np.repeat(probabilities, 100), draws=20) < floor / 5

@@ -11,7 +11,7 @@ CONTENDERS = ("model", "sklearn", "rules", "active")
 HEADLINE = {
     "master_reg": ("mae_norm",),
     "preset_cls": ("macro_f1", "accuracy", "top2_accuracy"),
-    "align_conf": ("roc_auc", "pr_auc", "brier", "ece"),
+    "align_conf": ("roc_auc", "pr_auc", "brier", "ece", "ece_noise_floor"),
 }
 """Metrics shown in the report's summary table, per task."""
 
