@@ -168,6 +168,6 @@ def arrays(frame: pd.DataFrame, task: str, split: str) -> tuple[np.ndarray, np.n
     """Inputs (float32, (n, n_inputs)) and targets of one split of a model input."""
     spec = task_spec(task)
     rows = frame[frame["split"] == split]
-    inputs = rows[list(spec.input_names)].to_numpy(dtype=np.float32)
-    targets = rows[list(spec.target_names)].to_numpy(dtype=np.float32)
+    inputs = rows[list(spec.input_names)].to_numpy(dtype=np.float32, copy=True)
+    targets = rows[list(spec.target_names)].to_numpy(dtype=np.float32, copy=True)
     return inputs, targets[:, 0] if task != MASTER_REG else targets
