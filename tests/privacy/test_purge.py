@@ -13,6 +13,7 @@ from mixai_inference import FEATURE_SCHEMA_VERSION
 from mixai_ml.datasets import AppTableDataset
 from mixai_ml.db import schema
 from mixai_ml.privacy import purge_withdrawn_users
+from mixai_ml.training.data import build_model_input
 
 T0 = pd.Timestamp("2026-06-01", tz="UTC")
 
@@ -116,3 +117,40 @@ def test_purge_deletes_withdrawn_keeps_holds_and_is_idempotent(db_url: str, tmp_
     assert (audit["purge_id"] == "p1").all()
     assert again.empty
     engine.dispose()
+
+
+def test_training_data_read_from_each_database_honours_consent_and_exclusions(
+    db_url: str,
+) -> None:
+    """The governance filter on tables as the database returns them (bools, NULLs, times)."""
+    seed(db_url)
+    preset = AppTableDataset(table_name="labels", credentials={"con": db_url}, write_mode="upsert")
+    preset.save(
+        pd.DataFrame(
+            {
+                "job_id": ["a1", "g1", "h1", "k1"],
+                "task": "preset_cls",
+                "label": '{"preset": "natural"}',
+                "created_at": T0,
+            }
+        )
+    )
+    features = table(db_url, "features_store").fillna(
+        {name: 0.5 for name in schema.FEATURE_COLUMNS}
+    )
+
+    frame, counts = build_model_input(
+        "preset_cls",
+        features,
+        table(db_url, "labels"),
+        table(db_url, "jobs"),
+        table(db_url, "ml_consent"),
+        table(db_url, "ml_exclusions"),
+        {"test_fraction": 0.3, "validation_fraction": 0.3, "salt": "s"},
+    )
+
+    # a1: consented; g1, h1 (legal hold) and k1 (job on legal hold): their users withdrew
+    assert frame["job_id"].tolist() == ["a1"]
+    assert counts["withdrawn"] == 3
+    assert counts["invalid_label"] == 1  # g2's "{}"
+    assert counts["n_samples"] == 1
