@@ -6,6 +6,7 @@ the tests never touch the developer's demo data.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -77,6 +78,10 @@ def run_pipelines(
 ) -> None:
     """``kedro run --pipelines=<names>`` in ``project`` (its own SQLite DB unless ``db_url``)."""
     saved_url, saved_root = os.environ.pop("MIXAI_DB_URL", None), project_root()
+    # Kedro configures logging for the whole process (rich handler on stdout); other tests
+    # read stdout, so put the root logger back afterwards.
+    root_logger = logging.getLogger()
+    saved_handlers, saved_level = list(root_logger.handlers), root_logger.level
     if db_url:
         os.environ["MIXAI_DB_URL"] = db_url
     try:
@@ -90,6 +95,8 @@ def run_pipelines(
             os.environ["MIXAI_DB_URL"] = saved_url
         set_project_root(saved_root)
         dispose_engines()
+        root_logger.handlers[:] = saved_handlers
+        root_logger.setLevel(saved_level)
 
 
 @pytest.fixture(scope="session")

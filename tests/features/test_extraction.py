@@ -17,12 +17,16 @@ SR = 22_050
 T0 = pd.Timestamp("2026-06-01", tz="UTC")
 
 
+ONSETS = np.cumsum(np.random.default_rng(99).uniform(0.2, 0.6, size=20))
+"""One irregular onset schedule shared by every stem (a regular one aligns at any period)."""
+
+
 def clicks(offset_s: float, seconds: float, seed: int) -> np.ndarray:
-    """A rhythmic test signal: decaying noise bursts every 0.37 s, starting at ``offset_s``."""
+    """Decaying noise bursts (timbre from ``seed``) at :data:`ONSETS` shifted by ``offset_s``."""
     rng = np.random.default_rng(seed)
     signal = np.zeros(int(seconds * SR), dtype=np.float32)
     burst = (rng.normal(size=2000) * np.exp(-np.arange(2000) / 300)).astype(np.float32)
-    for start in np.arange(offset_s, seconds - 0.1, 0.37):
+    for start in ONSETS[ONSETS + offset_s < seconds - 0.1] + offset_s:
         index = int(start * SR)
         signal[index : index + 2000] += burst[: len(signal) - index]
     return 0.3 * signal
