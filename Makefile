@@ -11,12 +11,15 @@ export DO_NOT_TRACK := 1
 export MPLBACKEND := Agg
 export KEDRO_LOGGING_CONFIG := $(CURDIR)/conf/logging.yml
 
-.PHONY: install demo test lint typecheck wheel clean-data help
+.PHONY: install demo test lint typecheck wheel docs viz airflow-dags clean-data help
 
 help:
 	@echo "make demo   - create .venv, install, build the demo world, run every pipeline"
 	@echo "make test   - create/update .venv, lint, type-check and run the test suite"
 	@echo "make wheel  - build the slim inference wheel into dist/"
+	@echo "make docs   - build the documentation site into site/ (warnings are errors)"
+	@echo "make viz    - show the pipelines in Kedro-Viz (http://127.0.0.1:4141)"
+	@echo "make airflow-dags - generate the Airflow DAGs into airflow_dags/"
 
 $(STAMP): pyproject.toml src/mixai_inference/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "MIXAI ML needs Python 3.11 or newer, found " + sys.version.split()[0]'
@@ -47,6 +50,17 @@ test: lint typecheck
 wheel: $(STAMP)
 	rm -f dist/mixai_inference-*.whl
 	$(BIN)/python -m build --wheel --no-isolation --outdir dist src/mixai_inference
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+viz: $(STAMP)
+	$(KEDRO) viz run --host 127.0.0.1
+
+# Weekly retraining (`kedro run`) and the daily purge, scheduled by conf/base/airflow.yml.
+airflow-dags: $(STAMP)
+	$(KEDRO) airflow create --pipelines=__default__,purge --group-by memory \
+		--jinja-file conf/airflow_dag.j2 --target-dir airflow_dags
 
 clean-data:
 	find data -mindepth 2 ! -name .gitkeep -delete

@@ -34,7 +34,7 @@ class TrainingJobHooks:
     ) -> None:
         if node.namespace is None or node.name != f"{node.namespace}.train":
             return
-        started = inputs.get(f"{node.namespace}.training_job_started")
+        started = inputs.get(f"{node.namespace}.training_job")
         if not isinstance(started, pd.DataFrame) or started.empty:
             return
         failed = started.assign(

@@ -6,6 +6,7 @@ from typing import Any
 from kedro.config import OmegaConfigLoader
 
 from mixai_ml.hooks import ProjectPathHooks, TrainingJobHooks
+from mixai_ml.tracking import MLFLOW_PLUGIN, MlflowTrackingHooks, tracking_enabled
 
 # Nothing in the project may call the network: telemetry stays off even without .telemetry.
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
@@ -25,7 +26,13 @@ def _env(name: str, default: Any = None) -> Any:
     return raw
 
 
-HOOKS = (ProjectPathHooks(), TrainingJobHooks())
+# Experiment tracking (docs/experiment_tracking.md): kedro-mlflow registers its hooks by itself
+# once installed; they stay off unless MIXAI_MLFLOW=1 (read when the project is configured).
+_TRACKING = tracking_enabled()
+
+HOOKS = (ProjectPathHooks(), TrainingJobHooks(), *([MlflowTrackingHooks()] if _TRACKING else []))
+
+DISABLE_HOOKS_FOR_PLUGINS = () if _TRACKING else (MLFLOW_PLUGIN,)
 
 CUSTOM_RESOLVERS = {"env": _env}
 

@@ -67,6 +67,14 @@ def test_a_single_task_retrains_alone(tiny_project: Path) -> None:
     new = after[~after["training_job_id"].isin(before["training_job_id"])]
     assert new["task"].tolist() == ["master_reg"]
     assert new["status"].tolist() == ["succeeded"]
+    # earlier runs keep their own record
+    old = after[after["training_job_id"].isin(before["training_job_id"])]
+    columns = ["training_job_id", "task", "status", "model_version", "governance"]
+    pd.testing.assert_frame_equal(
+        old[columns].sort_values("training_job_id").reset_index(drop=True),
+        before[columns].sort_values("training_job_id").reset_index(drop=True),
+    )
+    assert new["model_version"].iloc[0] not in set(before["model_version"])
 
 
 def test_the_purge_ran_and_kept_legal_holds(tiny_project: Path) -> None:

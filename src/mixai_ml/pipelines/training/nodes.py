@@ -31,11 +31,15 @@ def select_training_data(
 
 def start_training_job(
     model_input: pd.DataFrame, governance: dict[str, int], min_samples: int, *, task: str
-) -> pd.DataFrame:
-    """Record the run in ``training_jobs``: ``running``, or ``skipped`` below the gate."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Start the run: its ``training_jobs`` row, ``running`` or ``skipped`` below the gate.
+
+    Returns:
+        The row twice: for this run's ``train`` node and for the table.
+    """
     reason = runs.gate(model_input["split"].value_counts().to_dict(), int(min_samples))
     started_at = datetime.now(UTC)
-    return runs.training_job_row(
+    row = runs.training_job_row(
         f"{task}-{started_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
         task,
         "skipped" if reason else "running",
@@ -45,6 +49,7 @@ def start_training_job(
         finished_at=started_at if reason else None,
         governance=json.dumps(governance, sort_keys=True),
     )
+    return row, row.copy()
 
 
 def train(

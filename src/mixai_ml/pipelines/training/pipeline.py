@@ -5,7 +5,7 @@ Run one task alone with ``kedro run --pipelines=training --namespaces=master_reg
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable
 from typing import Any
 
 from kedro.pipeline import Pipeline, node
@@ -16,10 +16,14 @@ from mixai_ml.pipelines.training import nodes
 SHARED_INPUTS = ["features_store", "labels", "jobs", "ml_consent", "ml_exclusions"]
 
 
-def for_task(function: Any, task: str) -> Any:
-    """``function`` with its ``task`` keyword bound, keeping its name for Kedro's logs."""
-    bound = partial(function, task=task)
-    bound.__name__ = function.__name__  # type: ignore[attr-defined]
+def for_task(function: Callable[..., Any], task: str) -> Callable[..., Any]:
+    """``function`` with its ``task`` keyword bound, under its own name in Kedro's logs."""
+
+    def bound(*args: Any) -> Any:
+        return function(*args, task=task)
+
+    bound.__name__ = bound.__qualname__ = function.__name__
+    bound.__doc__ = function.__doc__
     return bound
 
 
@@ -36,12 +40,13 @@ def task_template(task: str) -> Pipeline:
             node(
                 for_task(nodes.start_training_job, task),
                 inputs=["model_input", "governance", "params:training.min_samples"],
-                outputs="training_job_started",
+                # the row goes to the table and, in memory, to this run's `train`
+                outputs=["training_job", "training_job_started"],
                 name="start_training_job",
             ),
             node(
                 for_task(nodes.train, task),
-                inputs=["model_input", "training_job_started", "params:model"],
+                inputs=["model_input", "training_job", "params:model"],
                 outputs=["trained_task", "training_job_finished"],
                 name="train",
             ),
