@@ -4,8 +4,13 @@ import warnings
 
 __version__ = "0.1.0"
 
-# Kedro 1.7's config loader calls an OmegaConf API that the newest OmegaConf deprecates; the
-# warning is Kedro's to fix and would otherwise print on every run and CLI call.
-warnings.filterwarnings(
-    "ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning
-)
+# Third-party warnings that would print on every run and say nothing about this project:
+# Kedro 1.7's config loader on the newest OmegaConf; kedro-mlflow importing mlflow's pyfunc
+# (even with tracking off); Kedro's advice against dots in dataset names, which is how the
+# evaluation and export summaries name the per-task datasets of the namespaced pipelines.
+for _message in (
+    r"register_new_resolver\(\) is deprecated",
+    r".*Add type hints to the `predict` method",
+    r"One or more dataset names contain '\.' characters",
+):
+    warnings.filterwarnings("ignore", message=_message, category=UserWarning)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,17 +45,20 @@ def to_onnx(
     io = MODEL_IO[trained.task]
     model = trained.model.eval()
     example = torch.zeros(2, model.config.n_inputs)
-    program = torch.onnx.export(
-        model,
-        (example,),
-        input_names=[io.input_name],
-        output_names=[io.output_name],
-        opset_version=opset,
-        dynamic_shapes={"features": {0: torch.export.Dim("batch")}},
-        external_data=False,
-        dynamo=True,
-        verbose=False,
-    )
+    with warnings.catch_warnings():
+        # torch.export's own deprecation, not ours
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec", category=FutureWarning)
+        program = torch.onnx.export(
+            model,
+            (example,),
+            input_names=[io.input_name],
+            output_names=[io.output_name],
+            opset_version=opset,
+            dynamic_shapes={"features": {0: torch.export.Dim("batch")}},
+            external_data=False,
+            dynamo=True,
+            verbose=False,
+        )
     if program is None:
         raise RuntimeError("torch.onnx.export returned no program")
     proto = program.model_proto

@@ -154,7 +154,7 @@ def build_model_input(
     current = current.dropna(subset=list(spec.input_names))
     frame = eligibility.eligible.merge(
         current[["job_id", *spec.input_names]].astype({"job_id": str}), on="job_id", how="inner"
-    )
+    ).copy()  # one block: the wide merge result is fragmented
     counts["missing_features"] = counts.pop("eligible") - len(frame)
     counts["n_samples"] = len(frame)
     frame = frame.assign(split=assign_splits(frame["user_id"], **split).to_numpy())
