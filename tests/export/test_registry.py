@@ -86,3 +86,13 @@ def test_a_tampered_store_file_is_never_shipped(tmp_path: Path) -> None:
     Path(model.uri).write_bytes(b"tampered")
     with pytest.raises(ValueError, match="no longer matches its registered sha256"):
         registry.verify_store(files, manifest)
+
+
+def test_an_identical_retrain_is_recognised(tmp_path: Path) -> None:
+    frame = table(store(tmp_path, "master_reg", "20260101000000-aaaa1111"))
+    frame = registry.promote(frame, "master_reg", "20260101000000-aaaa1111", NOW)
+    assert registry.same_weights(frame, "master_reg", "20260201000000-aaaa1111") == (
+        "20260101000000-aaaa1111"
+    )
+    assert registry.same_weights(frame, "master_reg", "20260201000000-bbbb2222") is None
+    assert registry.same_weights(frame, "preset_cls", "20260201000000-aaaa1111") is None

@@ -49,6 +49,18 @@ def model_id(task: str, version: str) -> str:
     return f"{task}:{version}"
 
 
+def same_weights(registry: pd.DataFrame, task: str, version: str) -> str | None:
+    """A registered, non-retired version of ``task`` with the same weights as ``version``.
+
+    Versions end in the hash of their weights (``<time>-<hash>``), so a retrain that
+    reproduces a model exactly is recognised and not registered a second time.
+    """
+    digest = version.rsplit("-", 1)[-1]
+    rows = registry[(registry["task"] == task) & (registry["status"] != "retired")]
+    twins = [str(v) for v in rows["version"] if str(v).rsplit("-", 1)[-1] == digest]
+    return twins[0] if twins else None
+
+
 def candidate_row(model: ExportedModel, now: datetime) -> dict[str, Any]:
     """A new ``model_registry`` row: a candidate serving nobody yet."""
     return {

@@ -68,6 +68,12 @@ def publish(
     for report in (master_reg, preset_cls, align_conf):
         if report["status"] != "exported":
             continue
+        twin = registry.same_weights(table, report["task"], report["version"])
+        if twin is not None:
+            logger.info(
+                "%s: weights unchanged since %s; not registered again", report["task"], twin
+            )
+            continue
         model = registry.ExportedModel(
             report["task"], report["version"], report["uri"], report["sha256"], report["metrics"]
         )
