@@ -93,14 +93,15 @@ _EQ_BANDS: Final = (
     ("eq_high_gain_db", "band_high"),
 )
 
-# Preset scores: bias and weights of (brightness, tempo, loudness, dynamics, punch).
+# Preset scores: bias and weights of (brightness, tempo, dynamics, punch). Not the level: the
+# rules see the unmastered upload, whose loudness says how it was recorded, not its style.
 _PRESET_RULES: Final = {
-    "natural": (0.5, (0.0, 0.0, 0.0, 0.0, 0.0)),  # the balanced default
-    "bright_pop": (-0.3, (1.5, 0.3, 0.3, -0.3, 0.0)),  # bright, mid-fast, fairly loud
-    "warm_ballad": (-0.6, (-1.5, -1.0, -0.3, 0.5, 0.0)),  # dark, slow, dynamic
-    "punchy_rock": (-0.4, (0.3, 0.8, 0.6, -0.2, 0.8)),  # fast, loud, strong transients
-    "loud_edm": (-0.8, (0.5, 0.8, 1.5, -1.0, -0.8)),  # very loud, dense (low crest), fast
-    "soft_acoustic": (-0.6, (-0.5, -0.8, -1.2, 0.8, 0.0)),  # quiet, dynamic, slow
+    "natural": (0.5, (0.0, 0.0, 0.0, 0.0)),  # the balanced default
+    "bright_pop": (-0.3, (1.5, 0.3, -0.3, 0.0)),  # bright, mid-fast
+    "warm_ballad": (-0.6, (-1.5, -1.0, 0.5, 0.0)),  # dark, slow, dynamic
+    "punchy_rock": (-0.4, (0.3, 0.8, -0.2, 0.8)),  # fast, strong transients
+    "loud_edm": (-0.8, (0.5, 0.8, -1.5, -0.8)),  # dense (small range, low crest), fast
+    "soft_acoustic": (-0.6, (-0.5, -0.8, 1.2, 0.0)),  # dynamic, slow
 }
 _PRESET_BIAS: Final = np.array([_PRESET_RULES[p][0] for p in PRESETS])
 _PRESET_WEIGHTS: Final = np.array([_PRESET_RULES[p][1] for p in PRESETS])
@@ -193,7 +194,6 @@ class Rules:
             [
                 np.log2(x[:, col["centroid"]] / 2000.0),
                 (x[:, col["tempo"]] - 110.0) / 20.0,
-                (x[:, col["lufs"]] + 14.0) / 4.0,
                 (x[:, col["lra"]] - 7.0) / 3.0,
                 (x[:, col["crest"]] - 12.0) / 3.0,
             ]
