@@ -36,7 +36,10 @@ def utc_period(column: Any, period: Period, dialect: str) -> ColumnElement[str]:
     if dialect == "postgresql":
         pattern = "'YYYY-MM-DD'" if period == "day" else "'YYYY-MM-DD HH24'"
         return func.to_char(func.timezone(literal_column("'UTC'"), column), literal_column(pattern))
-    raise NotImplementedError(f"monitoring supports SQLite and PostgreSQL, not {dialect!r}")
+    raise ValueError(
+        f"monitoring supports SQLite and PostgreSQL, not {dialect!r}: "
+        "point MIXAI_DB_URL at one of them"
+    )
 
 
 def floor_div(column: Any, width: float, dialect: str) -> ColumnElement[int]:
