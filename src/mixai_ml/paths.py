@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_INSTALLED_ROOT = Path(__file__).resolve().parents[2]
-_root = _INSTALLED_ROOT
+_root = Path(__file__).resolve().parents[2]
 
 
 def project_root() -> Path:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from mixai_inference.tasks import PRESETS
+
 PROJECT = Path(__file__).resolve().parents[2]
 HEAVY = {"torch", "kedro", "pandas", "scipy", "librosa", "scikit-learn", "onnx", "numba"}
 
@@ -76,14 +78,7 @@ def test_the_wheel_alone_serves_the_tiny_bundle(slim_venv: Path, tiny_project: P
         slim_venv, "predict", str(job / "mix.flac"), "--bundle", str(bundle), "--user-id", "someone"
     )
     assert -20.0 <= float(answer["target_lufs"]) <= -6.0  # type: ignore[arg-type]
-    assert answer["preset"] in {
-        "natural",
-        "bright_pop",
-        "warm_ballad",
-        "punchy_rock",
-        "loud_edm",
-        "soft_acoustic",
-    }
+    assert answer["preset"] in PRESETS
     served = json.dumps(answer)
     assert '"ml"' in served, f"no task was served by a model: {served}"
 

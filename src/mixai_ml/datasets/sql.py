@@ -14,7 +14,7 @@ from typing import Any, Literal
 import pandas as pd
 from kedro.io.core import AbstractDataset, DatasetError
 from kedro_datasets.pandas import SQLQueryDataset, SQLTableDataset
-from sqlalchemy import Engine, and_, delete, or_, tuple_
+from sqlalchemy import DateTime, Engine, and_, delete, or_, tuple_
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ColumnElement
 
@@ -40,9 +40,7 @@ def _timestamp_columns(table_name: str) -> list[str]:
     table = schema.metadata.tables.get(table_name)
     if table is None:
         return []
-    return [
-        column.name for column in table.columns if column.type.python_type.__name__ == "datetime"
-    ]
+    return [column.name for column in table.columns if isinstance(column.type, DateTime)]
 
 
 class AppTableDataset(SQLTableDataset):

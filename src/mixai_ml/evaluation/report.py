@@ -22,7 +22,7 @@ def metrics_file(
     """``evaluation_metrics.json``: per task the contenders' metric blocks (CONTRACTS §8)."""
     content: dict[str, Any] = {}
     for task, result in evaluations.items():
-        block = {key: value for key, value in result.items() if key != "predictions"}
+        block = dict(result)
         if task == "master_reg" and audio:
             block["audio_domain"] = dict(audio)
         content[task] = block

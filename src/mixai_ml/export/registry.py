@@ -175,7 +175,7 @@ def build_manifest(
         except LookupError as error:
             logger.info("experiment %s not shipped: %s", experiment_id, error)
             continue
-        if len({v for v in variants.values()}) < 2:
+        if len(set(variants.values())) < 2:
             logger.info(
                 "experiment %s not shipped: its variants serve the same model", experiment_id
             )

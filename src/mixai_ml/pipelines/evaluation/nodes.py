@@ -36,10 +36,9 @@ def evaluate_audio_domain(
         return {}
     chosen = test_predictions.sort_values("job_id").head(int(params["max_jobs"]))
     root = resolve(audio_root)
+    selected = jobs[jobs["job_id"].isin(chosen["job_id"])]
     mix_paths = {
-        job: root / path
-        for job, path in jobs.set_index("job_id")["mix_path"].items()
-        if job in set(chosen["job_id"])
+        job: root / path for job, path in zip(selected["job_id"], selected["mix_path"], strict=True)
     }
     errors = audio.audio_domain_errors(chosen, mix_paths, sources=params["sources"])
     return report.json_safe(audio.summarise(errors)) if len(errors) else {}
