@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -98,22 +98,34 @@ def postgres_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_url(postgres_server: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    name = f"mixai_test_{uuid.uuid4().hex[:12]}"
+def pg_database(postgres_server: str) -> Iterator[Callable[[], str]]:
+    """Makes fresh, empty PostgreSQL databases (URLs) for one test, dropped afterwards."""
     admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+    names: list[str] = []
+
+    def make() -> str:
+        name = f"mixai_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        names.append(name)
+        return make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+
     try:
-        yield url
+        yield make
     finally:
         from mixai_ml.db.engine import dispose_engines
 
         dispose_engines()
         with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            for name in names:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_database: Callable[[], str]) -> str:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    return pg_database()
 
 
 @pytest.fixture

@@ -10,91 +10,7 @@ from sqlalchemy import create_engine, insert, inspect, select, text
 from mixai_ml.db import schema
 from mixai_ml.db.migrations import MIGRATIONS, apply_migrations, schema_version
 
-# CONTRACTS §4: each table with the columns others depend on.
-CONTRACT_COLUMNS = {
-    "jobs": {
-        "job_id",
-        "user_id",
-        "created_at",
-        "vocal_path",
-        "inst_path",
-        "trimmed_inst_path",
-        "mix_path",
-    },
-    "ml_consent": {"user_id", "consented", "updated_at", "withdrawn_at"},
-    "ml_exclusions": {"exclusion_id", "user_id", "job_id", "reason", "note", "created_at"},
-    "labels": {"job_id", "task", "label", "created_at"},
-    "features_store": {"job_id", "schema_version", "extracted_at"},
-    "model_registry": {
-        "model_id",
-        "task",
-        "version",
-        "uri",
-        "sha256",
-        "feature_schema_version",
-        "status",
-        "rollout_pct",
-        "metrics",
-        "created_at",
-        "promoted_at",
-    },
-    "model_metrics": {
-        "recorded_at",
-        "task",
-        "model_version",
-        "variant",
-        "source",
-        "latency_ms",
-        "ok",
-        "error",
-        "user_id",
-        "job_id",
-        "prediction",
-    },
-    "training_jobs": {
-        "training_job_id",
-        "task",
-        "status",
-        "reason",
-        "n_samples",
-        "model_version",
-        "started_at",
-        "finished_at",
-    },
-    "ab_test_assignments": {"experiment_id", "user_id", "variant", "assigned_at"},
-    "ab_test_metrics": {"experiment_id", "user_id", "metric", "value", "recorded_at"},
-    "ab_test_results": {
-        "experiment_id",
-        "metric",
-        "variant",
-        "control_variant",
-        "n_control",
-        "n_variant",
-        "mean_control",
-        "mean_variant",
-        "abs_effect",
-        "abs_ci_low",
-        "abs_ci_high",
-        "rel_effect",
-        "rel_ci_low",
-        "rel_ci_high",
-        "p_value",
-        "p_value_adjusted",
-        "significant",
-        "srm_p_value",
-        "decision",
-    },
-}
-CONTRACT_KEYS = {
-    "jobs": ["job_id"],
-    "ml_consent": ["user_id"],
-    "ml_exclusions": ["exclusion_id"],
-    "labels": ["job_id", "task"],
-    "features_store": ["job_id", "schema_version"],
-    "model_registry": ["model_id"],
-    "training_jobs": ["training_job_id"],
-    "ab_test_assignments": ["experiment_id", "user_id"],
-}
+from .app_database import CONTRACT_COLUMNS, CONTRACT_KEYS
 
 
 def test_migrations_twice_create_every_contract_table(db_url: str) -> None:
@@ -110,7 +26,7 @@ def test_migrations_twice_create_every_contract_table(db_url: str) -> None:
         actual = {column["name"] for column in inspector.get_columns(table)}
         assert columns <= actual, f"{table} lacks {columns - actual}"
     for table, key in CONTRACT_KEYS.items():
-        assert inspector.get_pk_constraint(table)["constrained_columns"] == key
+        assert tuple(inspector.get_pk_constraint(table)["constrained_columns"]) == key
     feature_columns = {column["name"] for column in inspector.get_columns("features_store")}
     assert set(schema.FEATURE_COLUMNS) <= feature_columns
     engine.dispose()
@@ -150,6 +66,17 @@ def test_migrations_keep_existing_rows(db_url: str) -> None:
                 "rollout_pct": 150.0,
             },
         ),
+        ("ml_feature_flags", {"flag": "enable_gpu", "enabled": True}),
+        (
+            "ab_experiments",
+            {"experiment_id": "x", "task": "master_reg", "variants": "{}", "weights": "{}"}
+            | {"coverage": 1.5, "status": "running"},
+        ),
+        (
+            "ab_experiments",
+            {"experiment_id": "x", "task": "master_reg", "variants": "{}", "weights": "{}"}
+            | {"coverage": 0.5, "status": "paused"},
+        ),
     ],
 )
 def test_constraints_reject_values_outside_the_contract(
@@ -157,7 +84,11 @@ def test_constraints_reject_values_outside_the_contract(
 ) -> None:
     engine = create_engine(sqlite_url)
     apply_migrations(engine)
-    stamp = {"created_at": datetime(2026, 1, 1, tzinfo=UTC)}
+    stamp = {
+        column.name: datetime(2026, 1, 1, tzinfo=UTC)
+        for column in schema.metadata.tables[table].columns
+        if column.name in ("created_at", "updated_at")
+    }
     with pytest.raises(Exception, match="CHECK constraint failed"), engine.begin() as connection:
         connection.execute(insert(schema.metadata.tables[table]).values(**row, **stamp))
     engine.dispose()
@@ -175,8 +106,7 @@ def test_migration_5_upgrades_a_version_4_database(db_url: str) -> None:
     """A database created before the covering index gets it, and loses the old index."""
     engine = create_engine(db_url)
     apply_migrations(engine, MIGRATIONS[:4])
-    with engine.begin() as connection:  # the index as migration 3 created it back then
-        connection.execute(text('DROP INDEX "ix_ab_test_metrics_covering"'))
+    with engine.begin() as connection:  # the index as migration 3 of release 0.1.0 created it
         connection.execute(
             text(
                 "CREATE INDEX ix_ab_test_metrics_experiment_metric_user "
@@ -184,7 +114,7 @@ def test_migration_5_upgrades_a_version_4_database(db_url: str) -> None:
             )
         )
 
-    assert apply_migrations(engine) == [5]
+    assert apply_migrations(engine)[0] == 5
 
     indexes = {
         index["name"]: index["column_names"]

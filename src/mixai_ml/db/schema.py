@@ -3,7 +3,11 @@
 This module is the single source of truth for table shapes. Migrations
 (:mod:`mixai_ml.db.migrations`) create and alter tables from it; datasets and
 queries refer to its names. Types are SQL-standard so that the same schema runs
-on SQLite and PostgreSQL. Timestamps are stored as timezone-aware UTC.
+on SQLite and PostgreSQL. Timestamps are stored as timezone-aware UTC; JSON is
+stored as text.
+
+A column, index or check added to a table that already exists carries
+``info=added_in(N)``, N being the migration that adds it (see docs/database.md).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from sqlalchemy import (
 )
 
 from mixai_inference.alignment import ALIGNMENT_FEATURE_NAMES
+from mixai_inference.bundle import FLAG_NAMES
 from mixai_inference.features import FEATURE_NAMES
 
 TASKS = ("master_reg", "preset_cls", "align_conf")
@@ -31,6 +36,12 @@ EXCLUSION_REASONS = ("withdrawal", "quality", "legal_hold", "manual")
 MODEL_STATUSES = ("candidate", "active", "shadow", "retired")
 TRAINING_STATUSES = ("queued", "running", "succeeded", "failed", "skipped")
 PREDICTION_SOURCES = ("ml", "rules")
+EXPERIMENT_STATUSES = ("draft", "running", "stopped")
+
+
+def added_in(version: int) -> dict[str, int]:
+    """``info`` of a column, index or check that migration ``version`` adds to an existing table."""
+    return {"added_in": version}
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> CheckConstraint:
@@ -119,7 +130,13 @@ ab_test_metrics = Table(
     Column("recorded_at", _utc(), nullable=False),
     # Covering: the per-user GROUP BY of ab_analysis reads the index alone (issue 6 benchmark).
     Index(
-        "ix_ab_test_metrics_covering", "experiment_id", "metric", "user_id", "value", "recorded_at"
+        "ix_ab_test_metrics_covering",
+        "experiment_id",
+        "metric",
+        "user_id",
+        "value",
+        "recorded_at",
+        info=added_in(5),
     ),
 )
 
@@ -137,7 +154,11 @@ model_metrics = Table(
     Column("user_id", String(64), nullable=True),
     Column("job_id", String(64), nullable=True),
     Column("prediction", Text, nullable=True),
+    Column("request_id", String(64), nullable=True, info=added_in(7)),
+    Column("experiment_id", String(64), nullable=True, info=added_in(7)),
     _one_of("source", PREDICTION_SOURCES),
+    # One row per answer of a task to a request (idempotent ingestion); NULLs never collide.
+    Index("ux_model_metrics_task_request_id", "task", "request_id", unique=True, info=added_in(7)),
 )
 
 # --- tables the ML side writes --------------------------------------------------------------
@@ -251,4 +272,47 @@ purge_audit = Table(
     Column("table_name", String(64), nullable=False),
     Column("rows_deleted", Integer, nullable=False),
     PrimaryKeyConstraint("purge_id", "user_id", "table_name", name="pk_purge_audit"),
+)
+
+# --- run-time control (CONTRACTS §9, §10) ------------------------------------------------------
+
+ml_feature_flags = Table(
+    "ml_feature_flags",
+    metadata,
+    Column("flag", String(64), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("updated_at", _utc(), nullable=False),
+    Column("updated_by", String(128), nullable=True),
+    _one_of("flag", FLAG_NAMES),
+)
+
+ab_experiments = Table(
+    "ab_experiments",
+    metadata,
+    Column("experiment_id", String(64), primary_key=True),
+    Column("task", String(32), nullable=False),
+    # JSON: variant → "active", "candidate", "rules" or a model version
+    Column("variants", Text, nullable=False),
+    # JSON: variant → relative weight (as mixai_inference.assign_variant takes them)
+    Column("weights", Text, nullable=False),
+    Column("coverage", Float, nullable=False, default=1.0),
+    Column("status", String(16), nullable=False),
+    Column("started_at", _utc(), nullable=True),
+    Column("stopped_at", _utc(), nullable=True),
+    _one_of("task", TASKS),
+    _one_of("status", EXPERIMENT_STATUSES),
+    CheckConstraint("coverage >= 0 AND coverage <= 1", name="ck_coverage_range"),
+)
+
+admin_audit_log = Table(
+    "admin_audit_log",
+    metadata,
+    Column("audit_id", String(64), primary_key=True),
+    Column("at", _utc(), nullable=False, index=True),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", Text, nullable=True),
+    # JSON: the changed object before and after (NULL when created or deleted)
+    Column("before", Text, nullable=True),
+    Column("after", Text, nullable=True),
 )

@@ -1,0 +1,539 @@
+"""Migration steps that bring a database towards :mod:`mixai_ml.db.schema`, never away from it.
+
+:class:`EnsureTable` makes one table match its shape at a migration version (:func:`table_at`):
+it creates the table when it is missing; on a table that exists already (made by the
+application, a bulk load or an older release) it adds the missing columns, the table's key and
+its indexes. It never drops, retypes or rewrites anything: columns the schema does not know stay
+as they are, with their data. :class:`DropIndex` retires an index the schema no longer has.
+
+Each step works two ways from one description, with the same DDL text:
+
+* :meth:`Step.plan` inspects a live database and lists the :class:`Change` s it needs;
+  :func:`mixai_ml.db.migrations.apply_migrations` checks each against the data and runs it;
+* :meth:`Step.script` renders statements that are idempotent by themselves, for teams that apply
+  SQL with their own tool (:mod:`mixai_ml.db.sqlfiles`).
+
+The key of a table (its primary key in the schema) becomes a primary key where the database can
+add one (PostgreSQL, on a table without a primary key); otherwise a unique index
+``uq_<table>_key`` on the same columns enforces it (SQLite cannot add a primary key to an
+existing table, and an application's own surrogate key stays the primary key).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Connection,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    and_,
+    column,
+    func,
+    inspect,
+    or_,
+    select,
+    table,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+EXAMPLES = 5
+"""How many offending key values an error message shows."""
+
+DOCS = "docs/database.md"
+
+
+class MigrationError(RuntimeError):
+    """The data prevents a change (duplicate or NULL keys); the message says how to fix it."""
+
+
+def introduced_by(item: Column[object] | Index | CheckConstraint) -> int:
+    """The migration that adds ``item`` to an existing table (0: part of the table's creation)."""
+    return int(item.info.get("added_in", 0))
+
+
+def table_at(source: Table, version: int) -> Table:
+    """``source`` as migration ``version`` leaves it: without what later migrations add."""
+    columns = []
+    for original in source.columns:
+        if introduced_by(original) <= version:
+            copy = original._copy()
+            copy.index = None  # indexes are copied below, with their names
+            columns.append(copy)
+    constraints: list[PrimaryKeyConstraint | CheckConstraint] = []
+    if source.primary_key.name:
+        constraints.append(
+            PrimaryKeyConstraint(
+                *source.primary_key.columns.keys(), name=str(source.primary_key.name)
+            )
+        )
+    constraints += [
+        CheckConstraint(constraint.sqltext, name=constraint.name, info=dict(constraint.info))
+        for constraint in source._sorted_constraints  # declaration order: stable DDL
+        if isinstance(constraint, CheckConstraint) and introduced_by(constraint) <= version
+    ]
+    shaped = Table(source.name, MetaData(), *columns, *constraints)
+    for index in sorted(source.indexes, key=lambda index: str(index.name)):
+        if introduced_by(index) <= version:
+            Index(
+                str(index.name),
+                *(shaped.c[part.name] for part in index.columns),
+                unique=index.unique,
+                info=dict(index.info),
+                **index.dialect_kwargs,
+            )
+    return shaped
+
+
+def key_columns(shaped: Table) -> tuple[str, ...]:
+    """The columns of the table's key (its primary key in the schema)."""
+    return tuple(part.name for part in shaped.primary_key.columns)
+
+
+def primary_key_name(shaped: Table) -> str:
+    """The primary key's name (PostgreSQL's own default when the schema names none)."""
+    return str(shaped.primary_key.name or f"{shaped.name}_pkey")
+
+
+def unique_key_index_name(shaped: Table) -> str:
+    """The unique index that enforces the key where a primary key cannot be added."""
+    return f"uq_{shaped.name}_key"
+
+
+@dataclass(frozen=True)
+class LiveTable:
+    """What a table in the database has, as far as the schema cares."""
+
+    columns: frozenset[str]
+    primary_key: tuple[str, ...]
+    unique_keys: frozenset[tuple[str, ...]]
+    indexes: frozenset[str]
+
+    @classmethod
+    def read(cls, connection: Connection, name: str) -> LiveTable | None:
+        """The table ``name``, or ``None`` if the database has none."""
+        inspector = inspect(connection)
+        if not inspector.has_table(name):
+            return None
+        indexes = inspector.get_indexes(name)
+        partial = {
+            index["name"]
+            for index in indexes
+            if any(key.endswith("_where") for key in index.get("dialect_options", {}))
+        }
+        unique = {
+            tuple(str(part) for part in index["column_names"])
+            for index in indexes
+            if index["unique"]
+            and index["name"] not in partial
+            and None not in index["column_names"]
+        }
+        unique |= {
+            tuple(constraint["column_names"])
+            for constraint in inspector.get_unique_constraints(name)
+        }
+        return cls(
+            columns=frozenset(part["name"] for part in inspector.get_columns(name)),
+            primary_key=tuple(inspector.get_pk_constraint(name)["constrained_columns"]),
+            unique_keys=frozenset(unique),
+            indexes=frozenset(str(index["name"]) for index in indexes),
+        )
+
+    def has_key(self, key: Sequence[str]) -> bool:
+        """Whether ``key`` is enforced: as the primary key or by a unique index or constraint."""
+        return self.primary_key == tuple(key) or tuple(key) in self.unique_keys
+
+
+# --- changes: what one database needs ----------------------------------------------------------
+
+
+class Change(ABC):
+    """One change a database needs; :meth:`statements` is its DDL, without guards."""
+
+    since: int
+    """The first migration version that makes the element (0: any that ensures the table)."""
+
+    @property
+    @abstractmethod
+    def table(self) -> str:
+        """The table changed."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """What the change does, for people."""
+
+    @abstractmethod
+    def statements(self, dialect: Dialect) -> list[str]:
+        """The DDL, one statement per item."""
+
+    def obstacle(self, connection: Connection) -> str | None:
+        """Why the data prevents the change (with how to fix it), or ``None``."""
+        return None
+
+
+@dataclass(frozen=True)
+class CreateMissingTable(Change):
+    shaped: Table
+    since: int
+
+    @property
+    def table(self) -> str:
+        return self.shaped.name
+
+    def describe(self) -> str:
+        return f"{self.table}: create the table"
+
+    def statements(self, dialect: Dialect) -> list[str]:
+        return [_compile(CreateTable(self.shaped), dialect)] + [
+            _compile(CreateIndex(index), dialect) for index in _indexes(self.shaped)
+        ]
+
+
+@dataclass(frozen=True)
+class AddColumn(Change):
+    shaped: Table
+    name: str
+    since: int
+
+    @property
+    def table(self) -> str:
+        return self.shaped.name
+
+    def describe(self) -> str:
+        target = self.shaped.c[self.name]
+        note = "" if _addable_as_declared(target) else " (NULL-able: existing rows have no value)"
+        return f"{self.table}: add column {self.name}{note}"
+
+    def statements(self, dialect: Dialect) -> list[str]:
+        return [add_column_sql(self.shaped, self.shaped.c[self.name], dialect)]
+
+
+@dataclass(frozen=True)
+class AddKey(Change):
+    shaped: Table
+    as_primary_key: bool
+    since: int
+
+    @property
+    def table(self) -> str:
+        return self.shaped.name
+
+    def describe(self) -> str:
+        what = "primary key" if self.as_primary_key else f"unique index {self._index_name()}"
+        return f"{self.table}: add the key ({', '.join(key_columns(self.shaped))}) as {what}"
+
+    def _index_name(self) -> str:
+        return unique_key_index_name(self.shaped)
+
+    def statements(self, dialect: Dialect) -> list[str]:
+        quote = dialect.identifier_preparer
+        parts = _column_list(key_columns(self.shaped), dialect)
+        name = quote.format_table(self.shaped)
+        if self.as_primary_key:
+            constraint = quote.quote(primary_key_name(self.shaped))
+            return [f"ALTER TABLE {name} ADD CONSTRAINT {constraint} PRIMARY KEY ({parts})"]
+        return [f"CREATE UNIQUE INDEX {quote.quote(self._index_name())} ON {name} ({parts})"]
+
+    def obstacle(self, connection: Connection) -> str | None:
+        return _collisions(connection, self.table, key_columns(self.shaped), key=True)
+
+
+@dataclass(frozen=True)
+class CreateMissingIndex(Change):
+    index: Index
+    since: int
+
+    @property
+    def table(self) -> str:
+        return str(self.index.table.name)  # type: ignore[union-attr]
+
+    def describe(self) -> str:
+        unique = "unique " if self.index.unique else ""
+        return f"{self.table}: create {unique}index {self.index.name}"
+
+    def statements(self, dialect: Dialect) -> list[str]:
+        return [_compile(CreateIndex(self.index), dialect)]
+
+    def obstacle(self, connection: Connection) -> str | None:
+        if not self.index.unique:
+            return None
+        names = tuple(part.name for part in self.index.columns)
+        return _collisions(connection, self.table, names, key=False)
+
+
+@dataclass(frozen=True)
+class DropOldIndex(Change):
+    table_name: str
+    name: str
+    since: int
+
+    @property
+    def table(self) -> str:
+        return self.table_name
+
+    def describe(self) -> str:
+        return f"{self.table}: drop index {self.name}"
+
+    def statements(self, dialect: Dialect) -> list[str]:
+        return [f"DROP INDEX {dialect.identifier_preparer.quote(self.name)}"]
+
+
+# --- steps: what a migration does ---------------------------------------------------------------
+
+
+class Step(ABC):
+    """One step of a migration, on a live database or as SQL."""
+
+    @abstractmethod
+    def plan(self, connection: Connection, version: int) -> list[Change]:
+        """The changes this database needs (empty when it is there already)."""
+
+    @abstractmethod
+    def script(self, dialect: Dialect, version: int) -> tuple[str, list[str]]:
+        """A title and idempotent statements for ``dialect`` (see the module docstring)."""
+
+
+@dataclass(frozen=True)
+class EnsureTable(Step):
+    """Make a table match its shape in the schema at the migration's version."""
+
+    table: Table
+
+    def plan(self, connection: Connection, version: int) -> list[Change]:
+        shaped = table_at(self.table, version)
+        live = LiveTable.read(connection, shaped.name)
+        if live is None:
+            return [CreateMissingTable(shaped, 0)]
+        changes: list[Change] = [
+            AddColumn(shaped, part.name, introduced_by(part))
+            for part in shaped.columns
+            if part.name not in live.columns
+        ]
+        key = key_columns(shaped)
+        if key and not live.has_key(key):
+            as_primary_key = connection.dialect.name == "postgresql" and not live.primary_key
+            changes.append(AddKey(shaped, as_primary_key, 0))
+        changes += [
+            CreateMissingIndex(index, introduced_by(index))
+            for index in _indexes(shaped)
+            if index.name not in live.indexes
+        ]
+        return changes
+
+    def script(self, dialect: Dialect, version: int) -> tuple[str, list[str]]:
+        shaped = table_at(self.table, version)
+        statements = [_compile(CreateTable(shaped, if_not_exists=True), dialect)]
+        postgresql = dialect.name == "postgresql"
+        for part in shaped.columns:
+            if postgresql:
+                statements.append(add_column_sql(shaped, part, dialect, if_not_exists=True))
+            elif introduced_by(part) == version:
+                # SQLite has no ADD COLUMN IF NOT EXISTS: applied again, this one fails with
+                # "duplicate column name" and changes nothing.
+                statements.append(add_column_sql(shaped, part, dialect))
+        if postgresql and key_columns(shaped):
+            statements.append(_pg_key_block(shaped, dialect))
+        for index in _indexes(shaped):
+            if postgresql and index.unique:
+                statements.append(_pg_unique_index_guard(index, dialect))
+            statements.append(_compile(CreateIndex(index, if_not_exists=True), dialect))
+        return shaped.name, statements
+
+
+@dataclass(frozen=True)
+class DropIndex(Step):
+    """Drop an index the schema no longer has (if the database has it)."""
+
+    table_name: str
+    name: str
+
+    def plan(self, connection: Connection, version: int) -> list[Change]:
+        live = LiveTable.read(connection, self.table_name)
+        if live is None or self.name not in live.indexes:
+            return []
+        return [DropOldIndex(self.table_name, self.name, version)]
+
+    def script(self, dialect: Dialect, version: int) -> tuple[str, list[str]]:
+        name = dialect.identifier_preparer.quote(self.name)
+        return f"{self.table_name}: drop {self.name}", [f"DROP INDEX IF EXISTS {name}"]
+
+
+def ensure(*tables: Table) -> tuple[EnsureTable, ...]:
+    """The steps that make each of ``tables`` match the schema: a migration's usual content."""
+    return tuple(EnsureTable(part) for part in tables)
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def _compile(element: CreateTable | CreateIndex, dialect: Dialect) -> str:
+    return str(element.compile(dialect=dialect)).strip()
+
+
+def _indexes(shaped: Table) -> list[Index]:
+    return sorted(shaped.indexes, key=lambda index: str(index.name))
+
+
+def _column_list(names: Sequence[str], dialect: Dialect) -> str:
+    return ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+
+
+def _addable_as_declared(target: Column[object]) -> bool:
+    """A NOT NULL column can be added to rows that exist only with a server default."""
+    return bool(target.nullable) or target.server_default is not None
+
+
+def add_column_sql(
+    shaped: Table, target: Column[object], dialect: Dialect, *, if_not_exists: bool = False
+) -> str:
+    """``ALTER TABLE … ADD COLUMN`` for ``target``: NOT NULL only when it has a server default."""
+    quote = dialect.identifier_preparer
+    spec = [quote.format_column(target), target.type.compile(dialect=dialect)]
+    if target.server_default is not None:
+        compiler = dialect.ddl_compiler(dialect, None)  # type: ignore[arg-type]
+        default = compiler.get_column_default_string(target)
+        spec.append(f"DEFAULT {default}")
+    if not target.nullable and _addable_as_declared(target):
+        spec.append("NOT NULL")
+    guard = "IF NOT EXISTS " if if_not_exists else ""
+    return f"ALTER TABLE {quote.format_table(shaped)} ADD COLUMN {guard}{' '.join(spec)}"
+
+
+def _listing_query(table_name: str, names: Sequence[str], *, key: bool) -> str:
+    parts = ", ".join(names)
+    where = "" if key else " WHERE " + " AND ".join(f"{name} IS NOT NULL" for name in names)
+    return f"SELECT {parts}, count(*) FROM {table_name}{where} GROUP BY {parts} HAVING count(*) > 1"
+
+
+def _advice(table_name: str, names: Sequence[str], *, key: bool) -> tuple[str, str]:
+    """The headline and the how-to-fix of an error about colliding values."""
+    what = "key" if key else "unique columns"
+    headline = f"{table_name}: cannot enforce the {what} ({', '.join(names)})"
+    fix = (
+        f"Keep one row per value{' (and none with a NULL)' if key else ''}, then migrate again. "
+        f"List them with: {_listing_query(table_name, names, key=key)}. "
+        f"See {DOCS}, section 'When the data prevents a key'."
+    )
+    return headline, fix
+
+
+def _collisions(
+    connection: Connection, table_name: str, names: Sequence[str], *, key: bool
+) -> str | None:
+    """Duplicate values of ``names`` (and for a key, NULLs) in the table, explained; or ``None``.
+
+    A column still to be added counts as NULL in every row.
+    """
+    present = {part["name"] for part in inspect(connection).get_columns(table_name)}
+    missing = [name for name in names if name not in present]
+    if missing:
+        n_rows = connection.execute(select(func.count()).select_from(table(table_name))).scalar()
+        if not key or not n_rows:
+            return None
+        headline, fix = _advice(table_name, names, key=key)
+        return f"{headline}: {n_rows} rows have a NULL in the key (no column {missing}).\n{fix}"
+    live = table(table_name, *(column(name) for name in names))
+    parts = [live.c[name] for name in names]
+    count = func.count()
+    groups = (
+        select(*parts, count.label("n"))
+        .where(and_(*(part.is_not(None) for part in parts)))
+        .group_by(*parts)
+        .having(func.count() > 1)
+    )
+    n_duplicates = connection.execute(
+        select(func.count()).select_from(groups.subquery())
+    ).scalar_one()
+    n_nulls = 0
+    if key:
+        n_nulls = connection.execute(
+            select(func.count()).select_from(live).where(or_(*(part.is_(None) for part in parts)))
+        ).scalar_one()
+    if not n_duplicates and not n_nulls:
+        return None
+    headline, fix = _advice(table_name, names, key=key)
+    problems = []
+    if n_duplicates:
+        examples = connection.execute(
+            groups.order_by(func.count().desc(), *parts).limit(EXAMPLES)
+        ).all()
+        shown = ", ".join(f"{tuple(row[:-1])!r} in {row[-1]} rows" for row in examples)
+        problems.append(f"{n_duplicates} values occur more than once, e.g. {shown}")
+    if n_nulls:
+        problems.append(f"{n_nulls} rows have a NULL in the key")
+    return f"{headline}: {'; '.join(problems)}.\n{fix}"
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _pg_raise(headline: str, fix: str) -> str:
+    return f"RAISE EXCEPTION {_sql_text(headline)} USING HINT = {_sql_text(fix)};"
+
+
+def _pg_key_block(shaped: Table, dialect: Dialect) -> str:
+    """A PostgreSQL block that adds the table's key unless some unique index enforces it."""
+    quote = dialect.identifier_preparer
+    name = quote.format_table(shaped)
+    regclass = f"{_sql_text(name)}::regclass"
+    names = key_columns(shaped)
+    parts = _column_list(names, dialect)
+    expected = ", ".join(_sql_text(part) for part in names)
+    any_null = " OR ".join(f"{quote.quote(part)} IS NULL" for part in names)
+    headline, fix = _advice(shaped.name, names, key=True)
+    unique_index, primary_key = (
+        AddKey(shaped, as_primary_key, 0).statements(dialect)[0] for as_primary_key in (False, True)
+    )
+    return f"""DO $$
+BEGIN
+  -- done when the primary key or a unique index covers exactly the key's columns
+  IF EXISTS (
+    SELECT 1 FROM pg_index AS i
+    WHERE i.indrelid = {regclass} AND i.indisunique AND i.indpred IS NULL
+      AND ARRAY(
+        SELECT a.attname::text
+        FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, position)
+        JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+        ORDER BY k.position
+      ) = ARRAY[{expected}]::text[]
+  ) THEN
+    RETURN;
+  END IF;
+  IF EXISTS (SELECT 1 FROM {name} WHERE {any_null})
+     OR EXISTS (SELECT 1 FROM {name} GROUP BY {parts} HAVING count(*) > 1) THEN
+    {_pg_raise(headline, fix)}
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = {regclass} AND contype = 'p') THEN
+    {unique_index};
+  ELSE
+    {primary_key};
+  END IF;
+END
+$$"""
+
+
+def _pg_unique_index_guard(index: Index, dialect: Dialect) -> str:
+    """A PostgreSQL block that stops with advice when duplicates prevent a unique index."""
+    quote = dialect.identifier_preparer
+    name = quote.format_table(index.table)  # type: ignore[arg-type]
+    names = [part.name for part in index.columns]
+    parts = _column_list(names, dialect)
+    not_null = " AND ".join(f"{quote.quote(part)} IS NOT NULL" for part in names)
+    headline, fix = _advice(str(index.table.name), names, key=False)  # type: ignore[union-attr]
+    return f"""DO $$
+BEGIN
+  IF to_regclass({_sql_text(quote.quote(str(index.name)))}) IS NULL AND EXISTS (
+    SELECT 1 FROM {name} WHERE {not_null} GROUP BY {parts} HAVING count(*) > 1
+  ) THEN
+    {_pg_raise(headline, fix)}
+  END IF;
+END
+$$"""
