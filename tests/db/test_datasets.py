@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
-from kedro.io.core import DatasetError
+import yaml
+from kedro.io.core import AbstractDataset, DatasetError
 from sqlalchemy import inspect
 
 from mixai_ml.datasets import AppQueryDataset, AppTableDataset, DatabaseDataset
+
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def _consent(users: list[str], consented: bool) -> pd.DataFrame:
@@ -101,3 +106,36 @@ def test_clear_errors_for_bad_configuration(sqlite_url: str) -> None:
     dataset = AppTableDataset(table_name="ml_consent", credentials={"con": sqlite_url})
     with pytest.raises(DatasetError, match=r"has no columns \['colour'\]"):
         dataset.save(_consent(["a"], consented=True).assign(colour="red"))
+
+
+def test_catalog_entries_of_the_run_time_control_tables(db_url: str) -> None:
+    catalog = yaml.safe_load((PROJECT / "conf" / "base" / "catalog.yml").read_text())
+    datasets = {
+        name: AbstractDataset.from_config(name, {**catalog[name], "credentials": {"con": db_url}})
+        for name in ("ml_feature_flags", "ab_experiments", "admin_audit_log")
+    }
+    stamp = pd.Timestamp("2026-03-01 12:00", tz="UTC")
+    flags = pd.DataFrame(
+        {"flag": ["enable_cpu_ml"], "enabled": [False], "updated_at": stamp, "updated_by": "ops"}
+    )
+    datasets["ml_feature_flags"].save(flags)
+    datasets["ml_feature_flags"].save(flags.assign(enabled=True))  # upsert on the flag
+    experiment = {
+        "experiment_id": "exp-1",
+        "task": "master_reg",
+        "variants": '{"control": "active", "treatment": "candidate"}',
+        "weights": '{"control": 50, "treatment": 50}',
+        "coverage": 0.5,
+        "status": "running",
+        "started_at": stamp,
+    }
+    datasets["ab_experiments"].save(pd.DataFrame([experiment]))
+    entry = {"audit_id": "a1", "at": stamp, "actor": "ops", "action": "flag", "before": "{}"}
+    datasets["admin_audit_log"].save(pd.DataFrame([entry]))
+
+    loaded = datasets["ml_feature_flags"].load()
+    assert loaded[["flag", "enabled"]].to_dict("records") == [
+        {"flag": "enable_cpu_ml", "enabled": True}
+    ]
+    assert datasets["ab_experiments"].load().iloc[0]["started_at"] == stamp
+    assert datasets["admin_audit_log"].load().iloc[0]["before"] == "{}"
