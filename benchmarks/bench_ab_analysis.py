@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -284,8 +285,12 @@ def _pg_bin(name: str) -> str:
     return str(found)
 
 
-def run_postgres(args: argparse.Namespace) -> dict[str, Any]:
-    root = Path(args.pgdata)
+@contextmanager
+def throwaway_postgres(root: Path, keep: bool = False) -> Iterator[str]:
+    """A PostgreSQL cluster in ``root`` (as ``postgres`` when root), tuned as for SSDs; its URL.
+
+    Removed afterwards unless ``keep``.
+    """
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     root.mkdir(parents=True, exist_ok=True)
     if as_postgres:
@@ -327,22 +332,26 @@ def run_postgres(args: argparse.Namespace) -> dict[str, Any]:
         check=True,
         capture_output=True,
     )
-    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     try:
-        from mixai_ml.db import get_engine
-
-        t0 = time.perf_counter()
-        load_postgres(get_engine(url), args.users, args.seed, args.pre)
-        load_s = time.perf_counter() - t0
-        return {"backend": "postgresql 15", "load_s": round(load_s), "url": url, **measure(url)}
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
-        if not args.keep:
+        if not keep:
             subprocess.run(
                 [*as_postgres, _pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
                 check=False,
                 capture_output=True,
             )
             shutil.rmtree(root, ignore_errors=True)
+
+
+def run_postgres(args: argparse.Namespace) -> dict[str, Any]:
+    with throwaway_postgres(Path(args.pgdata), args.keep) as url:
+        from mixai_ml.db import get_engine
+
+        t0 = time.perf_counter()
+        load_postgres(get_engine(url), args.users, args.seed, args.pre)
+        load_s = time.perf_counter() - t0
+        return {"backend": "postgresql 15", "load_s": round(load_s), "url": url, **measure(url)}
 
 
 def run_sqlite(args: argparse.Namespace) -> dict[str, Any]:
