@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -106,15 +107,17 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2_000_000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="adopt-bench-") as folder:
-        if args.backend == "sqlite":
+    if args.backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="adopt-bench-") as folder:
             engine = create_engine(f"sqlite:///{Path(folder) / 'app.db'}")
             result = {"backend": "sqlite", **adopt(engine, args.users, args.seed)}
-        else:
-            with throwaway_postgres(Path(folder) / "pg") as url:
-                engine = create_engine(url)
-                result = {"backend": "postgresql", **adopt(engine, args.users, args.seed)}
-        engine.dispose()
+            engine.dispose()
+    else:  # a folder of its own: the cluster's owner is the postgres user
+        root = Path(tempfile.gettempdir()) / f"adopt-bench-pg-{os.getpid()}"
+        with throwaway_postgres(root) as url:
+            engine = create_engine(url)
+            result = {"backend": "postgresql", **adopt(engine, args.users, args.seed)}
+            engine.dispose()
     print(json.dumps(result, indent=2))
 
 
