@@ -98,3 +98,14 @@ def test_the_console_script_reads_mixai_db_url(sqlite_url: str) -> None:
     assert status.returncode == 0, status.stderr
     assert f"database {sqlite_url}" in status.stdout
     assert "drift from the schema: none" in status.stdout
+
+
+def test_an_unreachable_database_is_a_message_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'folder-not-file'}"
+    (tmp_path / "folder-not-file").mkdir()
+    assert main(["upgrade", "--db-url", url]) == 2
+    assert "error: (sqlite3.OperationalError) unable to open database file" in (
+        capsys.readouterr().err
+    )

@@ -161,7 +161,7 @@ def test_sql_command_writes_ordered_files_and_a_stream(
     assert main(["sql", "--dialect", "postgresql", "--out", str(tmp_path)]) == 0
     names = sorted(path.name for path in tmp_path.iterdir())
     assert names == [file_name(migration) for migration in MIGRATIONS]
-    assert names[5] == "0006_adopt_existing_tables_missing_columns_keys_and.sql"
+    assert names[5] == "0006_adopt_existing_tables_missing_columns_keys_and_indexes.sql"
     capsys.readouterr()
 
     assert main(["sql", "--dialect", "postgresql"]) == 0

@@ -8,8 +8,8 @@ Examples::
 
 ``status`` and ``upgrade`` work on ``--db-url``, else ``MIXAI_DB_URL``, else
 ``sqlite:///data/mixai.db``. ``status`` exits with 1 when a migration is pending or the
-database lacks something of the schema, ``upgrade`` with 2 when the data prevents a migration
-(the message says what to fix). See docs/database.md.
+database lacks something of the schema; both exit with 2 when the database cannot be reached or
+the data prevents a migration (the message says what to fix). See docs/database.md.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from mixai_ml.db.engine import database_url
 from mixai_ml.db.ensure import MigrationError
@@ -155,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine = create_engine(url)
     try:
         return _status(engine, url) if args.command == "status" else _upgrade(engine, url)
+    except SQLAlchemyError as error:  # cannot connect, no rights, ...: say so without a traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     finally:
         engine.dispose()
 

@@ -44,7 +44,7 @@ class Migration:
         words = re.findall(r"[a-z0-9]+", self.description.lower())
         slug = ""
         for word in words:
-            if len(slug) + len(word) + 1 > 48:
+            if len(slug) + len(word) + 1 > 60:
                 break
             slug = f"{slug}_{word}" if slug else word
         return slug
