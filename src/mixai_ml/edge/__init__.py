@@ -1,0 +1,1 @@
+"""Edge inference: the feature extraction of ``mixai_inference`` as ONNX graphs for browsers."""
