@@ -26,10 +26,12 @@ __all__ = [
     "count",
     "dim",
     "frame_loop",
+    "irfft",
     "item",
     "masked_mean",
     "power_db",
     "power_to_db",
+    "rfft",
     "select_or",
     "sliding_sum",
     "stats",
@@ -200,6 +202,27 @@ def _conv_basis(g: Graph, segment: str, n_fft: int, hop: int) -> tuple[str, str]
     spectrum = g.Transpose(g.Squeeze(out, vec(g, 0)), perm=[1, 0])  # (F, 2 n_bins)
     re, im = g.Split(spectrum, vec(g, n_bins, n_bins), axis=1, outputs=2)
     return re, im
+
+
+def rfft(g: Graph, x: str, n: Value) -> tuple[str, str]:
+    """``numpy.fft.rfft(x, n)`` along the last axis of 2-D ``x`` (DFT operator): ``(re, im)``."""
+    spectrum = g.DFT(g.Unsqueeze(x, vec(g, -1)), n, onesided=1, axis=1)
+    return item(g, spectrum, 0, axis=2), item(g, spectrum, 1, axis=2)
+
+
+def irfft(g: Graph, re: str, im: str, n: Value) -> str:
+    """``numpy.fft.irfft(re + i im, n)`` along the last axis of 2-D one-sided spectra, ``n``
+    even: the Hermitian spectrum is completed, then one inverse DFT (scaled by 1/n)."""
+    mirror = (vec(g, -2), vec(g, 0), vec(g, 1), vec(g, -1))  # bins n/2 - 1 .. 1
+    tail_re = g.Slice(re, *mirror)
+    tail_im = g.Neg(g.Slice(im, *mirror))
+    full = g.Concat(
+        g.Unsqueeze(g.Concat(re, tail_re, axis=1), vec(g, -1)),
+        g.Unsqueeze(g.Concat(im, tail_im, axis=1), vec(g, -1)),
+        axis=2,
+    )
+    signal = g.DFT(full, n, inverse=1, onesided=0, axis=1)
+    return item(g, signal, 0, axis=2)
 
 
 #: per-frame outputs from ``(body graph, magnitude, power, frame_energy)``
