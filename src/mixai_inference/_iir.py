@@ -107,5 +107,6 @@ def lfilter_chunk(x: np.ndarray, state: IIRState, block: int) -> np.ndarray:
 
     y = out.T.reshape(n_channels, n_blocks * block)[:, :n]
     state.inputs = extended[:, -order:].copy()
-    state.outputs = np.ascontiguousarray(y[:, -order:])
+    # a copy, never a view: callers may overwrite y (loudness squares it in place)
+    state.outputs = y[:, -order:].copy()
     return y

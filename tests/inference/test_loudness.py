@@ -55,20 +55,19 @@ def test_k_weighting_at_48k_is_the_bs1770_table() -> None:
     np.testing.assert_allclose(hp_a, [1.0, -1.99004745483398, 0.99007225036621])
 
 
+@pytest.mark.parametrize("n_channels", [1, 2])
 @pytest.mark.parametrize("sr", [8000, 44100, 192000])
-def test_chunked_iir_equals_scipy_lfilter(sr: int) -> None:
+def test_chunked_iir_equals_scipy_lfilter(sr: int, n_channels: int) -> None:
+    """Also when the caller overwrites a chunk's output (loudness squares it in place)."""
     rng = np.random.default_rng(sr)
-    x = rng.standard_normal((2, 3 * sr + 123))
+    x = rng.standard_normal((n_channels, 3 * sr + 123))
     for b, a in k_weighting_filter(sr):
-        state = IIRState(b, a, n_channels=2)
+        state = IIRState(b, a, n_channels=n_channels)
         cut = sr + 17
-        ours = np.concatenate(
-            [
-                lfilter_chunk(x[:, :cut], state, sr // 20),
-                lfilter_chunk(x[:, cut:], state, sr // 20),
-            ],
-            axis=1,
-        )
+        first = lfilter_chunk(x[:, :cut], state, sr // 20)
+        kept = first.copy()
+        first[:] = 0.0
+        ours = np.concatenate([kept, lfilter_chunk(x[:, cut:], state, sr // 20)], axis=1)
         expected = scipy.signal.lfilter(b, a, x, axis=1)
         np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-7 * np.abs(expected).max())
         x = expected
