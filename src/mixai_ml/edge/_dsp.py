@@ -35,6 +35,7 @@ __all__ = [
     "select_or",
     "sliding_sum",
     "stats",
+    "sum_squares",
     "take",
     "vec",
 ]
@@ -115,6 +116,15 @@ def masked_mean(g: Graph, x: str, mask: str) -> str:
     total = g.ReduceSum(g.Where(mask, x, 0.0), keepdims=0)
     n = g.Max(g.Cast(count(g, mask), to=FLOAT), 1.0)
     return str(g.Div(total, n))
+
+
+def sum_squares(g: Graph, x: str, block: int = 4096) -> str:
+    """``sum(x^2)`` of 1-D ``x`` in two levels (per block, then over blocks): float32 error
+    ~1e-7 relative even for tens of millions of samples."""
+    n = dim(g, x, 0)
+    padded = g.Pad(x, vec(g, 0, g.Sub(g.Mul(ceil_div(g, n, block), block), n)))
+    per_block = g.ReduceSumSquare(g.Reshape(padded, vec(g, -1, block)), vec(g, 1), keepdims=0)
+    return str(g.ReduceSum(per_block, keepdims=0))
 
 
 def log10x10(g: Graph, x: str) -> str:

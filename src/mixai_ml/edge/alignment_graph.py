@@ -41,6 +41,7 @@ from mixai_ml.edge._dsp import (
     item,
     power_to_db,
     rfft,
+    sum_squares,
     take,
     vec,
 )
@@ -90,7 +91,7 @@ class _Stem:
         mono = g.ReduceMean(native, vec(g, 0), keepdims=0)
         n = dim(g, mono, 0)
         n_f = g.Cast(n, to=FLOAT)
-        mean_square = g.Div(g.ReduceSumSquare(mono, keepdims=0), n_f)
+        mean_square = g.Div(sum_squares(g, mono), n_f)
         self.duration_s = g.Div(n_f, g.Cast(sr, to=FLOAT))
         self.rms_dbfs = _level_db(g, mean_square)
 
@@ -307,7 +308,7 @@ def build_alignment_graph(
     whole, segments, has_positive = _onset_correlations(
         g, inst.onsets, voc.onsets, max_lag, cfg["n_segments"], dtype
     )
-    norm = g.Sqrt(g.Mul(g.ReduceSumSquare(inst.onsets, keepdims=0), g.ReduceSumSquare(voc.onsets, keepdims=0)))
+    norm = g.Sqrt(g.Mul(sum_squares(g, inst.onsets), sum_squares(g, voc.onsets)))
     correlation = g.Div(whole, g.Max(norm, _TINY))
     found = _Peak(g, correlation, max_lag, main_lobe)
     # no shared onsets at any lag (e.g. a silent stem): no shift, the zero-lag value

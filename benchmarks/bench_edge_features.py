@@ -1,0 +1,296 @@
+"""Benchmark of the edge graphs (features.onnx, alignment.onnx); results go to
+docs/features.md ("In the browser") and docs/benchmarks.md.
+
+Run from the repository root with the project environment::
+
+    .venv/bin/python benchmarks/bench_edge_features.py                  # every part
+    .venv/bin/python benchmarks/bench_edge_features.py --only speed --repeat 7
+
+(a) deviation: the graph (onnxruntime, fed the very PCM ``extract_features`` analyses)
+    against ``extract_features`` / ``estimate_alignment``, family by family, on the test
+    suite's synthetic clips (``tests/inference/synthetic_audio.py``) at 22.05, 44.1 and
+    48 kHz, mono and stereo, and on the demo audio (``data/01_raw/**`` after ``make demo``,
+    or ``--demo-dir``).
+(b) resampling: how far the features move when the 22.05 kHz input comes from another
+    resampler than soxr HQ (a browser's), on the same clips: scipy's polyphase resampler
+    and soxr's low-quality setting bracket what a browser does.
+(c) speed: one 30 s stereo 44.1 kHz clip, ``extract_features`` against the graph built with
+    each STFT implementation and precision (onnxruntime, 1 thread, interleaved runs after a
+    warm-up, best and median), and a 30 s pair through both aligners.
+(d) sizes: each graph's file size, raw and gzip-compressed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import scipy.signal
+import soundfile as sf
+import soxr
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "inference"))
+
+from synthetic_audio import (  # noqa: E402
+    chirp,
+    click_track,
+    music,
+    noise,
+    sine,
+    tone_sequence,
+    vocal_pair,
+)
+
+from mixai_inference import FEATURE_NAMES, extract_features  # noqa: E402
+from mixai_inference.alignment import ALIGNMENT_FEATURE_NAMES, estimate_alignment  # noqa: E402
+from mixai_ml.edge import build_alignment_graph, build_feature_graph  # noqa: E402
+from mixai_ml.edge._dsp import STFT_METHODS, STFT_PRECISIONS  # noqa: E402
+from mixai_ml.edge.parity import (  # noqa: E402
+    ALIGNMENT_FAMILIES,
+    FeatureGraphs,
+    Resampler,
+    deviation_table,
+    deviations,
+)
+
+RATES = (22050, 44100, 48000)
+
+
+def synthetic_clips(sr: int) -> Iterator[tuple[str, np.ndarray]]:
+    """The suite's signals (stereo), 6-12 s: music, noise, tones, clicks, silence-padded."""
+    yield "music", music(sr, 12.0, seed=1)
+    yield "music-fast", music(sr, 10.0, bpm=150.0, seed=2)
+    yield "noise", noise(sr, 6.0)
+    yield "sine", sine(440.0, sr, 6.0)
+    yield "chirp", chirp(sr, 6.0)
+    yield "tones", tone_sequence([(-20.0, 2.0), (-40.0, 2.0), (-10.0, 2.0)], sr)
+    for bpm in (90.0, 128.0):
+        yield f"clicks-{bpm:g}", np.tile(click_track(bpm, sr, 10.0), (2, 1))
+    pad = np.zeros((2, 2 * sr), dtype=np.float32)
+    yield "padded-music", np.concatenate([pad, music(sr, 5.0, seed=3), pad], axis=1)
+
+
+def _variants(audio: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+    yield "stereo", audio
+    yield "mono", audio[:1]
+
+
+def demo_files(demo_dir: Path | None, limit: int) -> list[Path]:
+    roots = [demo_dir] if demo_dir else [ROOT / "data" / "01_raw"]
+    for root in roots:
+        files = sorted(root.glob("**/mix.flac"))[:limit]
+        if files:
+            return files
+    return []
+
+
+def bench_deviation(graphs: FeatureGraphs, demo_dir: Path | None, n_demo: int) -> dict[str, object]:
+    graph_rows, reference_rows, labels = [], [], []
+    for sr in RATES:
+        for name, clip in synthetic_clips(sr):
+            for layout, audio in _variants(clip):
+                graph_rows.append(graphs.features(audio, sr))
+                reference_rows.append(extract_features(audio, sr))
+                labels.append(f"{name}/{layout}/{sr}")
+    synthetic = deviations(np.array(graph_rows), np.array(reference_rows))
+
+    demo_graph, demo_reference, demo_labels = [], [], []
+    align_graph, align_reference, align_labels = [], [], []
+    for path in demo_files(demo_dir, n_demo):
+        data, sr = sf.read(path, dtype="float32", always_2d=True)
+        audio = np.ascontiguousarray(data.T)
+        demo_graph.append(graphs.features(audio, sr))
+        demo_reference.append(extract_features(audio, sr))
+        demo_labels.append(path.parent.name)
+        vocal = np.ascontiguousarray(sf.read(path.parent / "vocal.flac", dtype="float32", always_2d=True)[0].T)
+        inst = np.ascontiguousarray(sf.read(path.parent / "inst.flac", dtype="float32", always_2d=True)[0].T)
+        align_graph.append(graphs.alignment(vocal, inst, sr)[0])
+        align_reference.append(estimate_alignment(vocal, inst, sr).features)
+        align_labels.append(path.parent.name)
+    for sr in RATES:
+        for offset in (0.0, 37.0, -480.0, 1234.0):
+            vocal, inst = vocal_pair(sr, 10.0, offset, seed=int(offset) % 7)
+            align_graph.append(graphs.alignment(vocal, inst, sr)[0])
+            align_reference.append(estimate_alignment(vocal, inst, sr).features)
+            align_labels.append(f"pair {offset:g} ms/{sr}")
+    report: dict[str, object] = {
+        "synthetic_clips": len(labels),
+        "synthetic": _rows(synthetic),
+        "synthetic_table": deviation_table(synthetic),
+        "worst_synthetic": _worst(np.array(graph_rows), np.array(reference_rows), labels),
+        "demo_clips": demo_labels,
+        "alignment_pairs": len(align_graph),
+    }
+    if demo_graph:
+        demo = deviations(np.array(demo_graph), np.array(demo_reference))
+        report["demo"] = _rows(demo)
+        report["demo_table"] = deviation_table(demo)
+        report["worst_demo"] = _worst(np.array(demo_graph), np.array(demo_reference), demo_labels)
+    alignment = deviations(
+        np.array(align_graph), np.array(align_reference), ALIGNMENT_FAMILIES, ALIGNMENT_FEATURE_NAMES
+    )
+    report["alignment"] = _rows(alignment)
+    report["alignment_table"] = deviation_table(alignment)
+    report["worst_alignment"] = _worst(
+        np.array(align_graph), np.array(align_reference), align_labels, ALIGNMENT_FEATURE_NAMES
+    )
+    return report
+
+
+def _rows(rows: list) -> list[dict[str, object]]:
+    return [
+        {
+            "family": r.family.name,
+            "max_abs": r.max_abs,
+            "max_rel": r.max_rel,
+            "within": r.share_within,
+            "n": r.n_values,
+        }
+        for r in rows
+    ]
+
+
+def _worst(
+    graph: np.ndarray,
+    reference: np.ndarray,
+    labels: list[str],
+    names: tuple[str, ...] = FEATURE_NAMES,
+    n: int = 8,
+) -> list[str]:
+    """The largest absolute deviations, with clip and feature."""
+    diff = np.abs(graph.astype(np.float64) - reference)
+    order = np.argsort(diff, axis=None)[::-1][:n]
+    out = []
+    for flat in order:
+        row, col = np.unravel_index(flat, diff.shape)
+        out.append(
+            f"{labels[row]} {names[col]}: graph {graph[row, col]:.6g}, "
+            f"numpy {reference[row, col]:.6g}"
+        )
+    return out
+
+
+def _scipy_polyphase(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    from math import gcd
+
+    g = gcd(rate, target)
+    out = scipy.signal.resample_poly(audio.astype(np.float64), target // g, rate // g, axis=1)
+    return _fit(out, audio.shape[1], rate, target)
+
+
+def _soxr_low(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    return _fit(soxr.resample(audio.T, rate, target, quality="LQ").T, audio.shape[1], rate, target)
+
+
+def _fit(out: np.ndarray, n: int, rate: int, target: int) -> np.ndarray:
+    length = -(-n * target // rate)
+    fixed = np.zeros((out.shape[0], length), dtype=np.float32)
+    fixed[:, : min(length, out.shape[1])] = out[:, :length]
+    return fixed
+
+
+def bench_resampling(graphs: FeatureGraphs) -> dict[str, object]:
+    """Feature deviation caused by the resampler alone (the graph on both sides)."""
+    resamplers: dict[str, Resampler] = {"scipy_polyphase": _scipy_polyphase, "soxr_lq": _soxr_low}
+    report: dict[str, object] = {}
+    for name, resampler in resamplers.items():
+        moved, reference = [], []
+        for sr in (44100, 48000):
+            for _, clip in synthetic_clips(sr):
+                moved.append(graphs.features(clip, sr, resampler))
+                reference.append(graphs.features(clip, sr))
+        rows = deviations(np.array(moved), np.array(reference))
+        report[name] = {"rows": _rows(rows), "table": deviation_table(rows)}
+    return report
+
+
+def _timed(function: Callable[[], object], repeat: int) -> tuple[float, float]:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times), float(np.median(times))
+
+
+def bench_speed(repeat: int) -> dict[str, object]:
+    sr = 44100
+    audio = music(sr, 30.0, seed=5)
+    vocal, inst = vocal_pair(sr, 30.0, 250.0, seed=1)
+    variants = [(m, p) for m in STFT_METHODS for p in STFT_PRECISIONS if not (m == "conv" and p == "float64")]
+    runs: dict[str, Callable[[], object]] = {"extract_features": lambda: extract_features(audio, sr)}
+    sessions: dict[str, float] = {}
+    for method, precision in variants:
+        start = time.perf_counter()
+        graphs = FeatureGraphs(build_feature_graph(method, precision))
+        sessions[f"{method}/{precision}"] = time.perf_counter() - start
+        feed = graphs.feature_inputs(audio, sr)
+        runs[f"graph {method}/{precision}"] = lambda s=graphs._features, f=feed: s.run(None, f)
+    aligner = FeatureGraphs(alignment=build_alignment_graph())
+    runs["estimate_alignment"] = lambda: estimate_alignment(vocal, inst, sr)
+    runs["alignment graph"] = lambda: aligner.alignment(vocal, inst, sr)
+    for run in runs.values():
+        run()  # warm-up: caches, allocator
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):  # interleaved, so that load changes hit every method alike
+        for name, run in runs.items():
+            best, _ = _timed(run, 1)
+            times[name].append(best)
+    return {
+        "clip": "30 s stereo 44.1 kHz synthetic music; alignment: 30 s mono pair",
+        "onnxruntime": ort.__version__,
+        "threads": 1,
+        "session_creation_s": sessions,
+        "best_s": {name: min(t) for name, t in times.items()},
+        "median_s": {name: float(np.median(t)) for name, t in times.items()},
+    }
+
+
+def bench_sizes() -> dict[str, dict[str, float]]:
+    sizes = {}
+    models = {f"features {m}/{p}": build_feature_graph(m, p) for m in STFT_METHODS for p in STFT_PRECISIONS if not (m == "conv" and p == "float64")}
+    models["alignment factored/float64"] = build_alignment_graph()
+    for name, model in models.items():
+        data = model.SerializeToString()
+        sizes[name] = {"mb": len(data) / 1e6, "gzip_mb": len(gzip.compress(data, 6)) / 1e6}
+    return sizes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["deviation", "resampling", "speed", "sizes"], action="append")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--demo-dir", type=Path, default=None, help="folder with */mix.flac")
+    parser.add_argument("--demo-clips", type=int, default=24)
+    args = parser.parse_args()
+    parts = args.only or ["deviation", "resampling", "speed", "sizes"]
+    report: dict[str, object] = {
+        "machine": f"{platform.processor() or platform.machine()}, {platform.python_version()}",
+        "cpus": os.cpu_count(),
+        "load_average_1min_before": os.getloadavg()[0],
+    }
+    graphs = FeatureGraphs(build_feature_graph(), build_alignment_graph())
+    if "deviation" in parts:
+        report["deviation"] = bench_deviation(graphs, args.demo_dir, args.demo_clips)
+    if "resampling" in parts:
+        report["resampling"] = bench_resampling(graphs)
+    if "speed" in parts:
+        report["speed"] = bench_speed(args.repeat)
+    if "sizes" in parts:
+        report["sizes"] = bench_sizes()
+    report["load_average_1min_after"] = os.getloadavg()[0]
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

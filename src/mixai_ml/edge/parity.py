@@ -1,0 +1,249 @@
+"""Run the edge graphs with onnxruntime and compare them with ``mixai_inference``.
+
+``FeatureGraphs`` holds onnxruntime sessions of ``features.onnx`` and ``alignment.onnx``
+and feeds them the way a browser would: the audio at its own rate plus a resampled copy.
+In Python the resampled copy is, by default, exactly the signal ``extract_features`` and
+``estimate_alignment`` analyse (soxr of the mono downmix): the comparison then measures
+the graph alone. Other resamplers can be passed to measure what a browser's resampler
+changes.
+
+``FEATURE_FAMILIES`` / ``ALIGNMENT_FAMILIES`` hold the documented tolerance of each family
+(``|graph - reference| <= atol + rtol |reference|``); :func:`deviations` summarises a set of
+comparisons per family, and :func:`deviation_table` renders it as Markdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from mixai_inference import FEATURE_CONFIG, FEATURE_NAMES
+from mixai_inference.alignment import ALIGNMENT_CONFIG, ALIGNMENT_FEATURE_NAMES
+from mixai_inference.audio import as_float_audio, resample, to_mono
+
+__all__ = [
+    "ALIGNMENT_FAMILIES",
+    "FEATURE_FAMILIES",
+    "Family",
+    "FamilyDeviation",
+    "FeatureGraphs",
+    "Resampler",
+    "deviation_table",
+    "deviations",
+    "soxr_mono",
+]
+
+#: ``(audio (channels, n) float32, rate, target rate) -> (channels', m)`` float32
+Resampler = Callable[[np.ndarray, int, int], np.ndarray]
+
+
+def soxr_mono(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """The signal ``mixai_inference`` analyses: soxr ("HQ") of the mono downmix, ``(1, m)``."""
+    return resample(to_mono(audio), rate, target)[np.newaxis, :]
+
+
+def _session(model: onnx.ModelProto | bytes | str | Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+class FeatureGraphs:
+    """onnxruntime sessions of the feature and alignment graphs.
+
+    Parameters
+    ----------
+    features, alignment : ModelProto, serialized bytes or path (either may be None)
+    threads : int
+        onnxruntime intra-op threads (1 = comparable with the single-threaded numpy code).
+    """
+
+    def __init__(
+        self,
+        features: onnx.ModelProto | bytes | str | Path | None = None,
+        alignment: onnx.ModelProto | bytes | str | Path | None = None,
+        threads: int = 1,
+    ) -> None:
+        self._features = _session(features, threads) if features is not None else None
+        self._alignment = _session(alignment, threads) if alignment is not None else None
+
+    def feature_inputs(
+        self, audio: Any, sr: Any, resampler: Resampler = soxr_mono
+    ) -> dict[str, np.ndarray]:
+        """The feed of ``features.onnx`` for ``audio`` at ``sr`` (validated like
+        ``extract_features``)."""
+        samples, rate = as_float_audio(audio, sr)
+        return {
+            "audio": samples,
+            "sample_rate": np.array(rate, dtype=np.int64),
+            "audio_resampled": resampler(samples, rate, FEATURE_CONFIG["sample_rate"]),
+        }
+
+    def features(self, audio: Any, sr: Any, resampler: Resampler = soxr_mono) -> np.ndarray:
+        """``features.onnx`` on ``audio``: float32 ``(len(FEATURE_NAMES),)``."""
+        if self._features is None:
+            raise ValueError("no feature graph was given")
+        values: np.ndarray = self._features.run(None, self.feature_inputs(audio, sr, resampler))[0]
+        return values
+
+    def alignment(
+        self, vocal: Any, instrumental: Any, sr: Any, resampler: Resampler = soxr_mono
+    ) -> tuple[np.ndarray, float]:
+        """``alignment.onnx`` on a pair: ``(features (23,), offset_ms)``."""
+        if self._alignment is None:
+            raise ValueError("no alignment graph was given")
+        vocal_audio, rate = as_float_audio(vocal, sr)
+        instrumental_audio, _ = as_float_audio(instrumental, sr)
+        target = ALIGNMENT_CONFIG["sample_rate"]
+        features, offset = self._alignment.run(
+            None,
+            {
+                "vocal": vocal_audio,
+                "instrumental": instrumental_audio,
+                "sample_rate": np.array(rate, dtype=np.int64),
+                "vocal_resampled": resampler(vocal_audio, rate, target),
+                "instrumental_resampled": resampler(instrumental_audio, rate, target),
+            },
+        )
+        return features, float(offset)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A group of values with one tolerance: ``|graph - ref| <= atol + rtol |ref|``."""
+
+    name: str
+    names: tuple[str, ...]
+    unit: str
+    atol: float
+    rtol: float
+    limited_by: str  # what keeps the graph from agreeing more closely
+
+    def tolerance_text(self) -> str:
+        parts = [f"{self.atol:g} {self.unit}".strip()] if self.atol else []
+        if self.rtol:
+            parts.append(f"{self.rtol:g} relative")
+        return " + ".join(parts)
+
+
+def _prefixed(names: Sequence[str], *prefixes: str) -> tuple[str, ...]:
+    return tuple(n for n in names if n.startswith(prefixes))
+
+
+def _families(specs: Iterable[tuple[str, Sequence[str], str, float, float, str]], names: Sequence[str]) -> tuple[Family, ...]:
+    families = tuple(Family(name, tuple(members), unit, atol, rtol, why) for name, members, unit, atol, rtol, why in specs)
+    covered = [n for f in families for n in f.names]
+    if sorted(covered) != sorted(names):
+        raise AssertionError("families must cover every name exactly once")
+    return families
+
+
+_F32 = "float32 arithmetic"
+_STFT = "float32 spectra from a float64 transform, as in mixai_inference; float32 reductions"
+
+FEATURE_FAMILIES: tuple[Family, ...] = _families(
+    [
+        ("spectral centroid", _prefixed(FEATURE_NAMES, "spectral_centroid"), "Hz", 0.01, 1e-5, _STFT),
+        ("spectral bandwidth", _prefixed(FEATURE_NAMES, "spectral_bandwidth"), "Hz", 0.01, 1e-5, _STFT),
+        ("spectral roll-off", _prefixed(FEATURE_NAMES, "spectral_rolloff"), "Hz", 0.01, 1e-5, "a frame's roll-off bin can flip at a threshold tie"),
+        ("spectral flux", _prefixed(FEATURE_NAMES, "spectral_flux"), "dB", 1e-3, 1e-4, _STFT),
+        ("spectral contrast", _prefixed(FEATURE_NAMES, "spectral_contrast"), "dB", 1e-3, 1e-4, _STFT),
+        ("zero-crossing rate", _prefixed(FEATURE_NAMES, "zero_crossing_rate"), "", 1e-7, 1e-5, "exact counts; float32 statistics"),
+        ("RMS", _prefixed(FEATURE_NAMES, "rms_"), "", 1e-7, 1e-4, _F32),
+        ("beat strength", _prefixed(FEATURE_NAMES, "beat_strength"), "dB", 1e-3, 1e-4, "same beat frames; float32 flux"),
+        ("MFCC", _prefixed(FEATURE_NAMES, "mfcc"), "dB", 1e-3, 1e-4, _STFT),
+        ("chroma", _prefixed(FEATURE_NAMES, "chroma"), "", 1e-5, 1e-4, _STFT),
+        ("stereo correlation / width", _prefixed(FEATURE_NAMES, "stereo_"), "", 1e-5, 1e-4, _F32),
+        ("tempo", ("tempo_bpm",), "BPM", 0.0, 1e-6, "the same autocorrelation lag"),
+        ("loudness (integrated, max momentary, max short-term)", ("loudness_integrated_lufs", "loudness_momentary_max_lufs", "loudness_short_term_max_lufs"), "LU", 2e-3, 0.0, "block IIR in float32 (exact algebra)"),
+        ("loudness range", ("loudness_range_lu",), "LU", 2e-3, 0.0, "block IIR in float32"),
+        ("true peak", ("true_peak_dbtp",), "dB", 1e-3, 0.0, _F32),
+        ("sample peak, crest factor", ("sample_peak_dbfs", "crest_factor_db"), "dB", 1e-3, 0.0, _F32),
+        ("band energy", _prefixed(FEATURE_NAMES, "band_energy"), "dB", 1e-3, 0.0, _STFT),
+    ],
+    FEATURE_NAMES,
+)
+
+ALIGNMENT_FAMILIES: tuple[Family, ...] = _families(
+    [
+        ("offset", ("offset_ms", "offset_margin_ms", "gcc_phat_onset_disagreement_ms"), "ms", 0.01, 0.0, "float32 peak interpolation"),
+        ("onset cross-correlation", _prefixed(ALIGNMENT_FEATURE_NAMES, "xcorr"), "", 1e-3, 1e-4, _STFT),
+        ("segment agreement", ("segment_agreement_ratio", "segment_offset_spread_ms"), "", 0.01, 0.0, "float32 peak interpolation"),
+        ("onset rates, activity", ("vocal_onset_rate_hz", "instrumental_onset_rate_hz", "vocal_activity_ratio", "instrumental_activity_ratio"), "", 1e-4, 1e-4, "threshold counts"),
+        ("durations, levels, overlap", ("vocal_duration_s", "instrumental_duration_s", "vocal_rms_dbfs", "instrumental_rms_dbfs", "overlap_ratio"), "", 1e-4, 1e-5, _F32),
+        ("GCC-PHAT", ("gcc_phat_peak", "gcc_phat_peak_to_sidelobe_ratio", "gcc_phat_used"), "", 1e-3, 1e-3, "soxr's decimation filter truncated to 401 taps; float32 peaks"),
+    ],
+    ALIGNMENT_FEATURE_NAMES,
+)
+
+
+@dataclass(frozen=True)
+class FamilyDeviation:
+    """Deviation of one family over a set of comparisons."""
+
+    family: Family
+    n_values: int
+    n_within: int
+    max_abs: float
+    max_rel: float  # |d| / max(|ref|, 1e-12)
+
+    @property
+    def share_within(self) -> float:
+        return self.n_within / self.n_values if self.n_values else 1.0
+
+
+def deviations(
+    graph: np.ndarray,
+    reference: np.ndarray,
+    families: Sequence[Family] = FEATURE_FAMILIES,
+    names: Sequence[str] = FEATURE_NAMES,
+) -> list[FamilyDeviation]:
+    """Per-family deviation of ``graph`` from ``reference``, both ``(n_clips, len(names))``."""
+    graph = np.atleast_2d(np.asarray(graph, dtype=np.float64))
+    reference = np.atleast_2d(np.asarray(reference, dtype=np.float64))
+    column = {name: i for i, name in enumerate(names)}
+    out = []
+    for family in families:
+        index = [column[n] for n in family.names]
+        g, r = graph[:, index], reference[:, index]
+        diff = np.abs(g - r)
+        diff[np.isnan(g) != np.isnan(r)] = np.inf
+        diff[np.isnan(g) & np.isnan(r)] = 0.0
+        within = diff <= family.atol + family.rtol * np.abs(r)
+        rel = diff / np.maximum(np.abs(r), 1e-12)
+        out.append(
+            FamilyDeviation(
+                family=family,
+                n_values=int(diff.size),
+                n_within=int(np.count_nonzero(within)),
+                max_abs=float(diff.max(initial=0.0)),
+                max_rel=float(rel.max(initial=0.0)),
+            )
+        )
+    return out
+
+
+def deviation_table(rows: Sequence[FamilyDeviation]) -> str:
+    """Markdown table: family, tolerance, largest deviations, share within tolerance."""
+    lines = [
+        "| family | tolerance | largest deviation | largest relative | within tolerance |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        f = row.family
+        lines.append(
+            f"| {f.name} | {f.tolerance_text()} | {row.max_abs:.2g} {f.unit} | {row.max_rel:.1e} "
+            f"| {100 * row.share_within:.2f} % ({row.n_within}/{row.n_values}) |"
+        )
+    total = sum(r.n_values for r in rows)
+    within = sum(r.n_within for r in rows)
+    lines.append(f"| **all** | | | | **{100 * within / max(total, 1):.2f} %** ({within}/{total}) |")
+    return "\n".join(lines)
