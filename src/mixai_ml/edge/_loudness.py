@@ -58,14 +58,10 @@ from mixai_ml.edge._dsp import (
     vec,
 )
 from mixai_ml.edge._graph import BOOL, FLOAT, INT64, Graph
+from mixai_ml.edge._resample import is_one_of
 
-__all__ = ["SUPPORTED_SAMPLE_RATES", "NativeFeatures", "native_features"]
+__all__ = ["NativeFeatures", "native_features", "rate_tables"]
 
-#: Sample rates the graph measures loudness at (its K-weighting tables).
-SUPPORTED_SAMPLE_RATES: tuple[int, ...] = (
-    8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000,
-    64000, 88200, 96000, 176400, 192000, 352800, 384000,
-)  # fmt: skip
 BLOCK = 64
 _STATES = 4
 _CHUNK_TARGET = 1 << 19  # samples per channel per Loop iteration (about 10 s at 48 kHz)
@@ -99,12 +95,12 @@ class _RateTables:
     chunk: np.ndarray  # (R,) int64 samples per Loop iteration
 
 
-@lru_cache(maxsize=1)
-def rate_tables() -> _RateTables:
-    """Block-IIR matrices of the K-weighting filter at every supported rate (float64 math)."""
+@lru_cache(maxsize=4)
+def rate_tables(rates: tuple[int, ...]) -> _RateTables:
+    """Block-IIR matrices of the K-weighting filter at each of ``rates`` (float64 math)."""
     toeplitz, state_out, state_in, powers, chunks = [], [], [], [], []
     steps = 0
-    for sr in SUPPORTED_SAMPLE_RATES:
+    for sr in rates:
         a, b, c, d = _k_weighting_state_space(sr)
         a_powers = [np.eye(_STATES)]
         for _ in range(BLOCK):
@@ -124,7 +120,7 @@ def rate_tables() -> _RateTables:
         chunks.append(unit * max(1, round(_CHUNK_TARGET / unit)))
     padded_powers = [p + [np.zeros((_STATES, _STATES))] * (steps - len(p)) for p in powers]
     return _RateTables(
-        rates=np.array(SUPPORTED_SAMPLE_RATES, dtype=np.int64),
+        rates=np.array(rates, dtype=np.int64),
         toeplitz_t=np.array(toeplitz, dtype=np.float32),
         state_out_t=np.array(state_out, dtype=np.float32),
         state_in_t=np.array(state_in, dtype=np.float32),
@@ -155,7 +151,6 @@ def _subblock_layout(g: Graph, sr: str) -> tuple[str, str, str]:
 class NativeFeatures:
     """Value names of the native-rate families."""
 
-    supported: str  # bool scalar: sample_rate is in SUPPORTED_SAMPLE_RATES
     loudness: str  # (5,) integrated, momentary max, short-term max, LRA, true peak
     sample_peak_db: str
     crest_factor_db: str
@@ -288,12 +283,13 @@ def _stereo_image(g: Graph, sums: str, n_channels: str, sr_f: str) -> tuple[str,
     )
 
 
-def native_features(g: Graph, audio: str, sr: str) -> NativeFeatures:
-    """Loudness, peaks, crest factor and stereo image of ``audio`` ``(C, n)`` at ``sr``."""
-    tables_np = rate_tables()
-    matches = g.Equal(g.const(tables_np.rates), sr)
-    supported = g.Cast(g.ReduceMax(g.Cast(matches, to=INT64), keepdims=0), to=BOOL)
-    index = g.ArgMax(g.Cast(matches, to=INT64), axis=0, keepdims=0)
+def native_features(g: Graph, audio: str, sr: str, rates: tuple[int, ...]) -> NativeFeatures:
+    """Loudness, peaks, crest factor and stereo image of ``audio`` ``(C, n)`` at ``sr``, one
+    of ``rates``."""
+    tables_np = rate_tables(rates)
+    index = g.ArgMax(g.Cast(g.Equal(g.const(tables_np.rates), sr), to=INT64), axis=0, keepdims=0)
+    # another rate: measure as if it were the first one (the caller flags the result)
+    sr = g.Where(is_one_of(g, sr, rates), sr, g.const(tables_np.rates[0]))
     tables = {
         name: item(g, g.const(getattr(tables_np, attr)), index)
         for name, attr in (
@@ -333,7 +329,6 @@ def native_features(g: Graph, audio: str, sr: str) -> NativeFeatures:
     peak_db = amplitude_db(g, peak)
     correlation, width = _stereo_image(g, sums, n_channels, sr_f)
     return NativeFeatures(
-        supported=supported,
         loudness=loudness,
         sample_peak_db=peak_db,
         crest_factor_db=g.Sub(peak_db, power_db(g, mean_square)),

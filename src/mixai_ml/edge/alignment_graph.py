@@ -1,8 +1,10 @@
 """``alignment.onnx``: ``mixai_inference.alignment.estimate_alignment`` as one ONNX graph.
 
-Inputs (see :data:`ALIGNMENT_GRAPH_INPUTS`): both stems at their own rate (durations and
-RMS levels are measured there) and resampled to ``ALIGNMENT_CONFIG["sample_rate"]``
-(16 kHz; soxr in Python, the Web Audio API in a browser), plus ``sample_rate`` (any rate).
+Inputs (see :data:`ALIGNMENT_GRAPH_INPUTS`): both stems at their own ``sample_rate``
+(16, 44.1 or 48 kHz; other rates make every output NaN: a browser decodes such files at
+48 kHz). As ``estimate_alignment``, the graph measures durations and RMS levels there and
+resamples each mono downmix to ``ALIGNMENT_CONFIG["sample_rate"]`` (16 kHz) with soxr's
+own filter (:mod:`~mixai_ml.edge._resample`).
 Outputs: ``alignment_features`` float32 ``(23,)`` in ``ALIGNMENT_FEATURE_NAMES`` order and
 ``offset_ms`` (float32 scalar, positive: delay the vocal).
 
@@ -13,8 +15,7 @@ Per step:
 * onset cross-correlation for lags of +-2 s: the instrumental's four quarters (their sum is
   the whole) correlated with the vocal by one grouped Conv over chunks of 1024 frames,
   whose weights are the instrumental's onsets (a runtime tensor);
-* GCC-PHAT: 16 kHz -> 8 kHz with soxr's own decimation filter
-  (:mod:`~mixai_ml.edge._resample`), half-overlapping 65 536-sample Hann frames, the
+* GCC-PHAT: 16 kHz -> 8 kHz with soxr's filter, half-overlapping 65 536-sample Hann frames, the
   ONNX ``DFT`` operator (131 072 points: too large for a constant basis), whitening in
   150-3500 Hz and one inverse DFT;
 * peaks (parabolic interpolation, peak-to-sidelobe ratios, runner-up, half-height width),
@@ -46,27 +47,24 @@ from mixai_ml.edge._dsp import (
     vec,
 )
 from mixai_ml.edge._graph import BOOL, DOUBLE, FLOAT, INT64, Graph
-from mixai_ml.edge._resample import decimate
+from mixai_ml.edge._resample import RESAMPLED_RATES, decimate, is_one_of, resample_from
 from mixai_ml.edge.feature_graph import CHUNK_FRAMES, model_proto
 
-__all__ = ["ALIGNMENT_GRAPH_INPUTS", "build_alignment_graph"]
+__all__ = ["ALIGNMENT_GRAPH_INPUTS", "ALIGNMENT_SAMPLE_RATES", "build_alignment_graph"]
 
 _LEVEL_FLOOR_DB = -120.0
 _TINY = 1e-12
 _XCORR_CHUNK = 1024  # onset frames per group of the correlation Conv
 
+#: Rates the stems may have: the alignment rate and the rates resampled like soxr.
+ALIGNMENT_SAMPLE_RATES: tuple[int, ...] = tuple(
+    sorted({ALIGNMENT_CONFIG["sample_rate"], *RESAMPLED_RATES})
+)
+
 ALIGNMENT_GRAPH_INPUTS: dict[str, str] = {
     "vocal": "float32 (channels, samples), 1 or 2 channels, at sample_rate",
     "instrumental": "float32 (channels, samples), 1 or 2 channels, at sample_rate",
-    "sample_rate": "int64 scalar, Hz, of both stems",
-    "vocal_resampled": (
-        f"float32 (channels, ceil(samples * {ALIGNMENT_CONFIG['sample_rate']} / sample_rate)): "
-        f"vocal resampled to {ALIGNMENT_CONFIG['sample_rate']} Hz"
-    ),
-    "instrumental_resampled": (
-        f"float32 (channels, ceil(samples * {ALIGNMENT_CONFIG['sample_rate']} / sample_rate)): "
-        f"instrumental resampled to {ALIGNMENT_CONFIG['sample_rate']} Hz"
-    ),
+    "sample_rate": "int64 scalar, Hz, of both stems, one of supported_sample_rates",
 }
 
 
@@ -78,13 +76,7 @@ class _Stem:
     """Value names of one stem's analysis (see ``mixai_inference.alignment._analyze_stem``)."""
 
     def __init__(
-        self,
-        g: Graph,
-        native: str,
-        resampled: str,
-        sr: str,
-        stft: StftMethod,
-        precision: StftPrecision,
+        self, g: Graph, native: str, sr: str, stft: StftMethod, precision: StftPrecision
     ) -> None:
         cfg = ALIGNMENT_CONFIG
         rate, n_fft, hop = cfg["sample_rate"], cfg["n_fft"], cfg["hop_length"]
@@ -95,7 +87,7 @@ class _Stem:
         self.duration_s = g.Div(n_f, g.Cast(sr, to=FLOAT))
         self.rms_dbfs = _level_db(g, mean_square)
 
-        y = g.ReduceMean(resampled, vec(g, 0), keepdims=0)
+        y = resample_from(g, mono, sr, rate)
         mel_t = np.ascontiguousarray(mel_filterbank(rate, n_fft, cfg["n_mels"]).T)
 
         def per_frame(b: Graph, magnitude: str, power: str, energy: str) -> list[str]:
@@ -123,7 +115,7 @@ class _Stem:
         )
         frame_power = g.Reshape(g.Div(energy, float(n_fft)), vec(g, -1))
         self.frame_db = _level_db(g, frame_power)
-        self.waveform = decimate(g, y, rate, rate // cfg["gcc_sample_rate"])
+        self.waveform = decimate(g, y, rate, cfg["gcc_sample_rate"])
 
 
 def _level_db(g: Graph, mean_square: str) -> str:
@@ -295,12 +287,8 @@ def build_alignment_graph(
     vocal = g.input("vocal", FLOAT, ["vocal_channels", "vocal_samples"])
     instrumental = g.input("instrumental", FLOAT, ["instrumental_channels", "instrumental_samples"])
     sr = g.input("sample_rate", INT64, [])
-    vocal_16k = g.input("vocal_resampled", FLOAT, ["vocal_channels", "vocal_resampled_samples"])
-    inst_16k = g.input(
-        "instrumental_resampled", FLOAT, ["instrumental_channels", "instrumental_resampled_samples"]
-    )
-    voc = _Stem(g, vocal, vocal_16k, sr, stft, precision)
-    inst = _Stem(g, instrumental, inst_16k, sr, stft, precision)
+    voc = _Stem(g, vocal, sr, stft, precision)
+    inst = _Stem(g, instrumental, sr, stft, precision)
 
     frame_ms = 1000.0 * cfg["hop_length"] / cfg["sample_rate"]
     max_lag = round(cfg["max_offset_ms"] / frame_ms)
@@ -387,6 +375,9 @@ def build_alignment_graph(
     if len(values) != len(ALIGNMENT_FEATURE_NAMES):
         raise AssertionError("alignment features out of step with ALIGNMENT_FEATURE_NAMES")
     features = g.Concat(*(_scalar(g, v) for v in values), axis=0)
+    supported = is_one_of(g, sr, ALIGNMENT_SAMPLE_RATES)
+    features = g.Where(supported, features, np.float32(np.nan))
+    offset_ms = g.Where(supported, offset_ms, np.float32(np.nan))
     g.output(features, "alignment_features", FLOAT, [len(ALIGNMENT_FEATURE_NAMES)])
     g.output(offset_ms, "offset_ms", FLOAT, [])
     return model_proto(
@@ -395,6 +386,7 @@ def build_alignment_graph(
             "alignment_feature_names": json.dumps(list(ALIGNMENT_FEATURE_NAMES)),
             "inputs": json.dumps(ALIGNMENT_GRAPH_INPUTS),
             "alignment_sample_rate": str(cfg["sample_rate"]),
+            "supported_sample_rates": json.dumps(list(ALIGNMENT_SAMPLE_RATES)),
             "stft": stft,
             "stft_precision": precision,
         },

@@ -4,14 +4,13 @@ ONNX graph (opset 18) that onnxruntime and onnxruntime-web run.
 Inputs (see :data:`FEATURE_GRAPH_INPUTS`):
 
 * ``audio`` float32 ``(channels, samples)``, channels 1 or 2, at ``sample_rate``: the
-  decoded file at its own rate. Loudness, true and sample peak, crest factor and stereo
-  image are measured on it, as ``extract_features`` does.
-* ``sample_rate`` int64 scalar, one of :data:`SUPPORTED_SAMPLE_RATES` (any other rate makes
-  every feature NaN).
-* ``audio_resampled`` float32 ``(channels, ceil(samples * 22050 / sample_rate))``: the same
-  audio resampled to ``FEATURE_CONFIG["sample_rate"]`` (by soxr in Python, by the Web Audio
-  API in a browser). The graph downmixes it (channel mean) and computes every spectral and
-  rhythm family from it. When ``sample_rate`` is 22050, pass ``audio`` again.
+  decoded file at its own rate, as ``extract_features`` receives it;
+* ``sample_rate`` int64 scalar, one of :data:`SUPPORTED_SAMPLE_RATES` (22.05, 44.1 or
+  48 kHz; any other rate makes every feature NaN: a browser decodes such files at 48 kHz).
+
+Like ``extract_features``, the graph measures loudness, peaks, crest factor and stereo
+image on ``audio`` and resamples its mono downmix to ``FEATURE_CONFIG["sample_rate"]``
+with soxr's own filter (:mod:`~mixai_ml.edge._resample`) for every other family.
 
 Output: ``features`` float32 ``(175,)`` in ``FEATURE_NAMES`` order.
 
@@ -25,6 +24,10 @@ Per family (details in docs/features.md, "In the browser"):
 * zero-crossing rate from sign changes, counted per hop;
 * tempo and beats: :mod:`mixai_ml.edge._rhythm`;
 * loudness, peaks, stereo image: :mod:`mixai_ml.edge._loudness`.
+
+A browser's own resampler (Web Audio) would move the spectral families far beyond these
+tolerances (its anti-aliasing filter differs from soxr's near 11 kHz), hence the resampling
+inside the graph.
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ from mixai_ml.edge._dsp import (
     vec,
 )
 from mixai_ml.edge._graph import FLOAT, INT64, Graph
-from mixai_ml.edge._loudness import SUPPORTED_SAMPLE_RATES, native_features
+from mixai_ml.edge._loudness import native_features
+from mixai_ml.edge._resample import RESAMPLED_RATES, is_one_of, resample_from
 
 __all__ = [
     "FEATURE_GRAPH_INPUTS",
@@ -69,6 +73,10 @@ __all__ = [
     "model_proto",
 ]
 
+#: Rates ``audio`` may have: the feature rate and the rates resampled exactly like soxr.
+SUPPORTED_SAMPLE_RATES: tuple[int, ...] = tuple(
+    sorted({FEATURE_CONFIG["sample_rate"], *RESAMPLED_RATES})
+)
 OPSET = 18
 IR_VERSION = 9  # onnxruntime >= 1.15 and onnxruntime-web read it
 CHUNK_FRAMES = 256  # STFT frames per Loop iteration
@@ -77,10 +85,6 @@ CHUNK_FRAMES = 256  # STFT frames per Loop iteration
 FEATURE_GRAPH_INPUTS: dict[str, str] = {
     "audio": "float32 (channels, samples), 1 or 2 channels, full scale 1.0, at sample_rate",
     "sample_rate": "int64 scalar, Hz, one of supported_sample_rates",
-    "audio_resampled": (
-        f"float32 (channels, ceil(samples * {FEATURE_CONFIG['sample_rate']} / sample_rate)): "
-        f"audio resampled to {FEATURE_CONFIG['sample_rate']} Hz"
-    ),
 }
 
 
@@ -167,11 +171,16 @@ def build_feature_graph(
     stft: StftMethod = "factored",
     precision: StftPrecision = "float64",
     chunk_frames: int = CHUNK_FRAMES,
+    *,
+    resampled_input: bool = False,
 ) -> onnx.ModelProto:
     """The feature graph (see the module docstring).
 
     ``stft`` picks the DFT implementation and ``precision`` its arithmetic
-    (:data:`~mixai_ml.edge._dsp.STFT_PRECISIONS`).
+    (:data:`~mixai_ml.edge._dsp.STFT_PRECISIONS`). With ``resampled_input`` the graph takes
+    a third input, ``audio_resampled`` (channels, m): the audio already at 22.05 kHz, which
+    it analyses instead of resampling (to test the graph on the very signal
+    ``extract_features`` analyses).
     """
     cfg = dict(FEATURE_CONFIG)
     sr, hop, n_fft = cfg["sample_rate"], cfg["hop_length"], cfg["n_fft"]
@@ -180,8 +189,12 @@ def build_feature_graph(
     g = Graph("mixai_features")
     audio = g.input("audio", FLOAT, ["channels", "samples"])
     sample_rate = g.input("sample_rate", INT64, [])
-    resampled = g.input("audio_resampled", FLOAT, ["channels", "resampled_samples"])
-    y = g.ReduceMean(resampled, vec(g, 0), keepdims=0)
+    mono = g.ReduceMean(audio, vec(g, 0), keepdims=0)
+    if resampled_input:
+        given = g.input("audio_resampled", FLOAT, ["resampled_channels", "resampled_samples"])
+        y = g.ReduceMean(given, vec(g, 0), keepdims=0)
+    else:
+        y = resample_from(g, mono, sample_rate, sr)
 
     per_frame, widths = _spectral_frames(sr, cfg)
     values, n_frames = frame_loop(
@@ -219,7 +232,7 @@ def build_feature_graph(
     beats, keep = _rhythm.beat_frames(g, onset, lag, cfg["tightness"])
     beat_strength = select_or(g, g.Gather(onset, beats), keep, 0.0)
 
-    native = native_features(g, audio, sample_rate)
+    native = native_features(g, audio, sample_rate, SUPPORTED_SAMPLE_RATES)
     column = vec(g, -1, 1)
     features = g.Concat(
         stats(g, centroid),
@@ -241,14 +254,19 @@ def build_feature_graph(
         band_db,
         axis=0,
     )
-    features = g.Where(native.supported, features, np.float32(np.nan))
+    supported = is_one_of(g, sample_rate, SUPPORTED_SAMPLE_RATES)
+    features = g.Where(supported, features, np.float32(np.nan))
     g.output(features, "features", FLOAT, [len(FEATURE_NAMES)])
     return model_proto(
         g,
         {
             "feature_schema_version": FEATURE_SCHEMA_VERSION,
             "feature_names": json.dumps(list(FEATURE_NAMES)),
-            "inputs": json.dumps(FEATURE_GRAPH_INPUTS),
+            "inputs": json.dumps(
+                {**FEATURE_GRAPH_INPUTS, "audio_resampled": "float32 (channels, m) at 22050 Hz"}
+                if resampled_input
+                else FEATURE_GRAPH_INPUTS
+            ),
             "feature_sample_rate": str(sr),
             "supported_sample_rates": json.dumps(list(SUPPORTED_SAMPLE_RATES)),
             "stft": stft,

@@ -1,11 +1,9 @@
 """Run the edge graphs with onnxruntime and compare them with ``mixai_inference``.
 
 ``FeatureGraphs`` holds onnxruntime sessions of ``features.onnx`` and ``alignment.onnx``
-and feeds them the way a browser would: the audio at its own rate plus a resampled copy.
-In Python the resampled copy is, by default, exactly the signal ``extract_features`` and
-``estimate_alignment`` analyse (soxr of the mono downmix): the comparison then measures
-the graph alone. Other resamplers can be passed to measure what a browser's resampler
-changes.
+and feeds them what a browser would: the decoded audio at its own rate. Given
+:func:`soxr_mono` as well, the feature graph analyses the very 22.05 kHz signal
+``extract_features`` does, which measures the graph alone, apart from resampling.
 
 ``FEATURE_FAMILIES`` / ``ALIGNMENT_FAMILIES`` hold the documented tolerance of each family
 (``|graph - reference| <= atol + rtol |reference|``); :func:`deviations` summarises a set of
@@ -14,7 +12,8 @@ comparisons per family, and :func:`deviation_table` renders it as Markdown.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import onnx
 import onnxruntime as ort
 
 from mixai_inference import FEATURE_CONFIG, FEATURE_NAMES
-from mixai_inference.alignment import ALIGNMENT_CONFIG, ALIGNMENT_FEATURE_NAMES
+from mixai_inference.alignment import ALIGNMENT_FEATURE_NAMES
 from mixai_inference.audio import as_float_audio, resample, to_mono
 
 __all__ = [
@@ -33,19 +32,15 @@ __all__ = [
     "Family",
     "FamilyDeviation",
     "FeatureGraphs",
-    "Resampler",
     "deviation_table",
     "deviations",
     "soxr_mono",
 ]
 
-#: ``(audio (channels, n) float32, rate, target rate) -> (channels', m)`` float32
-Resampler = Callable[[np.ndarray, int, int], np.ndarray]
-
-
-def soxr_mono(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """The signal ``mixai_inference`` analyses: soxr ("HQ") of the mono downmix, ``(1, m)``."""
-    return resample(to_mono(audio), rate, target)[np.newaxis, :]
+def soxr_mono(audio: Any, sr: Any) -> np.ndarray:
+    """The 22.05 kHz signal ``extract_features`` analyses: soxr HQ of the mono downmix."""
+    samples, rate = as_float_audio(audio, sr)
+    return resample(to_mono(samples), rate, FEATURE_CONFIG["sample_rate"])[np.newaxis, :]
 
 
 def _session(model: onnx.ModelProto | bytes | str | Path, threads: int) -> ort.InferenceSession:
@@ -61,7 +56,8 @@ class FeatureGraphs:
 
     Parameters
     ----------
-    features, alignment : ModelProto, serialized bytes or path (either may be None)
+    features, alignment : ModelProto, serialized bytes or path (either may be None); a
+        feature graph built with ``resampled_input=True`` takes ``resampled`` audio.
     threads : int
         onnxruntime intra-op threads (1 = comparable with the single-threaded numpy code).
     """
@@ -75,42 +71,53 @@ class FeatureGraphs:
         self._features = _session(features, threads) if features is not None else None
         self._alignment = _session(alignment, threads) if alignment is not None else None
 
-    def feature_inputs(
-        self, audio: Any, sr: Any, resampler: Resampler = soxr_mono
-    ) -> dict[str, np.ndarray]:
-        """The feed of ``features.onnx`` for ``audio`` at ``sr`` (validated like
-        ``extract_features``)."""
+    @staticmethod
+    def _checked(session: ort.InferenceSession, audio: Any, sr: Any) -> tuple[np.ndarray, int]:
         samples, rate = as_float_audio(audio, sr)
-        return {
-            "audio": samples,
-            "sample_rate": np.array(rate, dtype=np.int64),
-            "audio_resampled": resampler(samples, rate, FEATURE_CONFIG["sample_rate"]),
-        }
+        supported = json.loads(session.get_modelmeta().custom_metadata_map["supported_sample_rates"])
+        if rate not in supported:
+            raise ValueError(
+                f"the graph takes audio at {', '.join(map(str, supported))} Hz, not {rate} Hz: "
+                "resample it to 48000 Hz first (a browser decodes it at that rate)"
+            )
+        return samples, rate
 
-    def features(self, audio: Any, sr: Any, resampler: Resampler = soxr_mono) -> np.ndarray:
-        """``features.onnx`` on ``audio``: float32 ``(len(FEATURE_NAMES),)``."""
+    def feature_inputs(
+        self, audio: Any, sr: Any, resampled: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """The feed of ``features.onnx`` (audio validated like ``extract_features``)."""
         if self._features is None:
             raise ValueError("no feature graph was given")
-        values: np.ndarray = self._features.run(None, self.feature_inputs(audio, sr, resampler))[0]
+        samples, rate = self._checked(self._features, audio, sr)
+        feed = {"audio": samples, "sample_rate": np.array(rate, dtype=np.int64)}
+        if resampled is not None:
+            feed["audio_resampled"] = np.atleast_2d(np.asarray(resampled, dtype=np.float32))
+        return feed
+
+    def features(self, audio: Any, sr: Any, resampled: np.ndarray | None = None) -> np.ndarray:
+        """``features.onnx`` on ``audio``: float32 ``(len(FEATURE_NAMES),)``.
+
+        ``resampled``: the audio at ``FEATURE_CONFIG["sample_rate"]`` to analyse instead of
+        the graph's own resampling, e.g. :func:`soxr_mono` (what ``extract_features``
+        analyses) to measure the graph alone.
+        """
+        feed = self.feature_inputs(audio, sr, resampled)
+        assert self._features is not None
+        values: np.ndarray = self._features.run(None, feed)[0]
         return values
 
-    def alignment(
-        self, vocal: Any, instrumental: Any, sr: Any, resampler: Resampler = soxr_mono
-    ) -> tuple[np.ndarray, float]:
+    def alignment(self, vocal: Any, instrumental: Any, sr: Any) -> tuple[np.ndarray, float]:
         """``alignment.onnx`` on a pair: ``(features (23,), offset_ms)``."""
         if self._alignment is None:
             raise ValueError("no alignment graph was given")
-        vocal_audio, rate = as_float_audio(vocal, sr)
-        instrumental_audio, _ = as_float_audio(instrumental, sr)
-        target = ALIGNMENT_CONFIG["sample_rate"]
+        vocal_audio, rate = self._checked(self._alignment, vocal, sr)
+        instrumental_audio, _ = self._checked(self._alignment, instrumental, sr)
         features, offset = self._alignment.run(
             None,
             {
                 "vocal": vocal_audio,
                 "instrumental": instrumental_audio,
                 "sample_rate": np.array(rate, dtype=np.int64),
-                "vocal_resampled": resampler(vocal_audio, rate, target),
-                "instrumental_resampled": resampler(instrumental_audio, rate, target),
             },
         )
         return features, float(offset)
@@ -179,7 +186,7 @@ ALIGNMENT_FAMILIES: tuple[Family, ...] = _families(
         ("segment agreement", ("segment_agreement_ratio", "segment_offset_spread_ms"), "", 0.01, 0.0, "float32 peak interpolation"),
         ("onset rates, activity", ("vocal_onset_rate_hz", "instrumental_onset_rate_hz", "vocal_activity_ratio", "instrumental_activity_ratio"), "", 1e-4, 1e-4, "threshold counts"),
         ("durations, levels, overlap", ("vocal_duration_s", "instrumental_duration_s", "vocal_rms_dbfs", "instrumental_rms_dbfs", "overlap_ratio"), "", 1e-4, 1e-5, _F32),
-        ("GCC-PHAT", ("gcc_phat_peak", "gcc_phat_peak_to_sidelobe_ratio", "gcc_phat_used"), "", 1e-3, 1e-3, "soxr's decimation filter truncated to 401 taps; float32 peaks"),
+        ("GCC-PHAT", ("gcc_phat_peak", "gcc_phat_peak_to_sidelobe_ratio", "gcc_phat_used"), "", 1e-3, 1e-3, "float32 resampling and peaks"),
     ],
     ALIGNMENT_FEATURE_NAMES,
 )
