@@ -150,7 +150,10 @@ def bench_deviation(graphs: FeatureGraphs, demo_dir: Path | None, n_demo: int) -
             align_reference.append(estimate_alignment(vocal, inst, sr).features)
             align_labels.append(f"pair {offset:g} ms/{sr}")
     alignment = deviations(
-        np.array(align_graph), np.array(align_reference), ALIGNMENT_FAMILIES, ALIGNMENT_FEATURE_NAMES
+        np.array(align_graph),
+        np.array(align_reference),
+        ALIGNMENT_FAMILIES,
+        ALIGNMENT_FEATURE_NAMES,
     )
     report["alignment"] = {
         "pairs": align_labels,
@@ -198,7 +201,9 @@ def _worst(
 
 def _scipy_polyphase(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
     common = math.gcd(rate, target)
-    out = scipy.signal.resample_poly(audio.astype(np.float64), target // common, rate // common, axis=1)
+    out = scipy.signal.resample_poly(
+        audio.astype(np.float64), target // common, rate // common, axis=1
+    )
     return _fit(out, audio.shape[1], rate, target)
 
 
@@ -240,7 +245,10 @@ def bench_resampling(graphs: FeatureGraphs) -> dict[str, object]:
                 moved.append(graphs.features(resampler(clip, sr, 48000), 48000))
                 reference.append(extract_features(clip, sr))
         rows = deviations(np.array(moved), np.array(reference))
-        report[f"other_rates_via_48k_{name}"] = {"rows": _rows(rows), "table": deviation_table(rows)}
+        report[f"other_rates_via_48k_{name}"] = {
+            "rows": _rows(rows),
+            "table": deviation_table(rows),
+        }
     return report
 
 
@@ -257,8 +265,15 @@ def bench_speed(repeat: int) -> dict[str, object]:
     sr = 44100
     audio = music(sr, 30.0, seed=5)
     vocal, inst = vocal_pair(sr, 30.0, 250.0, seed=1)
-    variants = [(m, p) for m in STFT_METHODS for p in STFT_PRECISIONS if not (m == "conv" and p == "float64")]
-    runs: dict[str, Callable[[], object]] = {"extract_features": lambda: extract_features(audio, sr)}
+    variants = [
+        (m, p)
+        for m in STFT_METHODS
+        for p in STFT_PRECISIONS
+        if not (m == "conv" and p == "float64")
+    ]
+    runs: dict[str, Callable[[], object]] = {
+        "extract_features": lambda: extract_features(audio, sr)
+    }
     sessions: dict[str, float] = {}
     for method, precision in variants:
         start = time.perf_counter()
@@ -288,7 +303,12 @@ def bench_speed(repeat: int) -> dict[str, object]:
 
 def bench_sizes() -> dict[str, dict[str, float]]:
     sizes = {}
-    models = {f"features {m}/{p}": build_feature_graph(m, p) for m in STFT_METHODS for p in STFT_PRECISIONS if not (m == "conv" and p == "float64")}
+    models = {
+        f"features {m}/{p}": build_feature_graph(m, p)
+        for m in STFT_METHODS
+        for p in STFT_PRECISIONS
+        if not (m == "conv" and p == "float64")
+    }
     models["alignment factored/float64"] = build_alignment_graph()
     for name, model in models.items():
         data = model.SerializeToString()
@@ -298,7 +318,9 @@ def bench_sizes() -> dict[str, dict[str, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["deviation", "resampling", "speed", "sizes"], action="append")
+    parser.add_argument(
+        "--only", choices=["deviation", "resampling", "speed", "sizes"], action="append"
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--demo-dir", type=Path, default=None, help="folder with */mix.flac")
     parser.add_argument("--demo-clips", type=int, default=24)

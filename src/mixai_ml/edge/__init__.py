@@ -37,17 +37,22 @@ EDGE_GRAPH_FILES = {"features": "features.onnx", "alignment": "alignment.onnx"}
 
 
 def write_edge_graphs(
-    folder: str | Path, stft: StftMethod = "factored", precision: StftPrecision = "float64"
+    folder: str | Path,
+    *,
+    stft: StftMethod = "factored",
+    feature_precision: StftPrecision = "float64",
+    alignment_precision: StftPrecision = "float32",
 ) -> dict[str, Path]:
     """Write ``features.onnx`` and ``alignment.onnx`` into ``folder`` (created if missing).
 
-    Returns the path of each graph by name (``features``, ``alignment``).
+    Returns the path of each graph by name (``features``, ``alignment``). The defaults are
+    the measured best (docs/benchmarks.md, "Edge graphs").
     """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     models = {
-        "features": build_feature_graph(stft, precision),
-        "alignment": build_alignment_graph(stft, precision),
+        "features": build_feature_graph(stft, feature_precision),
+        "alignment": build_alignment_graph(stft, alignment_precision),
     }
     paths = {}
     for name, model in models.items():

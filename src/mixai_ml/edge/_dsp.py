@@ -20,6 +20,7 @@ from mixai_ml.edge._graph import BOOL, DOUBLE, FLOAT, INT64, Graph, Value
 __all__ = [
     "STFT_METHODS",
     "STFT_PRECISIONS",
+    "FrameFunction",
     "StftMethod",
     "StftPrecision",
     "amplitude_db",
@@ -99,7 +100,9 @@ def stats(g: Graph, x: str) -> str:
     axis0 = vec(g, 0)
     mean = g.ReduceMean(x, axis0, keepdims=1)
     std = g.Sqrt(g.ReduceMean(g.Pow(g.Sub(x, mean), 2.0), axis0, keepdims=1))
-    rows = g.Concat(mean, std, g.ReduceMin(x, axis0, keepdims=1), g.ReduceMax(x, axis0, keepdims=1), axis=0)
+    rows = g.Concat(
+        mean, std, g.ReduceMin(x, axis0, keepdims=1), g.ReduceMax(x, axis0, keepdims=1), axis=0
+    )
     return str(g.Reshape(g.Transpose(rows, perm=[1, 0]), vec(g, -1)))
 
 
@@ -107,7 +110,9 @@ def select_or(g: Graph, x: str, mask: str, fallback: float) -> str:
     """``x[mask]`` (along axis 0 of a 1-D ``x``), or ``[fallback]`` when nothing is selected."""
     chosen = g.Compress(x, mask, axis=0)
     empty = g.Equal(count(g, mask), 0)
-    pad = g.Compress(g.const(np.array([fallback], dtype=np.float32)), g.Reshape(empty, vec(g, 1)), axis=0)
+    pad = g.Compress(
+        g.const(np.array([fallback], dtype=np.float32)), g.Reshape(empty, vec(g, 1)), axis=0
+    )
     return str(g.Concat(chosen, pad, axis=0))
 
 
@@ -177,23 +182,26 @@ def _factored_dft(g: Graph, frames: str, n_fft: int, dtype: type) -> tuple[str, 
     n1_size = 1 << math.ceil(math.log2(n_fft) / 2)
     n2_size = n_fft // n1_size
     cos1, sin1 = _fourier(n1_size, np.arange(n1_size), np.arange(n1_size))
-    stage1 = np.concatenate([cos1, sin1], axis=1).astype(dtype)  # (n1, 2 k1)
+    stage1: np.ndarray = np.concatenate([cos1, sin1], axis=1).astype(dtype)  # (n1, 2 k1)
     tw_cos, tw_sin = _fourier(n_fft, np.arange(n2_size), np.arange(n1_size))  # (n2, k1)
     k2 = np.arange(n2_size // 2 + 1)
-    cos2, sin2 = (m.astype(dtype) for m in _fourier(n2_size, np.arange(n2_size), k2))
+    cos2, sin2 = _fourier(n2_size, np.arange(n2_size), k2)
 
     grid = g.Transpose(g.Reshape(frames, vec(g, 0, n1_size, n2_size)), perm=[0, 2, 1])
-    first_re, first_im = g.Split(g.MatMul(grid, stage1), vec(g, n1_size, n1_size), axis=2, outputs=2)
+    first_re, first_im = g.Split(
+        g.MatMul(grid, stage1), vec(g, n1_size, n1_size), axis=2, outputs=2
+    )
     c, s = g.const(tw_cos.astype(dtype)), g.const(tw_sin.astype(dtype))
     twiddled_re = g.Transpose(g.Sub(g.Mul(first_re, c), g.Mul(first_im, s)), perm=[0, 2, 1])
     twiddled_im = g.Transpose(g.Add(g.Mul(first_re, s), g.Mul(first_im, c)), perm=[0, 2, 1])
-    re = g.Sub(g.MatMul(twiddled_re, cos2), g.MatMul(twiddled_im, sin2))  # (F, k1, k2)
-    im = g.Add(g.MatMul(twiddled_re, sin2), g.MatMul(twiddled_im, cos2))
+    c2, s2 = g.const(cos2.astype(dtype)), g.const(sin2.astype(dtype))
+    re = g.Sub(g.MatMul(twiddled_re, c2), g.MatMul(twiddled_im, s2))  # (F, k1, k2)
+    im = g.Add(g.MatMul(twiddled_re, s2), g.MatMul(twiddled_im, c2))
     n_bins = n_fft // 2 + 1
-    return tuple(  # type: ignore[return-value]
-        take(g, g.Reshape(g.Transpose(part, perm=[0, 2, 1]), vec(g, 0, -1)), 0, n_bins, axis=1)
-        for part in (re, im)
+    re_flat, im_flat = (
+        g.Reshape(g.Transpose(part, perm=[0, 2, 1]), vec(g, 0, -1)) for part in (re, im)
     )
+    return take(g, re_flat, 0, n_bins, axis=1), take(g, im_flat, 0, n_bins, axis=1)
 
 
 def _dft_operator(g: Graph, frames: str) -> tuple[str, str]:

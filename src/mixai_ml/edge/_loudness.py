@@ -77,7 +77,9 @@ def _biquad_state_space(b: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, ...]:
 
 def _k_weighting_state_space(sr: int) -> tuple[np.ndarray, ...]:
     """The two K-weighting biquads in cascade as one 4-state system, in real Schur form."""
-    (a1, b1, c1, d1), (a2, b2, c2, d2) = (_biquad_state_space(b, a) for b, a in k_weighting_filter(sr))
+    (a1, b1, c1, d1), (a2, b2, c2, d2) = (
+        _biquad_state_space(b, a) for b, a in k_weighting_filter(sr)
+    )
     state = np.block([[a1, np.zeros((2, 2))], [b2 @ c1, a2]])
     drive = np.vstack([b1, b2 @ d1])
     out = np.hstack([d2 @ c1, c2])
@@ -105,7 +107,9 @@ def rate_tables(rates: tuple[int, ...]) -> _RateTables:
         a_powers = [np.eye(_STATES)]
         for _ in range(BLOCK):
             a_powers.append(a @ a_powers[-1])
-        impulse = np.concatenate([d.ravel(), [(c @ a_powers[m] @ b).item() for m in range(BLOCK - 1)]])
+        impulse = np.concatenate(
+            [d.ravel(), [(c @ a_powers[m] @ b).item() for m in range(BLOCK - 1)]]
+        )
         lags = np.subtract.outer(np.arange(BLOCK), np.arange(BLOCK))  # j - i
         toeplitz.append(np.where(lags >= 0, impulse[np.maximum(lags, 0)], 0.0).T)
         state_out.append(np.hstack([(c @ a_powers[j]).T for j in range(BLOCK)]))
@@ -158,9 +162,7 @@ class NativeFeatures:
     stereo_width: str  # (4,) stats
 
 
-def _block_iir(
-    g: Graph, x: str, state: str, tables: dict[str, str], steps: int
-) -> tuple[str, str]:
+def _block_iir(g: Graph, x: str, state: str, tables: dict[str, str], steps: int) -> tuple[str, str]:
     """K-weight ``x`` ``(C, chunk)`` from ``state`` ``(C, 4)``; returns ``(y, new state)``."""
     blocks = g.Reshape(x, vec(g, 0, -1, BLOCK))  # (C, nb, BLOCK)
     carried = g.Unsqueeze(g.MatMul(state, item(g, tables["powers"], 0)), vec(g, 1))  # M s_in
@@ -209,11 +211,20 @@ def _measure_chunks(g: Graph, audio: str, sr: str, tables: dict[str, str], steps
     cross = body.Mul(take(body, x, 0, 1), take(body, x, -1, n_channels))
     per_sample = body.Concat(energy, body.Mul(x, x), cross, axis=0)
     sums = _subblock_sums(body, per_sample, layout)
-    interpolated = body.Conv(body.Unsqueeze(context, vec(body, 1)), body.const(phases[:, np.newaxis, :]))
+    interpolated = body.Conv(
+        body.Unsqueeze(context, vec(body, 1)), body.const(phases[:, np.newaxis, :])
+    )
     body.output(body.Identity(True), body.fresh("cond_out"), BOOL, [])
     body.output(new_state, body.fresh("state_out"), FLOAT, [None, _STATES])
-    body.output(body.Max(peak, body.ReduceMax(body.Abs(x), keepdims=0)), body.fresh("peak_out"), FLOAT, [])
-    body.output(body.Max(true_peak, body.ReduceMax(body.Abs(interpolated), keepdims=0)), body.fresh("tp_out"), FLOAT, [])
+    body.output(
+        body.Max(peak, body.ReduceMax(body.Abs(x), keepdims=0)), body.fresh("peak_out"), FLOAT, []
+    )
+    body.output(
+        body.Max(true_peak, body.ReduceMax(body.Abs(interpolated), keepdims=0)),
+        body.fresh("tp_out"),
+        FLOAT,
+        [],
+    )
     body.output(sums, body.fresh("sums"), FLOAT, [None, None])
 
     zero_state = g.Expand(g.const(np.zeros((1, _STATES), np.float32)), vec(g, n_channels, _STATES))
@@ -250,7 +261,12 @@ def _loudness_range(g: Graph, short_term: str) -> str:
     gated = g.And(above, g.Greater(short_term, g.Add(relative, LRA_RELATIVE_GATE_LU)))
     m = count(g, gated)
     n = dim(g, short_term, 0)
-    ordered = g.TopK(g.Where(gated, short_term, np.float32(np.inf)), g.Reshape(n, vec(g, 1)), largest=0, outputs=2)[0]
+    ordered = g.TopK(
+        g.Where(gated, short_term, np.float32(np.inf)),
+        g.Reshape(n, vec(g, 1)),
+        largest=0,
+        outputs=2,
+    )[0]
     last = g.Cast(g.Max(g.Sub(m, 1), 0), to=FLOAT)
     low_high = []
     for percentile in LRA_PERCENTILES:

@@ -4,12 +4,12 @@ For 44.1 and 48 kHz input (and integer decimation), soxr "HQ" is a linear, perio
 shift-invariant (polyphase) filter: shifting the input by ``M`` samples shifts the output
 by ``L`` (``rout / rin = L / M`` in lowest terms). Its taps are read here by resampling
 unit impulses with ``mixai_inference.audio.resample`` itself, one per input offset of a
-period, so the graph reproduces soxr to float32 rounding (~2.4e-7 of full scale). Only the
-first ``L``-periodic start-up differs: soxr primes a rational-ratio filter its own way, so
-the first 2-3 output samples of 48 kHz and 44.1 -> 16 kHz input differ by up to 1e-2 of
-full scale (nothing can be heard or measured from them; they fall in the first STFT frame).
-Higher rates (88.2, 96 kHz, ...) are resampled by soxr in stages that are not one periodic
-filter (1e-4 mismatch): a browser decodes such files at 48 kHz first.
+period, so the graph reproduces it to float32 rounding (~2.4e-7 of full scale). The two
+edges are soxr's own and copied as such: the first outputs (soxr primes a rational-ratio
+filter its own way; they are read the same way, as a small ``head`` matrix) and the
+length (soxr returns ``floor(n rout / rin + 0.5)`` samples, ``resample`` pads zeros to
+``ceil(n rout / rin)``). Higher rates (88.2, 96 kHz, ...) are resampled by soxr in stages
+that are not one periodic filter (1e-4 mismatch): a browser decodes such files at 48 kHz.
 
 In the graph, ``G`` periods form a super-block of ``L' = G L`` outputs read from ``R``
 consecutive blocks of ``M' = G M`` inputs: one MatMul with a constant ``(R M', L')``
@@ -26,7 +26,7 @@ from functools import lru_cache
 import numpy as np
 
 from mixai_inference.audio import resample
-from mixai_ml.edge._dsp import ceil_div, dim, take, vec
+from mixai_ml.edge._dsp import StftPrecision, ceil_div, dim, take, vec
 from mixai_ml.edge._graph import BOOL, DOUBLE, FLOAT, INT64, Graph
 
 __all__ = ["RESAMPLED_RATES", "Polyphase", "decimate", "is_one_of", "polyphase", "resample_from"]
@@ -35,8 +35,16 @@ __all__ = ["RESAMPLED_RATES", "Polyphase", "decimate", "is_one_of", "polyphase",
 RESAMPLED_RATES: tuple[int, ...] = (44100, 48000)
 
 # Taps each side needed for 2.4e-7 agreement with soxr (found by trimming until it holds).
-_HALF_WIDTH = {(44100, 22050): 200, (48000, 22050): 250, (44100, 16000): 300, (48000, 16000): 300, (16000, 8000): 200}
+_HALF_WIDTH = {
+    (44100, 22050): 200,
+    (48000, 22050): 250,
+    (44100, 16000): 300,
+    (48000, 16000): 300,
+    (16000, 8000): 200,
+}
+_ONNX = {np.float64: DOUBLE, np.float32: FLOAT}
 _OUTPUTS_PER_ITERATION = 1 << 16
+HEAD_OUTPUTS = 8
 _MAX_SLICES = 8
 
 
@@ -51,7 +59,8 @@ class Polyphase:
     half: int  # inputs read before the super-block's first input
     group: int  # G
     slices: int  # R
-    matrix: np.ndarray  # (R G M, G L) float32
+    matrix: np.ndarray  # (R G M, G L)
+    head: np.ndarray  # (HEAD_OUTPUTS, K): the first outputs from the first K inputs
 
     @property
     def block_in(self) -> int:
@@ -89,62 +98,104 @@ def polyphase(rin: int, rout: int) -> Polyphase:
     matrix = np.zeros((slices * group * down, group * up))
     for q in range(group):  # period q of the super-block: inputs shifted by q M
         matrix[q * down : q * down + down + 2 * half, q * up : (q + 1) * up] = response.T
-    return Polyphase(rin, rout, up, down, half, group, slices, matrix.astype(np.float32))
+    n_head_inputs = half + HEAD_OUTPUTS * down // up + 2
+    head = np.zeros((HEAD_OUTPUTS, n_head_inputs))
+    for j in range(n_head_inputs):
+        impulse = np.zeros(4 * n_head_inputs, dtype=np.float32)
+        impulse[j] = 1.0
+        head[:, j] = resample(impulse, rin, rout)[:HEAD_OUTPUTS]
+    return Polyphase(rin, rout, up, down, half, group, slices, matrix, head)
 
 
-def _resample_branch(g: Graph, y: str, n_out: str, plan: Polyphase) -> str:
-    """1-D ``y`` resampled by ``plan`` to ``n_out`` samples (a Loop over super-blocks)."""
+def _resample_branch(g: Graph, y: str, sr: str, plan: Polyphase, precision: StftPrecision) -> str:
+    """1-D ``y`` resampled by ``plan`` to ``ceil(len(y) rout / rin)`` samples (a Loop over
+    chunks of super-blocks), with soxr's first outputs and trailing zeros.
+
+    In float64 the products are summed in double and rounded once to float32, so that any
+    runtime (onnxruntime native or WebAssembly) gives the same samples: features such as
+    the contrast valleys read the signal 140 dB below its peak, where float32 summation
+    order would show.
+    """
+    dtype = np.float64 if precision == "float64" else np.float32
     per_iteration = max(1, _OUTPUTS_PER_ITERATION // plan.block_out)
     n = dim(g, y, 0)
+    n_out = output_length(g, n, sr, plan.rout, "ceil")
     n_super = ceil_div(g, n_out, plan.block_out)
     n_iterations = ceil_div(g, n_super, per_iteration)
     n_blocks = g.Add(g.Mul(n_iterations, per_iteration), plan.slices - 1)
     length = g.Mul(n_blocks, plan.block_in)
-    padded = take(g, g.Pad(y, vec(g, plan.half, g.Max(g.Sub(length, g.Add(n, plan.half)), 0))), 0, length)
+    padded = take(
+        g, g.Pad(y, vec(g, plan.half, g.Max(g.Sub(length, g.Add(n, plan.half)), 0))), 0, length
+    )
     blocks = g.Reshape(padded, vec(g, -1, plan.block_in))
+    if dtype is np.float64:
+        blocks = g.Cast(blocks, to=DOUBLE)
 
     body = g.body("resample")
     i = body.input(body.fresh("i"), INT64, [])
     body.input(body.fresh("cond"), BOOL, [])
     first = body.Mul(i, per_iteration)
     window = take(body, blocks, first, body.Add(first, per_iteration + plan.slices - 1))
-    frames = body.Concat(*(take(body, window, r, r + per_iteration) for r in range(plan.slices)), axis=1)
+    frames = body.Concat(
+        *(take(body, window, r, r + per_iteration) for r in range(plan.slices)), axis=1
+    )
+    out = body.Cast(body.MatMul(frames, body.const(plan.matrix.astype(dtype))), to=FLOAT)
     body.output(body.Identity(True), body.fresh("cond_out"), BOOL, [])
-    out = body.MatMul(frames, body.const(plan.matrix))
     body.output(out, body.fresh("out"), FLOAT, [per_iteration, plan.block_out])
     stacked = g.Loop(n_iterations, True, body=body.proto())
-    return take(g, g.Reshape(stacked, vec(g, -1)), 0, n_out)
+
+    head_inputs = plan.head.shape[1]
+    head_signal = take(g, g.Pad(y, vec(g, 0, head_inputs)), 0, head_inputs)
+    head = g.Cast(
+        g.MatMul(g.const(plan.head.astype(dtype)), g.Cast(head_signal, to=_ONNX[dtype])), to=FLOAT
+    )
+    body_out = take(g, g.Reshape(stacked, vec(g, -1)), HEAD_OUTPUTS, n_out)
+    resampled = g.Concat(head, body_out, axis=0)
+    kept = g.Less(g.Range(0, n_out, 1), output_length(g, n, sr, plan.rout, "round"))
+    return str(g.Where(kept, resampled, 0.0))
 
 
-def output_length(g: Graph, n: str, rin: str, rout: int) -> str:
-    """``ceil(n * rout / rin)`` in float64, as ``mixai_inference.audio.resample``."""
-    scaled = g.Div(g.Mul(g.Cast(n, to=DOUBLE), g.const(float(rout), np.float64)), g.Cast(rin, to=DOUBLE))
-    return str(g.Cast(g.Ceil(scaled), to=INT64))
+def output_length(g: Graph, n: str, rin: str, rout: int, rounding: str) -> str:
+    """``ceil(n rout / rin)`` (``resample``'s length) or ``floor(n rout / rin + 0.5)``
+    (soxr's), in float64 as in Python."""
+    scaled = g.Div(
+        g.Mul(g.Cast(n, to=DOUBLE), g.const(float(rout), np.float64)), g.Cast(rin, to=DOUBLE)
+    )
+    rounded = (
+        g.Ceil(scaled) if rounding == "ceil" else g.Floor(g.Add(scaled, g.const(0.5, np.float64)))
+    )
+    return str(g.Cast(rounded, to=INT64))
 
 
 def is_one_of(g: Graph, sr: str, rates: Sequence[int]) -> str:
     """bool scalar: ``sr`` is one of ``rates``."""
-    return str(g.Cast(g.ReduceMax(g.Cast(g.Equal(g.const(np.array(rates, np.int64)), sr), to=INT64), keepdims=0), to=BOOL))
+    return str(
+        g.Cast(
+            g.ReduceMax(
+                g.Cast(g.Equal(g.const(np.array(rates, np.int64)), sr), to=INT64), keepdims=0
+            ),
+            to=BOOL,
+        )
+    )
 
 
-def resample_from(g: Graph, y: str, sr: str, rout: int) -> str:
+def resample_from(g: Graph, y: str, sr: str, rout: int, precision: StftPrecision) -> str:
     """1-D ``y`` at ``sr`` (int64 value) resampled to ``rout`` as soxr does.
 
     Rates of :data:`RESAMPLED_RATES` and ``rout`` itself are handled (an ``If`` per rate);
     any other rate passes ``y`` through unchanged: the caller must flag its result.
     """
-    n_out = output_length(g, dim(g, y, 0), sr, rout)
     result = y  # the identity when sr == rout
     for rin in RESAMPLED_RATES:
         then = g.body(f"from_{rin}")
-        then.output(_resample_branch(then, y, n_out, polyphase(rin, rout)), then.fresh("y"), FLOAT, [None])
+        resampled = _resample_branch(then, y, sr, polyphase(rin, rout), precision)
+        then.output(resampled, then.fresh("y"), FLOAT, [None])
         otherwise = g.body(f"not_{rin}")
         otherwise.output(otherwise.Identity(result), otherwise.fresh("y"), FLOAT, [None])
         result = g.If(g.Equal(sr, rin), then_branch=then.proto(), else_branch=otherwise.proto())
     return str(result)
 
 
-def decimate(g: Graph, y: str, rin: int, rout: int) -> str:
+def decimate(g: Graph, y: str, rin: int, rout: int, precision: StftPrecision) -> str:
     """1-D ``y`` at the fixed rate ``rin`` resampled to ``rout`` as soxr does."""
-    n_out = output_length(g, dim(g, y, 0), g.const(np.int64(rin)), rout)
-    return _resample_branch(g, y, n_out, polyphase(rin, rout))
+    return _resample_branch(g, y, g.const(np.int64(rin)), polyphase(rin, rout), precision)

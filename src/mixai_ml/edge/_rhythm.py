@@ -47,7 +47,10 @@ def tempo(g: Graph, onset: str, sr: int, hop: int, cfg: dict) -> tuple[str, str]
     As ``mixai_inference._rhythm.tempo``: ``argmax(log1p(1e6 acf) + log_prior)``.
     """
     win = int(np.floor(cfg["ac_size"] * sr) // hop)
-    frames = g.Mul(_onset_frames_transposed(g, onset, win), g.const(hann_window(win).astype(np.float32)[:, np.newaxis]))
+    frames = g.Mul(
+        _onset_frames_transposed(g, onset, win),
+        g.const(hann_window(win).astype(np.float32)[:, np.newaxis]),
+    )
     lag0 = g.ReduceSumSquare(frames, vec(g, 0), keepdims=1)  # (1, T)
     scale = g.Where(g.GreaterOrEqual(lag0, TINY32), g.Reciprocal(g.Max(lag0, TINY32)), 0.0)
     gram = g.MatMul(g.Mul(frames, scale), g.Transpose(frames, perm=[1, 0]))  # (win, win)
@@ -86,7 +89,10 @@ def _dynamic_program(g: Graph, local: str, fpb: str, tightness: float) -> tuple[
     min_gap = g.Cast(g.Round(g.Div(g.Cast(fpb, to=FLOAT), 2.0)), to=INT64)
     gaps = g.Range(min_gap, g.Add(g.Mul(fpb, 2), 1), 1)
     log_fpb = g.Cast(g.Log(g.Cast(fpb, to=FLOAT)), to=DOUBLE)
-    penalty = g.Mul(g.Pow(g.Sub(g.Log(g.Cast(gaps, to=DOUBLE)), log_fpb), g.const(2.0, np.float64)), g.const(tightness, np.float64))
+    penalty = g.Mul(
+        g.Pow(g.Sub(g.Log(g.Cast(gaps, to=DOUBLE)), log_fpb), g.const(2.0, np.float64)),
+        g.const(tightness, np.float64),
+    )
     n_blocks = g.Div(g.Add(n, g.Sub(min_gap, 1)), min_gap)
     padded_n = g.Mul(n_blocks, min_gap)
     local_padded = g.Pad(local, vec(g, 0, g.Sub(padded_n, n)))
@@ -107,19 +113,37 @@ def _dynamic_program(g: Graph, local: str, fpb: str, tightness: float) -> tuple[
     has_link = body.Squeeze(body.GatherElements(valid, best, axis=1), vec(body, 1))
     link = body.Squeeze(body.GatherElements(candidates, best, axis=1), vec(body, 1))
     gain = body.Where(has_link, best_score, body.const(0.0, np.float64))
-    new_score = body.Cast(body.Add(body.Cast(body.Gather(local_padded, frames), to=DOUBLE), gain), to=FLOAT)
+    new_score = body.Cast(
+        body.Add(body.Cast(body.Gather(local_padded, frames), to=DOUBLE), gain), to=FLOAT
+    )
     new_link = body.Where(has_link, link, -1)
     body.output(body.Identity(True), body.fresh("cond_out"), BOOL, [])
-    body.output(body.ScatterElements(cumscore, frames, new_score, axis=0), body.fresh("cumscore_out"), FLOAT, [None])
-    body.output(body.ScatterElements(backlink, frames, new_link, axis=0), body.fresh("backlink_out"), INT64, [None])
+    body.output(
+        body.ScatterElements(cumscore, frames, new_score, axis=0),
+        body.fresh("cumscore_out"),
+        FLOAT,
+        [None],
+    )
+    body.output(
+        body.ScatterElements(backlink, frames, new_link, axis=0),
+        body.fresh("backlink_out"),
+        INT64,
+        [None],
+    )
 
     zeros = g.ConstantOfShape(g.Reshape(padded_n, vec(g, 1)))  # float32 zeros
     minus_one = g.Expand(g.const(np.int64(-1)), g.Reshape(padded_n, vec(g, 1)))
-    cumscore_all, backlink_all = g.Loop(n_blocks, True, zeros, minus_one, body=body.proto(), outputs=2)
+    cumscore_all, backlink_all = g.Loop(
+        n_blocks, True, zeros, minus_one, body=body.proto(), outputs=2
+    )
     cumscore_out = take(g, cumscore_all, 0, n)
     backlink_out = take(g, backlink_all, 0, n)
     # Before the first onset louder than 1 % of the maximum, frames start new paths.
-    first_beat = g.ArgMax(g.Cast(g.GreaterOrEqual(local, g.Mul(g.ReduceMax(local, keepdims=0), 0.01)), to=INT64), axis=0, keepdims=0)
+    first_beat = g.ArgMax(
+        g.Cast(g.GreaterOrEqual(local, g.Mul(g.ReduceMax(local, keepdims=0), 0.01)), to=INT64),
+        axis=0,
+        keepdims=0,
+    )
     before = g.Less(g.Range(0, n, 1), first_beat)
     return cumscore_out, g.Where(before, -1, backlink_out)
 
@@ -133,7 +157,9 @@ def _last_beat(g: Graph, cumscore: str) -> str:
     last_max = g.Greater(take(g, cumscore, -1, n), take(g, cumscore, -2, -1))
     is_max = g.Concat(g.const(np.array([False])), inner_max, last_max, axis=0)
     n_max = count(g, is_max)
-    ordered = g.TopK(g.Where(is_max, cumscore, np.float32(np.inf)), g.Reshape(n, vec(g, 1)), largest=0, outputs=2)[0]
+    ordered = g.TopK(
+        g.Where(is_max, cumscore, np.float32(np.inf)), g.Reshape(n, vec(g, 1)), largest=0, outputs=2
+    )[0]
     low = g.Div(g.Max(g.Sub(n_max, 1), 0), 2)
     high = g.Div(n_max, 2)
     median = g.Mul(g.Add(item(g, ordered, low), item(g, ordered, g.Min(high, g.Sub(n, 1)))), 0.5)
@@ -173,10 +199,15 @@ def beat_frames(g: Graph, onset: str, fpb: str, tightness: float) -> tuple[str, 
     padded = g.Pad(scores, vec(g, 1, 3))
     m = dim(g, beats, 0)
     smoothed = g.Add(
-        g.Add(g.Mul(take(g, padded, 0, g.Add(m, 2)), g.const(0.5, np.float64)), take(g, padded, 1, g.Add(m, 3))),
+        g.Add(
+            g.Mul(take(g, padded, 0, g.Add(m, 2)), g.const(0.5, np.float64)),
+            take(g, padded, 1, g.Add(m, 3)),
+        ),
         g.Mul(take(g, padded, 2, g.Add(m, 4)), g.const(0.5, np.float64)),
     )
-    threshold = g.Mul(g.Sqrt(g.ReduceMean(g.Mul(smoothed, smoothed), keepdims=0)), g.const(0.5, np.float64))
+    threshold = g.Mul(
+        g.Sqrt(g.ReduceMean(g.Mul(smoothed, smoothed), keepdims=0)), g.const(0.5, np.float64)
+    )
     strong = g.Greater(g.Cast(local, to=DOUBLE), threshold)
     n = dim(g, local, 0)
     index = g.Range(0, n, 1)

@@ -33,6 +33,7 @@ inside the graph.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import onnx
@@ -50,6 +51,7 @@ from mixai_inference.loudness import PEAK_FLOOR_DB
 from mixai_ml.edge import _rhythm
 from mixai_ml.edge._dsp import (
     TINY32,
+    FrameFunction,
     StftMethod,
     StftPrecision,
     dim,
@@ -99,7 +101,7 @@ def model_proto(g: Graph, metadata: dict[str, str]) -> onnx.ModelProto:
     return model
 
 
-def _spectral_frames(sr: int, cfg: dict) -> tuple[callable, list[int]]:  # type: ignore[valid-type]
+def _spectral_frames(sr: int, cfg: dict[str, Any]) -> tuple[FrameFunction, list[int]]:
     """The per-frame function of the STFT loop and the widths of its output columns."""
     n_fft = cfg["n_fft"]
     freq = fft_frequencies(sr, n_fft).astype(np.float32)
@@ -122,7 +124,8 @@ def _spectral_frames(sr: int, cfg: dict) -> tuple[callable, list[int]]:  # type:
         threshold = b.Mul(take(b, cumulative, -1, n_fft, axis=1), cfg["roll_percent"])
         below = b.ReduceSum(b.Cast(b.Less(cumulative, threshold), to=FLOAT), axis1, keepdims=1)
         rolloff = b.Mul(below, float(sr / n_fft))
-        valleys, peaks = [], []
+        valleys: list[str] = []
+        peaks: list[str] = []
         for lo, hi, q in bands:
             band = take(b, magnitude, lo, hi, axis=1)
             for largest, out in ((0, valleys), (1, peaks)):
@@ -155,7 +158,9 @@ def _zero_crossing_rate(g: Graph, y: str, frame_length: int, hop: int) -> str:
     n_frames = g.Add(g.Div(n, hop), 1)
     total = g.Mul(g.Add(n_frames, hops_per_frame - 1), hop)
     # crossing[i] (between samples i - 1 and i) placed like the centred, padded signal
-    padded = g.Pad(changes, vec(g, frame_length // 2 + 1, g.Sub(g.Sub(total, n), frame_length // 2)))
+    padded = g.Pad(
+        changes, vec(g, frame_length // 2 + 1, g.Sub(g.Sub(total, n), frame_length // 2))
+    )
     hops = g.Reshape(padded, vec(g, -1, hop))
     per_hop = g.ReduceSum(hops, vec(g, 1), keepdims=1)
     frames = None
@@ -194,7 +199,7 @@ def build_feature_graph(
         given = g.input("audio_resampled", FLOAT, ["resampled_channels", "resampled_samples"])
         y = g.ReduceMean(given, vec(g, 0), keepdims=0)
     else:
-        y = resample_from(g, mono, sample_rate, sr)
+        y = resample_from(g, mono, sample_rate, sr, precision)
 
     per_frame, widths = _spectral_frames(sr, cfg)
     values, n_frames = frame_loop(
@@ -212,7 +217,9 @@ def build_feature_graph(
     )
     contrast = g.Sub(power_to_db(g, peak, cfg["top_db"]), power_to_db(g, valley, cfg["top_db"]))
     log_mel = power_to_db(g, mel, cfg["top_db"])
-    mfcc = g.MatMul(log_mel, g.const(np.ascontiguousarray(dct_matrix(cfg["n_mfcc"], cfg["n_mels"]).T)))
+    mfcc = g.MatMul(
+        log_mel, g.const(np.ascontiguousarray(dct_matrix(cfg["n_mfcc"], cfg["n_mels"]).T))
+    )
     rise = g.Relu(g.Sub(take(g, log_mel, 1, n_frames), take(g, log_mel, 0, -1)))
     flux = g.ReduceMean(rise, vec(g, 1), keepdims=0)
     shift = cfg["lag"] + n_fft // (2 * hop)

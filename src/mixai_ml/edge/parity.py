@@ -37,6 +37,7 @@ __all__ = [
     "soxr_mono",
 ]
 
+
 def soxr_mono(audio: Any, sr: Any) -> np.ndarray:
     """The 22.05 kHz signal ``extract_features`` analyses: soxr HQ of the mono downmix."""
     samples, rate = as_float_audio(audio, sr)
@@ -74,7 +75,9 @@ class FeatureGraphs:
     @staticmethod
     def _checked(session: ort.InferenceSession, audio: Any, sr: Any) -> tuple[np.ndarray, int]:
         samples, rate = as_float_audio(audio, sr)
-        supported = json.loads(session.get_modelmeta().custom_metadata_map["supported_sample_rates"])
+        supported = json.loads(
+            session.get_modelmeta().custom_metadata_map["supported_sample_rates"]
+        )
         if rate not in supported:
             raise ValueError(
                 f"the graph takes audio at {', '.join(map(str, supported))} Hz, not {rate} Hz: "
@@ -145,8 +148,13 @@ def _prefixed(names: Sequence[str], *prefixes: str) -> tuple[str, ...]:
     return tuple(n for n in names if n.startswith(prefixes))
 
 
-def _families(specs: Iterable[tuple[str, Sequence[str], str, float, float, str]], names: Sequence[str]) -> tuple[Family, ...]:
-    families = tuple(Family(name, tuple(members), unit, atol, rtol, why) for name, members, unit, atol, rtol, why in specs)
+def _families(
+    specs: Iterable[tuple[str, Sequence[str], str, float, float, str]], names: Sequence[str]
+) -> tuple[Family, ...]:
+    families = tuple(
+        Family(name, tuple(members), unit, atol, rtol, why)
+        for name, members, unit, atol, rtol, why in specs
+    )
     covered = [n for f in families for n in f.names]
     if sorted(covered) != sorted(names):
         raise AssertionError("families must cover every name exactly once")
@@ -158,22 +166,82 @@ _STFT = "float32 spectra from a float64 transform, as in mixai_inference; float3
 
 FEATURE_FAMILIES: tuple[Family, ...] = _families(
     [
-        ("spectral centroid", _prefixed(FEATURE_NAMES, "spectral_centroid"), "Hz", 0.01, 1e-5, _STFT),
-        ("spectral bandwidth", _prefixed(FEATURE_NAMES, "spectral_bandwidth"), "Hz", 0.01, 1e-5, _STFT),
-        ("spectral roll-off", _prefixed(FEATURE_NAMES, "spectral_rolloff"), "Hz", 0.01, 1e-5, "a frame's roll-off bin can flip at a threshold tie"),
+        (
+            "spectral centroid",
+            _prefixed(FEATURE_NAMES, "spectral_centroid"),
+            "Hz",
+            0.01,
+            1e-5,
+            _STFT,
+        ),
+        (
+            "spectral bandwidth",
+            _prefixed(FEATURE_NAMES, "spectral_bandwidth"),
+            "Hz",
+            0.01,
+            1e-5,
+            _STFT,
+        ),
+        (
+            "spectral roll-off",
+            _prefixed(FEATURE_NAMES, "spectral_rolloff"),
+            "Hz",
+            0.01,
+            1e-5,
+            "a frame's roll-off bin can flip at a threshold tie",
+        ),
         ("spectral flux", _prefixed(FEATURE_NAMES, "spectral_flux"), "dB", 1e-3, 1e-4, _STFT),
-        ("spectral contrast", _prefixed(FEATURE_NAMES, "spectral_contrast"), "dB", 1e-3, 1e-4, _STFT),
-        ("zero-crossing rate", _prefixed(FEATURE_NAMES, "zero_crossing_rate"), "", 1e-7, 1e-5, "exact counts; float32 statistics"),
+        (
+            "spectral contrast",
+            _prefixed(FEATURE_NAMES, "spectral_contrast"),
+            "dB",
+            1e-3,
+            1e-4,
+            _STFT,
+        ),
+        (
+            "zero-crossing rate",
+            _prefixed(FEATURE_NAMES, "zero_crossing_rate"),
+            "",
+            1e-7,
+            1e-5,
+            "exact counts; float32 statistics",
+        ),
         ("RMS", _prefixed(FEATURE_NAMES, "rms_"), "", 1e-7, 1e-4, _F32),
-        ("beat strength", _prefixed(FEATURE_NAMES, "beat_strength"), "dB", 1e-3, 1e-4, "same beat frames; float32 flux"),
+        (
+            "beat strength",
+            _prefixed(FEATURE_NAMES, "beat_strength"),
+            "dB",
+            1e-3,
+            1e-4,
+            "same beat frames; float32 flux",
+        ),
         ("MFCC", _prefixed(FEATURE_NAMES, "mfcc"), "dB", 1e-3, 1e-4, _STFT),
         ("chroma", _prefixed(FEATURE_NAMES, "chroma"), "", 1e-5, 1e-4, _STFT),
         ("stereo correlation / width", _prefixed(FEATURE_NAMES, "stereo_"), "", 1e-5, 1e-4, _F32),
         ("tempo", ("tempo_bpm",), "BPM", 0.0, 1e-6, "the same autocorrelation lag"),
-        ("loudness (integrated, max momentary, max short-term)", ("loudness_integrated_lufs", "loudness_momentary_max_lufs", "loudness_short_term_max_lufs"), "LU", 2e-3, 0.0, "block IIR in float32 (exact algebra)"),
+        (
+            "loudness (integrated, max momentary, max short-term)",
+            (
+                "loudness_integrated_lufs",
+                "loudness_momentary_max_lufs",
+                "loudness_short_term_max_lufs",
+            ),
+            "LU",
+            2e-3,
+            0.0,
+            "block IIR in float32 (exact algebra)",
+        ),
         ("loudness range", ("loudness_range_lu",), "LU", 2e-3, 0.0, "block IIR in float32"),
         ("true peak", ("true_peak_dbtp",), "dB", 1e-3, 0.0, _F32),
-        ("sample peak, crest factor", ("sample_peak_dbfs", "crest_factor_db"), "dB", 1e-3, 0.0, _F32),
+        (
+            "sample peak, crest factor",
+            ("sample_peak_dbfs", "crest_factor_db"),
+            "dB",
+            1e-3,
+            0.0,
+            _F32,
+        ),
         ("band energy", _prefixed(FEATURE_NAMES, "band_energy"), "dB", 1e-3, 0.0, _STFT),
     ],
     FEATURE_NAMES,
@@ -181,12 +249,65 @@ FEATURE_FAMILIES: tuple[Family, ...] = _families(
 
 ALIGNMENT_FAMILIES: tuple[Family, ...] = _families(
     [
-        ("offset", ("offset_ms", "offset_margin_ms", "gcc_phat_onset_disagreement_ms"), "ms", 0.01, 0.0, "float32 peak interpolation"),
-        ("onset cross-correlation", _prefixed(ALIGNMENT_FEATURE_NAMES, "xcorr"), "", 1e-3, 1e-4, _STFT),
-        ("segment agreement", ("segment_agreement_ratio", "segment_offset_spread_ms"), "", 0.01, 0.0, "float32 peak interpolation"),
-        ("onset rates, activity", ("vocal_onset_rate_hz", "instrumental_onset_rate_hz", "vocal_activity_ratio", "instrumental_activity_ratio"), "", 1e-4, 1e-4, "threshold counts"),
-        ("durations, levels, overlap", ("vocal_duration_s", "instrumental_duration_s", "vocal_rms_dbfs", "instrumental_rms_dbfs", "overlap_ratio"), "", 1e-4, 1e-5, _F32),
-        ("GCC-PHAT", ("gcc_phat_peak", "gcc_phat_peak_to_sidelobe_ratio", "gcc_phat_used"), "", 1e-3, 1e-3, "float32 resampling and peaks"),
+        (
+            "offset",
+            ("offset_ms", "offset_margin_ms", "gcc_phat_onset_disagreement_ms"),
+            "ms",
+            0.01,
+            0.0,
+            "float32 peak interpolation",
+        ),
+        (
+            "onset cross-correlation",
+            _prefixed(ALIGNMENT_FEATURE_NAMES, "xcorr"),
+            "",
+            1e-3,
+            1e-4,
+            _STFT,
+        ),
+        (
+            "segment agreement",
+            ("segment_agreement_ratio", "segment_offset_spread_ms"),
+            "",
+            0.01,
+            0.0,
+            "float32 peak interpolation",
+        ),
+        (
+            "onset rates, activity",
+            (
+                "vocal_onset_rate_hz",
+                "instrumental_onset_rate_hz",
+                "vocal_activity_ratio",
+                "instrumental_activity_ratio",
+            ),
+            "",
+            1e-4,
+            1e-4,
+            "threshold counts",
+        ),
+        (
+            "durations, levels, overlap",
+            (
+                "vocal_duration_s",
+                "instrumental_duration_s",
+                "vocal_rms_dbfs",
+                "instrumental_rms_dbfs",
+                "overlap_ratio",
+            ),
+            "",
+            1e-4,
+            1e-5,
+            _F32,
+        ),
+        (
+            "GCC-PHAT",
+            ("gcc_phat_peak", "gcc_phat_peak_to_sidelobe_ratio", "gcc_phat_used"),
+            "",
+            1e-3,
+            1e-3,
+            "float32 resampling and peaks",
+        ),
     ],
     ALIGNMENT_FEATURE_NAMES,
 )
