@@ -1,0 +1,32 @@
+"""Shared fixtures of the edge-graph tests: the graphs are built once per session.
+
+This folder (``edge_checks``) and ``tests/inference`` (``synthetic_audio``, the suite's
+signals) are put on ``sys.path``: ``--import-mode=importlib`` does not.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+_HERE = Path(__file__).resolve().parent
+for _folder in (str(_HERE), str(_HERE.parent / "inference")):
+    if _folder not in sys.path:
+        sys.path.insert(0, _folder)
+
+from mixai_ml.edge import build_alignment_graph, build_feature_graph  # noqa: E402
+from mixai_ml.edge.parity import FeatureGraphs  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def graphs() -> FeatureGraphs:
+    """The shipped graphs: features resample by themselves; alignment."""
+    return FeatureGraphs(build_feature_graph(), build_alignment_graph())
+
+
+@pytest.fixture(scope="session")
+def identical_pcm() -> FeatureGraphs:
+    """The feature graph fed the 22.05 kHz signal ``extract_features`` analyses."""
+    return FeatureGraphs(build_feature_graph(resampled_input=True))
