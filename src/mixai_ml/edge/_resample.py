@@ -107,6 +107,12 @@ def polyphase(rin: int, rout: int) -> Polyphase:
     return Polyphase(rin, rout, up, down, half, group, slices, matrix, head)
 
 
+def _taps(g: Graph, taps: np.ndarray, dtype: type) -> str:
+    """Taps stored as float32 (half the file), cast once at load for float64 products."""
+    stored = g.const(taps.astype(np.float32))
+    return stored if dtype is np.float32 else str(g.Cast(stored, to=DOUBLE))
+
+
 def _resample_branch(g: Graph, y: str, sr: str, plan: Polyphase, precision: StftPrecision) -> str:
     """1-D ``y`` resampled by ``plan`` to ``ceil(len(y) rout / rin)`` samples (a Loop over
     chunks of super-blocks), with soxr's first outputs and trailing zeros.
@@ -139,7 +145,7 @@ def _resample_branch(g: Graph, y: str, sr: str, plan: Polyphase, precision: Stft
     frames = body.Concat(
         *(take(body, window, r, r + per_iteration) for r in range(plan.slices)), axis=1
     )
-    out = body.Cast(body.MatMul(frames, body.const(plan.matrix.astype(dtype))), to=FLOAT)
+    out = body.Cast(body.MatMul(frames, _taps(g, plan.matrix, dtype)), to=FLOAT)
     body.output(body.Identity(True), body.fresh("cond_out"), BOOL, [])
     body.output(out, body.fresh("out"), FLOAT, [per_iteration, plan.block_out])
     stacked = g.Loop(n_iterations, True, body=body.proto())
@@ -147,7 +153,7 @@ def _resample_branch(g: Graph, y: str, sr: str, plan: Polyphase, precision: Stft
     head_inputs = plan.head.shape[1]
     head_signal = take(g, g.Pad(y, vec(g, 0, head_inputs)), 0, head_inputs)
     head = g.Cast(
-        g.MatMul(g.const(plan.head.astype(dtype)), g.Cast(head_signal, to=_ONNX[dtype])), to=FLOAT
+        g.MatMul(_taps(g, plan.head, dtype), g.Cast(head_signal, to=_ONNX[dtype])), to=FLOAT
     )
     body_out = take(g, g.Reshape(stacked, vec(g, -1)), HEAD_OUTPUTS, n_out)
     resampled = g.Concat(head, body_out, axis=0)
