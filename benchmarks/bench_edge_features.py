@@ -18,6 +18,8 @@ Run from the repository root with the project environment::
     each STFT implementation and precision (onnxruntime, 1 thread, interleaved runs after a
     warm-up, best and median), and a 30 s pair through both aligners.
 (d) sizes: each graph's file size, raw and gzip-compressed.
+(e) memory: peak RSS of a fresh process running the feature graph on the longest accepted
+    file (600 s stereo 44.1 kHz) against ``extract_features`` on it.
 """
 
 from __future__ import annotations
@@ -309,23 +311,76 @@ def bench_sizes() -> dict[str, dict[str, float]]:
         for p in STFT_PRECISIONS
         if not (m == "conv" and p == "float64")
     }
-    models["alignment factored/float64"] = build_alignment_graph()
+    models["alignment factored/float32"] = build_alignment_graph()
     for name, model in models.items():
         data = model.SerializeToString()
         sizes[name] = {"mb": len(data) / 1e6, "gzip_mb": len(gzip.compress(data, 6)) / 1e6}
     return sizes
 
 
+_PEAK_MEMORY = """
+import re
+from pathlib import Path
+import numpy as np
+import soundfile as sf
+
+def high_water_mb():
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) / 1024
+
+data, sr = sf.read({wav!r}, dtype="float32", always_2d=True)
+audio = np.ascontiguousarray(data.T)
+del data
+if {graph}:
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession({model!r}, options, providers=["CPUExecutionProvider"])
+    before = high_water_mb()
+    session.run(None, {{"audio": audio, "sample_rate": np.array(sr, dtype=np.int64)}})
+else:
+    from mixai_inference import extract_features
+    extract_features(audio[:, : 10 * sr], sr)  # caches, like the session above
+    before = high_water_mb()
+    extract_features(audio, sr)
+print(audio.nbytes / 2**20, before, high_water_mb())
+"""
+
+
+def bench_memory(duration_s: float) -> dict[str, float]:
+    """Peak RSS (MB) of one feature extraction of a long file in a fresh process: the
+    decoded audio, then the high-water mark after the session / caches were set up and
+    after the extraction."""
+    import subprocess
+    import tempfile
+
+    report = {"duration_s": duration_s}
+    with tempfile.TemporaryDirectory() as folder:
+        model, wav = str(Path(folder) / "features.onnx"), str(Path(folder) / "long.wav")
+        Path(model).write_bytes(build_feature_graph().SerializeToString())
+        sf.write(wav, music(44100, duration_s, seed=4).T, 44100, subtype="PCM_16")
+        for name, graph in (("graph", True), ("extract_features", False)):
+            code = _PEAK_MEMORY.format(wav=wav, graph=graph, model=model)
+            out = subprocess.run(
+                [sys.executable, "-c", code], check=True, capture_output=True, text=True
+            )
+            audio_mb, before, after = map(float, out.stdout.split())
+            report["audio_mb"] = audio_mb
+            report[f"{name}_ready_mb"] = before
+            report[f"{name}_peak_mb"] = after
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--only", choices=["deviation", "resampling", "speed", "sizes"], action="append"
+        "--only", choices=["deviation", "resampling", "speed", "sizes", "memory"], action="append"
     )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--demo-dir", type=Path, default=None, help="folder with */mix.flac")
     parser.add_argument("--demo-clips", type=int, default=24)
     args = parser.parse_args()
-    parts = args.only or ["deviation", "resampling", "speed", "sizes"]
+    parts = args.only or ["deviation", "resampling", "speed", "sizes", "memory"]
     report: dict[str, object] = {
         "machine": f"{platform.processor() or platform.machine()}, {platform.python_version()}",
         "cpus": os.cpu_count(),
@@ -340,6 +395,8 @@ def main() -> None:
         report["speed"] = bench_speed(args.repeat)
     if "sizes" in parts:
         report["sizes"] = bench_sizes()
+    if "memory" in parts:
+        report["memory"] = bench_memory(600.0)
     report["load_average_1min_after"] = os.getloadavg()[0]
     print(json.dumps(report, indent=2))
 

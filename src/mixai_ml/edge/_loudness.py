@@ -194,7 +194,8 @@ def _measure_chunks(g: Graph, audio: str, sr: str, tables: dict[str, str], steps
     phases = true_peak_phases()
     taps = phases.shape[1]
     before, after = taps // 2 - 1, taps // 2
-    padded = g.Pad(audio, vec(g, 0, before, 0, g.Add(g.Sub(g.Mul(n_chunks, chunk), n), after)))
+    # each chunk reads ``before`` samples before and ``after`` after it, zeros beyond the ends
+    # (padded per chunk: a padded copy of the whole audio would double the memory)
     layout = _subblock_layout(g, sr)
 
     body = g.body("native")
@@ -204,7 +205,12 @@ def _measure_chunks(g: Graph, audio: str, sr: str, tables: dict[str, str], steps
     peak = body.input(body.fresh("peak"), FLOAT, [])
     true_peak = body.input(body.fresh("true_peak"), FLOAT, [])
     start = body.Mul(i, chunk)
-    context = take(body, padded, start, body.Add(start, body.Add(chunk, taps - 1)), axis=1)
+    first = body.Sub(start, before)
+    last = body.Add(start, body.Add(chunk, after))
+    inside = take(body, audio, body.Max(first, 0), body.Min(last, n), axis=1)
+    lead = body.Max(body.Neg(first), 0)
+    trail = body.Sub(body.Sub(last, first), body.Add(lead, dim(body, inside, 1)))
+    context = body.Pad(inside, vec(body, 0, lead, 0, trail))
     x = take(body, context, before, body.Add(chunk, before), axis=1)
     y, new_state = _block_iir(body, x, state, tables, steps)
     energy = body.ReduceSumSquare(y, vec(body, 0), keepdims=1)

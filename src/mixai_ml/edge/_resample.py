@@ -134,14 +134,14 @@ def _resample_branch(g: Graph, y: str, sr: str, plan: Polyphase, precision: Stft
         g, g.Pad(y, vec(g, plan.half, g.Max(g.Sub(length, g.Add(n, plan.half)), 0))), 0, length
     )
     blocks = g.Reshape(padded, vec(g, -1, plan.block_in))
-    if dtype is np.float64:
-        blocks = g.Cast(blocks, to=DOUBLE)
 
     body = g.body("resample")
     i = body.input(body.fresh("i"), INT64, [])
     body.input(body.fresh("cond"), BOOL, [])
     first = body.Mul(i, per_iteration)
     window = take(body, blocks, first, body.Add(first, per_iteration + plan.slices - 1))
+    if dtype is np.float64:  # per chunk: a double copy of the whole signal would be large
+        window = body.Cast(window, to=DOUBLE)
     frames = body.Concat(
         *(take(body, window, r, r + per_iteration) for r in range(plan.slices)), axis=1
     )
