@@ -25,6 +25,7 @@ Per step:
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -39,6 +40,7 @@ from mixai_ml.edge._dsp import (
     frame_loop,
     irfft,
     item,
+    power_db,
     power_to_db,
     rfft,
     sum_squares,
@@ -51,7 +53,6 @@ from mixai_ml.edge.feature_graph import CHUNK_FRAMES, model_proto
 
 __all__ = ["ALIGNMENT_GRAPH_INPUTS", "ALIGNMENT_SAMPLE_RATES", "build_alignment_graph"]
 
-_LEVEL_FLOOR_DB = -120.0
 _TINY = 1e-12
 _XCORR_CHUNK = 1024  # onset frames per group of the correlation Conv
 
@@ -84,7 +85,7 @@ class _Stem:
         n_f = g.Cast(n, to=FLOAT)
         mean_square = g.Div(sum_squares(g, mono), n_f)
         self.duration_s = g.Div(n_f, g.Cast(sr, to=FLOAT))
-        self.rms_dbfs = _level_db(g, mean_square)
+        self.rms_dbfs = power_db(g, mean_square)
 
         y = resample_from(g, mono, sr, rate, precision)
         mel_t = np.ascontiguousarray(mel_filterbank(rate, n_fft, cfg["n_mels"]).T)
@@ -113,14 +114,8 @@ class _Stem:
             g.Greater(spread, 0.0), g.Div(g.Sub(self.flux, mean), g.Max(spread, _TINY)), 0.0
         )
         frame_power = g.Reshape(g.Div(energy, float(n_fft)), vec(g, -1))
-        self.frame_db = _level_db(g, frame_power)
+        self.frame_db = power_db(g, frame_power)
         self.waveform = decimate(g, y, rate, cfg["gcc_sample_rate"], precision)
-
-
-def _level_db(g: Graph, mean_square: str) -> str:
-    positive = g.Greater(mean_square, 0.0)
-    db = g.Mul(g.Log(g.Where(positive, mean_square, 1.0)), 10.0 / np.log(10.0))
-    return str(g.Where(positive, g.Max(db, _LEVEL_FLOOR_DB), _LEVEL_FLOOR_DB))
 
 
 def _next_power_of_two(g: Graph, n: str) -> str:
@@ -188,21 +183,46 @@ def _parabola(g: Graph, c: str, index: str) -> tuple[str, str]:
     return g.Where(bend, shift, 0.0), g.Where(bend, height, centre)
 
 
+@dataclass(frozen=True)
 class _Peak:
-    """``mixai_inference.alignment._find_peak`` of a 1-D float32 correlation."""
+    """A correlation peak (``mixai_inference.alignment._Peak``), as value names."""
 
-    def __init__(self, g: Graph, c: str, max_lag: int, main_lobe: int) -> None:
-        self.index = g.ArgMax(c, axis=0, keepdims=0)
-        shift, self.height = _parabola(g, c, self.index)
-        self.lag = g.Add(g.Cast(g.Sub(self.index, max_lag), to=FLOAT), shift)
-        position = g.Range(0, dim(g, c, 0), 1)
-        self.distance = g.Abs(g.Sub(position, self.index))
-        side = g.Greater(self.distance, main_lobe)
-        n_side = g.Cast(count(g, side), to=FLOAT)
-        mean = g.Div(g.ReduceSum(g.Where(side, c, 0.0), keepdims=0), n_side)
-        deviation = g.Where(side, g.Sub(c, mean), 0.0)
-        std = g.Sqrt(g.Div(g.ReduceSum(g.Mul(deviation, deviation), keepdims=0), n_side))
-        self.psr = g.Div(g.Sub(self.height, mean), g.Max(std, _TINY))
+    index: str  # int64 position in the correlation
+    lag: str  # interpolated, in lags
+    height: str
+    psr: str  # peak-to-sidelobe ratio
+    distance: str  # int64 |position - index| of every position
+
+
+def _find_peak(g: Graph, c: str, max_lag: int, main_lobe: int) -> _Peak:
+    """``mixai_inference.alignment._find_peak`` of a 1-D float32 correlation."""
+    index = g.ArgMax(c, axis=0, keepdims=0)
+    shift, height = _parabola(g, c, index)
+    distance = g.Abs(g.Sub(g.Range(0, dim(g, c, 0), 1), index))
+    side = g.Greater(distance, main_lobe)
+    n_side = g.Cast(count(g, side), to=FLOAT)
+    mean = g.Div(g.ReduceSum(g.Where(side, c, 0.0), keepdims=0), n_side)
+    deviation = g.Where(side, g.Sub(c, mean), 0.0)
+    std = g.Sqrt(g.Div(g.ReduceSum(g.Mul(deviation, deviation), keepdims=0), n_side))
+    return _Peak(
+        index=index,
+        lag=g.Add(g.Cast(g.Sub(index, max_lag), to=FLOAT), shift),
+        height=height,
+        psr=g.Div(g.Sub(height, mean), g.Max(std, _TINY)),
+        distance=distance,
+    )
+
+
+def _zero_lag_unless(g: Graph, shared: str, found: _Peak, c: str, max_lag: int) -> _Peak:
+    """``found`` where ``shared``, else lag 0 with the zero-lag value and a ratio of 0."""
+    index = g.Where(shared, found.index, max_lag)
+    return _Peak(
+        index=index,
+        lag=g.Where(shared, found.lag, 0.0),
+        height=g.Where(shared, found.height, item(g, c, max_lag)),
+        psr=g.Where(shared, found.psr, 0.0),
+        distance=g.Abs(g.Sub(g.Range(0, dim(g, c, 0), 1), index)),
+    )
 
 
 def _local_maxima(g: Graph, c: str) -> str:
@@ -322,25 +342,18 @@ def build_alignment_graph(
     )
     norm = g.Sqrt(g.Mul(sum_squares(g, inst.onsets), sum_squares(g, voc.onsets)))
     correlation = g.Div(whole, g.Max(norm, _TINY))
-    found = _Peak(g, correlation, max_lag, main_lobe)
+    found = _find_peak(g, correlation, max_lag, main_lobe)
     # no shared onsets at any lag (e.g. a silent stem): no shift, the zero-lag value
-    shared = g.Greater(found.height, 0.0)
-    zero_lag = item(g, correlation, max_lag)
-    onset = found
-    onset_lag = g.Where(shared, found.lag, 0.0)
-    onset_height = g.Where(shared, found.height, zero_lag)
-    onset_psr = g.Where(shared, found.psr, 0.0)
-    onset.index = g.Where(shared, found.index, max_lag)
-    onset.height = onset_height
-    onset.distance = g.Abs(g.Sub(g.Range(0, dim(g, correlation, 0), 1), onset.index))
-    onset_ms = g.Mul(onset_lag, frame_ms)
+    onset = _zero_lag_unless(g, g.Greater(found.height, 0.0), found, correlation, max_lag)
+    onset_ms = g.Mul(onset.lag, frame_ms)
     second_ratio, second_distance = _runner_up(g, correlation, onset, main_lobe)
     width = _half_height_width(g, correlation, onset)
 
     gcc_rate = cfg["gcc_sample_rate"]
     gcc_lag = round(cfg["max_offset_ms"] * gcc_rate / 1000.0)
     gcc_lobe = round(cfg["gcc_main_lobe_ms"] * gcc_rate / 1000.0)
-    gcc = _Peak(g, _gcc_phat(g, inst.waveform, voc.waveform, gcc_lag, dtype), gcc_lag, gcc_lobe)
+    gcc_correlation = _gcc_phat(g, inst.waveform, voc.waveform, gcc_lag, dtype)
+    gcc = _find_peak(g, gcc_correlation, gcc_lag, gcc_lobe)
     gcc_ms = g.Mul(gcc.lag, 1000.0 / gcc_rate)
     use_gcc = g.GreaterOrEqual(gcc.psr, cfg["gcc_min_psr"])
     offset_ms = g.Where(use_gcc, gcc_ms, onset_ms)
@@ -349,9 +362,7 @@ def build_alignment_graph(
     valid = []
     for k in range(cfg["n_segments"]):
         part = item(g, segments, k)
-        peak_index = g.ArgMax(part, axis=0, keepdims=0)
-        shift, _ = _parabola(g, part, peak_index)
-        lag = g.Add(g.Cast(g.Sub(peak_index, max_lag), to=FLOAT), shift)
+        lag = _find_peak(g, part, max_lag, 0).lag
         segment_ms.append(g.Reshape(g.Mul(lag, frame_ms), vec(g, 1)))
         ok = g.And(item(g, has_positive, k), g.Greater(g.ReduceMax(part, keepdims=0), 0.0))
         valid.append(g.Reshape(ok, vec(g, 1)))
@@ -383,9 +394,9 @@ def build_alignment_graph(
     values = [
         offset_ms,
         g.Sub(cfg["max_offset_ms"], g.Abs(offset_ms)),
-        onset_height,
-        zero_lag,
-        onset_psr,
+        onset.height,
+        item(g, correlation, max_lag),
+        onset.psr,
         second_ratio,
         g.Mul(second_distance, frame_ms),
         g.Mul(width, frame_ms),
