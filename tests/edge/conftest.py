@@ -1,7 +1,7 @@
 """Shared fixtures of the edge-graph tests: the graphs are built once per session.
 
-This folder (``edge_checks``) and ``tests/inference`` (``synthetic_audio``, the suite's
-signals) are put on ``sys.path``: ``--import-mode=importlib`` does not.
+``tests/inference`` (``synthetic_audio``, the suite's signals) is put on ``sys.path``:
+``--import-mode=importlib`` does not.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-_HERE = Path(__file__).resolve().parent
-for _folder in (str(_HERE), str(_HERE.parent / "inference")):
-    if _folder not in sys.path:
-        sys.path.insert(0, _folder)
+_SIGNALS = str(Path(__file__).resolve().parents[1] / "inference")
+if _SIGNALS not in sys.path:
+    sys.path.insert(0, _SIGNALS)
 
 from mixai_ml.edge import build_alignment_graph, build_feature_graph  # noqa: E402
 from mixai_ml.edge.parity import FeatureGraphs  # noqa: E402

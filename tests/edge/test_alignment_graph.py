@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from edge_checks import outside_tolerance
 from synthetic_audio import as_take, music, vocal_pair
 
 from mixai_inference.alignment import ALIGNMENT_FEATURE_NAMES, estimate_alignment
-from mixai_ml.edge.parity import ALIGNMENT_FAMILIES, FeatureGraphs
+from mixai_ml.edge.parity import ALIGNMENT_FAMILIES, FeatureGraphs, outside_tolerance
 
 
 def _compare(graphs: FeatureGraphs, vocal: np.ndarray, instrumental: np.ndarray, sr: int) -> float:

@@ -10,7 +10,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from edge_checks import outside_tolerance
 from synthetic_audio import click_track, music, noise, sine, tone_sequence
 
 from mixai_inference import FEATURE_NAMES, FEATURE_SCHEMA_VERSION, extract_features
@@ -25,7 +24,7 @@ from mixai_ml.edge import (
 from mixai_ml.edge._graph import FLOAT, INT64, Graph
 from mixai_ml.edge._resample import resample_from
 from mixai_ml.edge.feature_graph import OPSET, model_proto
-from mixai_ml.edge.parity import FEATURE_FAMILIES, FeatureGraphs, soxr_mono
+from mixai_ml.edge.parity import FEATURE_FAMILIES, FeatureGraphs, outside_tolerance, soxr_mono
 
 RATES = (22050, 44100, 48000)
 

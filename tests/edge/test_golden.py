@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edge_checks import outside_tolerance
 
 from mixai_inference import FEATURE_NAMES, extract_features
 from mixai_ml.edge.golden import (
@@ -18,7 +17,7 @@ from mixai_ml.edge.golden import (
     write_golden_vectors,
     xorshift32,
 )
-from mixai_ml.edge.parity import FeatureGraphs
+from mixai_ml.edge.parity import FeatureGraphs, outside_tolerance
 
 
 def test_xorshift32_is_marsaglias() -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "FeatureGraphs",
     "deviation_table",
     "deviations",
+    "outside_tolerance",
     "soxr_mono",
 ]
 
@@ -136,6 +137,13 @@ class Family:
     atol: float
     rtol: float
     limited_by: str  # what keeps the graph from agreeing more closely
+
+    def within(self, graph: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """Element-wise: ``graph`` within tolerance of ``reference`` (NaN only matches NaN)."""
+        graph, reference = np.asarray(graph, np.float64), np.asarray(reference, np.float64)
+        close = np.abs(graph - reference) <= self.atol + self.rtol * np.abs(reference)
+        both_nan = np.isnan(graph) & np.isnan(reference)
+        return np.asarray(close | both_nan)
 
     def tolerance_text(self) -> str:
         parts = [f"{self.atol:g} {self.unit}".strip()] if self.atol else []
@@ -328,6 +336,11 @@ class FamilyDeviation:
         return self.n_within / self.n_values if self.n_values else 1.0
 
 
+def _columns(families: Sequence[Family], names: Sequence[str]) -> list[list[int]]:
+    column = {name: i for i, name in enumerate(names)}
+    return [[column[n] for n in family.names] for family in families]
+
+
 def deviations(
     graph: np.ndarray,
     reference: np.ndarray,
@@ -337,26 +350,37 @@ def deviations(
     """Per-family deviation of ``graph`` from ``reference``, both ``(n_clips, len(names))``."""
     graph = np.atleast_2d(np.asarray(graph, dtype=np.float64))
     reference = np.atleast_2d(np.asarray(reference, dtype=np.float64))
-    column = {name: i for i, name in enumerate(names)}
     out = []
-    for family in families:
-        index = [column[n] for n in family.names]
+    for family, index in zip(families, _columns(families, names), strict=True):
         g, r = graph[:, index], reference[:, index]
-        diff = np.abs(g - r)
-        diff[np.isnan(g) != np.isnan(r)] = np.inf
-        diff[np.isnan(g) & np.isnan(r)] = 0.0
-        within = diff <= family.atol + family.rtol * np.abs(r)
-        rel = diff / np.maximum(np.abs(r), 1e-12)
+        within = family.within(g, r)
+        diff = np.where(within, np.nan_to_num(np.abs(g - r)), np.abs(g - r))
+        diff[np.isnan(diff)] = np.inf  # NaN on one side only
         out.append(
             FamilyDeviation(
                 family=family,
                 n_values=int(diff.size),
                 n_within=int(np.count_nonzero(within)),
                 max_abs=float(diff.max(initial=0.0)),
-                max_rel=float(rel.max(initial=0.0)),
+                max_rel=float((diff / np.maximum(np.abs(r), 1e-12)).max(initial=0.0)),
             )
         )
     return out
+
+
+def outside_tolerance(
+    graph: np.ndarray,
+    reference: np.ndarray,
+    families: Sequence[Family] = FEATURE_FAMILIES,
+    names: Sequence[str] = FEATURE_NAMES,
+) -> list[str]:
+    """Every value of one vector ``graph`` outside its family's tolerance, described."""
+    misses = []
+    for family, index in zip(families, _columns(families, names), strict=True):
+        g, r = np.asarray(graph)[index], np.asarray(reference)[index]
+        for k in np.flatnonzero(~family.within(g, r)):
+            misses.append(f"{names[index[k]]} ({family.name}): graph {g[k]:.7g}, numpy {r[k]:.7g}")
+    return misses
 
 
 def deviation_table(rows: Sequence[FamilyDeviation]) -> str:
