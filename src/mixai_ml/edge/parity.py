@@ -362,7 +362,7 @@ def deviations(
                 n_values=int(diff.size),
                 n_within=int(np.count_nonzero(within)),
                 max_abs=float(diff.max(initial=0.0)),
-                max_rel=float((diff / np.maximum(np.abs(r), 1e-12)).max(initial=0.0)),
+                max_rel=float((diff / np.fmax(np.abs(r), 1e-12)).max(initial=0.0)),
             )
         )
     return out
