@@ -34,6 +34,7 @@ demo: $(STAMP)
 	$(KEDRO) run --pipelines=demo_data
 	$(KEDRO) run --pipelines=purge
 	$(KEDRO) run
+	$(BIN)/python docs/_scripts/readme_results.py
 	@echo
 	@echo "Demo finished: reports in data/08_reporting/, the deployable bundle in data/06_models/bundle/."
 

@@ -1,4 +1,4 @@
-"""Benchmarks of the inference runtime (issue 5 §7); results go to docs/benchmarks.md.
+"""Benchmarks of the inference runtime; results go to docs/benchmarks.md.
 
 1. **Warm predict**: ``Predictor.predict`` against the sum of the raw onnxruntime
    ``session.run`` calls of the same two models (the predictor's own session objects),
@@ -40,7 +40,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from mixai_inference import ALIGNMENT_FEATURE_NAMES, FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from mixai_inference.bundle import (
-    MODEL_IO,
     Manifest,
     ModelEntry,
     TaskEntry,
@@ -51,10 +50,12 @@ from mixai_inference.bundle import (
 from mixai_inference.flags import Flags
 from mixai_inference.metrics import MetricsSink
 from mixai_inference.predictor import Predictor
-from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESET_CLS
+from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESET_CLS, task_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "kedro", "pandas", "scipy", "librosa", "scikit-learn", "onnx", "sklearn")
+sys.path.insert(0, str(ROOT / "tests"))
+
+from slim_boundary import forbidden_distributions  # noqa: E402
 
 
 def tabular_net_model(task: str, version: str, input_dim: int, seed: int) -> bytes:
@@ -62,8 +63,9 @@ def tabular_net_model(task: str, version: str, input_dim: int, seed: int) -> byt
     node for node as ``torch.onnx.export(dynamo=True, opset_version=18)`` emits it:
     standardisation, [Gemm, GELU as x·½(1 + erf(x/√2))] × 2, Gemm, then the task head."""
     rng = np.random.default_rng(seed)
-    io = MODEL_IO[task]
-    sizes = [input_dim, 128, 64, io.output_dim]
+    spec = task_spec(task)
+    output_dim = len(spec.outputs)
+    sizes = [input_dim, 128, 64, output_dim]
     inits = [
         numpy_helper.from_array(rng.standard_normal(input_dim).astype(np.float32), "mean"),
         numpy_helper.from_array(rng.uniform(0.5, 2, input_dim).astype(np.float32), "scale"),
@@ -72,7 +74,7 @@ def tabular_net_model(task: str, version: str, input_dim: int, seed: int) -> byt
         numpy_helper.from_array(np.array(0.5, np.float32), "half"),
     ]
     nodes = [
-        helper.make_node("Sub", [io.input_name, "mean"], ["centred"]),
+        helper.make_node("Sub", [spec.input_tensor, "mean"], ["centred"]),
         helper.make_node("Div", ["centred", "scale"], ["h"]),
     ]
     current = "h"
@@ -95,15 +97,15 @@ def tabular_net_model(task: str, version: str, input_dim: int, seed: int) -> byt
             current = f"g{k}"
     if task == MASTER_REG:
         inits += [
-            numpy_helper.from_array(rng.uniform(1, 5, io.output_dim).astype(np.float32), "tscale"),
-            numpy_helper.from_array(rng.uniform(-5, 5, io.output_dim).astype(np.float32), "tmean"),
+            numpy_helper.from_array(rng.uniform(1, 5, output_dim).astype(np.float32), "tscale"),
+            numpy_helper.from_array(rng.uniform(-5, 5, output_dim).astype(np.float32), "tmean"),
         ]
         nodes += [
             helper.make_node("Mul", [current, "tscale"], ["scaled"]),
-            helper.make_node("Add", ["scaled", "tmean"], [io.output_name]),
+            helper.make_node("Add", ["scaled", "tmean"], [spec.output_tensor]),
         ]
     elif task == PRESET_CLS:
-        nodes.append(helper.make_node("Softmax", [current], [io.output_name], axis=-1))
+        nodes.append(helper.make_node("Softmax", [current], [spec.output_tensor], axis=-1))
     else:
         inits += [
             numpy_helper.from_array(np.array(1.1, np.float32), "slope"),
@@ -112,15 +114,15 @@ def tabular_net_model(task: str, version: str, input_dim: int, seed: int) -> byt
         nodes += [
             helper.make_node("Mul", [current, "slope"], ["calibrated"]),
             helper.make_node("Add", ["calibrated", "intercept"], ["logit"]),
-            helper.make_node("Sigmoid", ["logit"], [io.output_name]),
+            helper.make_node("Sigmoid", ["logit"], [spec.output_tensor]),
         ]
     graph = helper.make_graph(
         nodes,
         f"{task}_{version}",
-        [helper.make_tensor_value_info(io.input_name, TensorProto.FLOAT, ["batch", input_dim])],
+        [helper.make_tensor_value_info(spec.input_tensor, TensorProto.FLOAT, ["batch", input_dim])],
         [
             helper.make_tensor_value_info(
-                io.output_name, TensorProto.FLOAT, ["batch", io.output_dim]
+                spec.output_tensor, TensorProto.FLOAT, ["batch", output_dim]
             )
         ],
         initializer=inits,
@@ -133,7 +135,7 @@ def tabular_net_model(task: str, version: str, input_dim: int, seed: int) -> byt
             "task": task,
             "version": version,
             "feature_schema_version": FEATURE_SCHEMA_VERSION,
-            "output_names": json.dumps(list(io.output_labels)),
+            "output_names": json.dumps(list(spec.outputs)),
             "metrics": "{}",
         },
     )
@@ -150,10 +152,10 @@ def synthetic_bundle(path: Path) -> Path:
     tasks, files = {}, {}
     for seed, (task, dim) in enumerate(dims.items()):
         data = tabular_net_model(task, "bench", dim, seed)
-        io = MODEL_IO[task]
+        spec = task_spec(task)
         entry = ModelEntry(
             "bench", f"{task}-bench.onnx", sha256_bytes(data), "active", 100.0,
-            FEATURE_SCHEMA_VERSION, io.input_name, dim, io.output_name, io.output_dim,
+            FEATURE_SCHEMA_VERSION, spec.input_tensor, dim, spec.output_tensor, len(spec.outputs),
         )  # fmt: skip
         tasks[task] = TaskEntry("bench", {"bench": entry})
         files[entry.file] = data
@@ -231,7 +233,7 @@ def write_audio(path: Path, seconds: float = 30.0, sr: int = 44_100) -> Path:
 
 def bench_cold(command: list[str], audio: Path, bundle: Path, runs: int) -> dict[str, float]:
     argv = [*command, "predict", str(audio), "--bundle", str(bundle), "--json"]
-    # the demo bundle ships enable_cpu_ml false (CONTRACTS §3): switch ML on as production would
+    # the demo bundle ships enable_cpu_ml false (docs/data_contracts.md §1): switch it on
     env = {**os.environ, "ENABLE_CPU_ML": "true"}
     subprocess.run(argv, check=True, capture_output=True, env=env)  # page cache and .pyc warm
     times = []
@@ -284,7 +286,7 @@ def bench_venv(work: Path) -> tuple[dict[str, object], Path]:
         "site_packages_mb": folder_mb(site),
         "site_packages_without_pip_mb": folder_mb(site) - pip_mb,
         "installed": installed,
-        "heavy_present": sorted(set(HEAVY) & set(installed)),
+        "heavy_present": sorted(forbidden_distributions() & set(installed)),
     }, env / "bin" / "mixai-infer"
 
 

@@ -36,7 +36,8 @@ from mixai_inference.features import (
 from mixai_inference.flags import Flags, resolve_flags
 from mixai_inference.loudness import measure_loudness
 from mixai_inference.metrics import MetricRecord, MetricsSink
-from mixai_inference.predictor import AlignResult, Prediction, Predictor, Provenance
+from mixai_inference.predictor import Predictor
+from mixai_inference.results import AlignResult, Prediction, Provenance
 from mixai_inference.routing import assign_variant
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The deployable model bundle: ``manifest.json`` plus the ONNX files (CONTRACTS §8).
+"""The deployable model bundle: ``manifest.json`` plus the ONNX files (docs/data_contracts.md §7).
 
 One definition for both sides: the export pipeline builds a :class:`Manifest` and
 calls :func:`write_bundle`; production calls :func:`read_manifest` (through
@@ -45,9 +45,9 @@ Layout::
       }
     }
 
-The model I/O contract (:data:`MODEL_IO`) is fixed per task; the input width is the
-length of the feature vector the model was trained on (``len(FEATURE_NAMES)`` or
-``len(ALIGNMENT_FEATURE_NAMES)``) and is checked by the predictor, not here.
+Each task's I/O names and output width come from its spec in the task registry
+(:mod:`mixai_inference.tasks`); the input width is the length of the feature vector the
+model was trained on and is checked by the predictor, not here.
 """
 
 from __future__ import annotations
@@ -65,37 +65,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from mixai_inference.tasks import (
-    ALIGN_CONF,
-    MASTER_PARAM_NAMES,
-    MASTER_REG,
-    PRESET_CLS,
-    PRESETS,
-    TASKS,
-)
+from mixai_inference._atomic import fsync_dir, swap_in, write_synced
+from mixai_inference.tasks import flag_names, task_names, task_spec
 
 FORMAT_VERSION: Final = 1
 MANIFEST_NAME: Final = "manifest.json"
 
-FLAG_NAMES: Final = (
-    "enable_cpu_ml",
-    "enable_master_regression",
-    "enable_preset_recommendation",
-    "enable_align_confidence",
-)
-"""The feature flags of CONTRACTS §3, in the order the manifest and the docs list them."""
-
-TASK_FLAGS: Final = {
-    MASTER_REG: "enable_master_regression",
-    PRESET_CLS: "enable_preset_recommendation",
-    ALIGN_CONF: "enable_align_confidence",
-}
-"""The flag that switches each task's model on (together with ``enable_cpu_ml``)."""
-
 MODEL_STATUSES: Final = ("candidate", "active", "shadow", "retired")
-
-METADATA_KEYS: Final = ("task", "version", "feature_schema_version", "output_names", "metrics")
-"""``metadata_props`` every ONNX file carries; ``output_names`` and ``metrics`` are JSON text."""
 
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
@@ -104,27 +80,6 @@ _SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
 def utc_now_iso() -> str:
     """The current UTC time as ISO 8601 with a ``Z`` suffix, to the second."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True)
-class ModelIO:
-    """One task's ONNX graph I/O: float32 ``[batch, input_dim]`` → ``[batch, output_dim]``."""
-
-    input_name: str
-    output_name: str
-    output_dim: int
-    output_labels: tuple[str, ...]
-    """What each output column means, in order."""
-
-
-MODEL_IO: Final = {
-    MASTER_REG: ModelIO("features", "params", len(MASTER_PARAM_NAMES), MASTER_PARAM_NAMES),
-    PRESET_CLS: ModelIO("features", "probabilities", len(PRESETS), PRESETS),
-    ALIGN_CONF: ModelIO("features", "probability", 1, ("aligned_ok",)),
-}
-"""Per task: ``master_reg`` gives the 8 parameters in label units (``MASTER_PARAM_NAMES``
-order), ``preset_cls`` the probabilities in ``PRESETS`` order, ``align_conf`` the
-probability that the alignment is right."""
 
 
 class BundleError(ValueError):
@@ -358,56 +313,15 @@ def write_bundle(
                 raise BundleError(
                     f"{name}: sha256 {digest} differs from the manifest's {listed[name].sha256}"
                 )
-            _write_synced(staging / name, data)
+            write_synced(staging / name, data)
         manifest_text = json.dumps(manifest.to_json(), indent=2, sort_keys=False) + "\n"
-        _write_synced(staging / MANIFEST_NAME, manifest_text.encode("utf-8"))
-        _fsync_dir(staging)
-        _swap_in(staging, target)
+        write_synced(staging / MANIFEST_NAME, manifest_text.encode("utf-8"))
+        fsync_dir(staging)
+        swap_in(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
-
-
-# --- writing -------------------------------------------------------------------------------
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    # Directories cannot be opened for fsync on every platform (e.g. Windows); best effort.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _swap_in(staging: Path, target: Path) -> None:
-    previous = None
-    if target.exists():
-        previous = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        previous.rmdir()
-        os.rename(target, previous)
-    try:
-        os.rename(staging, target)
-    except BaseException:
-        if previous is not None:
-            os.rename(previous, target)
-        raise
-    _fsync_dir(target.parent)
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)
 
 
 # --- validation ----------------------------------------------------------------------------
@@ -484,16 +398,17 @@ def _validate(manifest: Manifest) -> None:
     """Check the cross-field rules of a manifest (types are checked while parsing)."""
     if not manifest.feature_schema_version:
         raise BundleError("feature_schema_version is empty")
-    unknown_flags = sorted(set(manifest.flags) - set(FLAG_NAMES))
+    known_flags = flag_names()
+    unknown_flags = sorted(set(manifest.flags) - set(known_flags))
     if unknown_flags:
-        raise BundleError(f"unknown flags {unknown_flags}; known: {list(FLAG_NAMES)}")
+        raise BundleError(f"unknown flags {unknown_flags}; known: {list(known_flags)}")
     for name, value in manifest.flags.items():
         if not isinstance(value, bool):
             raise BundleError(f"flags.{name}: expected true or false, got {value!r}")
     files: set[str] = set()
     for task, entry in manifest.tasks.items():
-        if task not in TASKS:
-            raise BundleError(f"unknown task {task!r}; expected one of {list(TASKS)}")
+        if task not in task_names():
+            raise BundleError(f"unknown task {task!r}; expected one of {list(task_names())}")
         for version, model in entry.models.items():
             _validate_model(task, version, model)
             if model.file in files:
@@ -512,7 +427,8 @@ def _validate(manifest: Manifest) -> None:
 
 def _validate_model(task: str, version: str, model: ModelEntry) -> None:
     where = f"tasks.{task}.models.{version}"
-    io = MODEL_IO[task]
+    spec = task_spec(task)
+    expected = (spec.input_tensor, spec.output_tensor, len(spec.outputs))
     problems = []
     if not _NAME_RE.fullmatch(version):
         problems.append(f"version must match {_NAME_RE.pattern}")
@@ -526,13 +442,9 @@ def _validate_model(task: str, version: str, model: ModelEntry) -> None:
         problems.append(f"status must be one of {list(MODEL_STATUSES)}, got {model.status!r}")
     if not 0.0 <= model.rollout_pct <= 100.0:
         problems.append(f"rollout_pct must be in [0, 100], got {model.rollout_pct}")
-    if (model.input_name, model.output_name, model.output_dim) != (
-        io.input_name,
-        io.output_name,
-        io.output_dim,
-    ):
+    if (model.input_name, model.output_name, model.output_dim) != expected:
         problems.append(
-            f"I/O must be {io.input_name!r} -> {io.output_name!r} [batch, {io.output_dim}], got "
+            f"I/O must be {expected[0]!r} -> {expected[1]!r} [batch, {expected[2]}], got "
             f"{model.input_name!r} -> {model.output_name!r} [batch, {model.output_dim}]"
         )
     if model.input_dim < 1:
@@ -546,7 +458,7 @@ def _validate_experiment(manifest: Manifest, experiment_id: str, experiment: Exp
     problems = []
     if experiment.experiment_id != experiment_id:
         problems.append(f"entry id {experiment.experiment_id!r} differs from its key")
-    if experiment.task not in TASKS:
+    if experiment.task not in task_names():
         problems.append(f"unknown task {experiment.task!r}")
     if not experiment.variants:
         problems.append("needs at least one variant")

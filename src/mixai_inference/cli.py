@@ -6,11 +6,12 @@
     mixai-infer predict MIX --bundle DIR [--user-id U] [--job-id J] [--json]
     mixai-infer align VOCAL INSTRUMENTAL [--bundle DIR] [--user-id U] [--job-id J] [--json]
 
-With ``--json`` one JSON object is printed (CONTRACTS §7): for ``predict`` the mastering
-parameters under their names, ``preset``, ``preset_scores`` and per task (``master_reg``,
-``preset_cls``) its ``source``, ``model_version``, ``variant``, ``experiment_id`` and
-fallback ``reason``; for ``align`` ``offset_ms``, ``confidence`` and ``align_conf``; for
-``features`` ``feature_schema_version`` and ``features`` (name → value). Without it, a
+With ``--json`` one JSON object is printed (docs/data_contracts.md §8): for ``predict``
+each task's answer (the mastering parameters under their names, ``preset``,
+``preset_scores``) and under each task's name its ``source``, ``model_version``,
+``variant``, ``experiment_id`` and fallback ``reason``; for ``align`` ``offset_ms``,
+``confidence`` and ``align_conf``; for ``features`` ``feature_schema_version`` and
+``features`` (name → value). Without it, a
 readable summary. ``align`` without ``--bundle`` answers the confidence from the rules.
 
 Exit codes: 0 success; 2 unusable input (an :class:`~mixai_inference.errors.AudioError`

@@ -1,4 +1,4 @@
-"""The MIXAI feature vector of a mix (CONTRACTS §6): one decode, one resample, one STFT.
+"""The MIXAI feature vector of a mix (docs/data_contracts.md §4): one resample, one STFT.
 
 ``extract_features(audio, sr)`` returns ``len(FEATURE_NAMES)`` finite float32 values:
 

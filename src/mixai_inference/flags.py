@@ -1,9 +1,9 @@
-"""Feature flags (CONTRACTS §3): package defaults, then the bundle's, then the environment.
+"""Feature flags (docs/data_contracts.md §1): package defaults, the bundle's, the environment.
 
 - ``enable_cpu_ml`` (``ENABLE_CPU_ML``, default false): the master switch;
-- ``enable_master_regression`` (``ENABLE_MASTER_REGRESSION``, default true);
-- ``enable_preset_recommendation`` (``ENABLE_PRESET_RECOMMENDATION``, default true);
-- ``enable_align_confidence`` (``ENABLE_ALIGN_CONFIDENCE``, default true).
+- each task's flag (:attr:`TaskSpec.flag <mixai_inference.tasks.TaskSpec.flag>`, default
+  true): ``enable_master_regression``, ``enable_preset_recommendation`` and
+  ``enable_align_confidence``; the environment variable is the name in capitals.
 
 A task answers from its model only if ``enable_cpu_ml`` **and** its own flag are on;
 otherwise it answers from the rules with reason ``disabled``. ``enable_cpu_ml`` is the
@@ -22,47 +22,72 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from mixai_inference.bundle import FLAG_NAMES, TASK_FLAGS
+from mixai_inference.tasks import MASTER_FLAG, flag_names, task_spec
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_FLAGS: Final = {
-    "enable_cpu_ml": False,
-    "enable_master_regression": True,
-    "enable_preset_recommendation": True,
-    "enable_align_confidence": True,
-}
-
-ENV_VARS: Final = {name: name.upper() for name in FLAG_NAMES}
-"""Flag name → the environment variable that overrides it."""
 
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
 _FALSE: Final = frozenset({"false", "0", "no", "off"})
 
 
-@dataclass(frozen=True)
-class Flags:
-    """The effective feature flags."""
+def default_flags() -> dict[str, bool]:
+    """Flag name → package default: the master switch off, every task's flag on."""
+    return {name: name != MASTER_FLAG for name in flag_names()}
 
-    enable_cpu_ml: bool = DEFAULT_FLAGS["enable_cpu_ml"]
-    enable_master_regression: bool = DEFAULT_FLAGS["enable_master_regression"]
-    enable_preset_recommendation: bool = DEFAULT_FLAGS["enable_preset_recommendation"]
-    enable_align_confidence: bool = DEFAULT_FLAGS["enable_align_confidence"]
+
+def env_var(flag: str) -> str:
+    """The environment variable that overrides ``flag`` (its name in capitals)."""
+    return flag.upper()
+
+
+class Flags:
+    """The effective feature flags; unset flags take :func:`default_flags`.
+
+    Read a flag as an attribute (``flags.enable_cpu_ml``).
+
+    Raises:
+        ValueError: On a flag no registered task owns.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, **values: bool) -> None:
+        defaults = default_flags()
+        unknown = sorted(set(values) - set(defaults))
+        if unknown:
+            raise ValueError(f"unknown flags {unknown}; known flags: {list(defaults)}")
+        self._values = {**defaults, **{name: bool(v) for name, v in values.items()}}
+
+    def __getattr__(self, name: str) -> bool:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Flags) and self._values == other._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._values.items())))
+
+    def __repr__(self) -> str:
+        return f"Flags({', '.join(f'{k}={v}' for k, v in self._values.items())})"
 
     def ml_enabled(self, task: str) -> bool:
-        """Whether ``task`` (``master_reg``, ``preset_cls``, ``align_conf``) may use its model."""
-        return self.enable_cpu_ml and bool(getattr(self, TASK_FLAGS[task]))
+        """Whether ``task`` may use its model: ``enable_cpu_ml`` and the task's flag are on."""
+        return self._values[MASTER_FLAG] and self._values.get(task_spec(task).flag, True)
 
     def to_dict(self) -> dict[str, bool]:
-        """Flag name → value, in :data:`FLAG_NAMES` order."""
-        return {name: getattr(self, name) for name in FLAG_NAMES}
+        """Flag name → value, ``enable_cpu_ml`` first, then the tasks' flags."""
+        return dict(self._values)
 
 
 def parse_bool(text: str) -> bool:
-    """Parse a flag value such as ``"true"``, ``"0"`` or ``" Yes "``.
+    """Parse a boolean setting such as ``"true"``, ``"0"`` or ``" Yes "``.
+
+    The one parser of the project's boolean settings (flags, ``MIXAI_MLFLOW``, ``CI``).
 
     Raises:
         ValueError: If ``text`` is none of the accepted spellings.
@@ -76,15 +101,15 @@ def parse_bool(text: str) -> bool:
 
 
 def resolve_flags(
-    bundle_flags: Mapping[str, bool] | None = None,
+    bundle_flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     *,
     strict: bool = False,
 ) -> Flags:
-    """The effective flags: :data:`DEFAULT_FLAGS`, then ``bundle_flags``, then ``environ``.
+    """The effective flags: :func:`default_flags`, then ``bundle_flags``, then ``environ``.
 
     Args:
-        bundle_flags: The manifest's ``flags`` (names from :data:`FLAG_NAMES`).
+        bundle_flags: The manifest's ``flags``.
         environ: Environment variables; ``None`` reads :data:`os.environ`.
         strict: Raise on an unparsable environment value instead of warning.
 
@@ -92,13 +117,14 @@ def resolve_flags(
         ValueError: On an unknown flag name in ``bundle_flags``, or (``strict``) on an
             unparsable environment value.
     """
-    values = dict(DEFAULT_FLAGS)
+    values = default_flags()
     for name, value in (bundle_flags or {}).items():
         if name not in values:
-            raise ValueError(f"unknown flag {name!r}; known flags: {list(FLAG_NAMES)}")
+            raise ValueError(f"unknown flag {name!r}; known flags: {list(values)}")
         values[name] = bool(value)
     env = os.environ if environ is None else environ
-    for name, variable in ENV_VARS.items():
+    for name in values:
+        variable = env_var(name)
         raw = env.get(variable, "")
         if not raw.strip():
             continue
@@ -110,3 +136,6 @@ def resolve_flags(
                 raise ValueError(message) from None
             logger.warning("%s; keeping %s=%s", message, name, str(values[name]).lower())
     return Flags(**values)
+
+
+__all__ = ["Flags", "default_flags", "env_var", "parse_bool", "resolve_flags"]

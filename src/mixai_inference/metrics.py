@@ -1,4 +1,4 @@
-"""Metrics sink: one record per online prediction, in the ``model_metrics`` schema (CONTRACTS §4).
+"""Metrics sink: one ``model_metrics`` record per online answer (docs/data_contracts.md §5).
 
 Every answer of the predictor, model or rules, is recorded as a :class:`MetricRecord`
 into a bounded in-memory ring buffer (the last ``capacity`` calls, for health checks

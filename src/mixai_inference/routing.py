@@ -1,4 +1,4 @@
-"""Deterministic A/B assignment, shared with the MIXAI web app.
+"""Deterministic A/B assignment (shared with the MIXAI web app) and the predictor's routing.
 
 The algorithm (documented for other languages, with a TypeScript version, in
 ``docs/deployment.md``; ``assignment_vectors.json`` beside this module holds cases
@@ -25,6 +25,8 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, NamedTuple
 
 _UINT32 = 2**32
 
@@ -92,3 +94,84 @@ def assign_variant(
     return next(
         name for name, value in zip(reversed(names), reversed(values), strict=True) if value > 0
     )
+
+
+# --- serving decisions ------------------------------------------------------------------------
+
+ROLLOUT_SALT_PREFIX: Final = "rollout:"
+"""The rollout of a task's active version draws ``assign_variant(user_id, "rollout:<task>",
+{version: 1}, rollout_pct / 100)``: the same users stay in as the percentage rises."""
+
+
+class ExperimentRoute(NamedTuple):
+    """One of a task's experiments, as routing needs it."""
+
+    experiment_id: str
+    variants: Mapping[str, str | None]
+    """Variant → model version, or ``None`` for the rules."""
+    weights: Mapping[str, float]
+    coverage: float
+    salt: str | None
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """What a task can serve, decided once when the bundle is read."""
+
+    task: str
+    reason: str | None
+    """The whole task answers from the rules for this reason (e.g. ``disabled``)."""
+    active: str | None
+    rollout: float
+    """The active version's ``rollout_pct`` / 100."""
+    experiments: tuple[ExperimentRoute, ...]
+    """The task's experiments, ids in ascending order."""
+    static_failures: Mapping[str, str]
+    """Version → reason found when the bundle was read (e.g. ``sha256_mismatch``)."""
+
+
+class Decision(NamedTuple):
+    """Where one user's request for a task goes; a ``reason`` means the rules answer."""
+
+    version: str | None
+    variant: str | None
+    experiment_id: str | None
+    reason: str | None
+
+
+def decide(plan: TaskPlan, user_id: str | None) -> Decision:
+    """Route ``user_id`` (or an anonymous call) for ``plan``'s task.
+
+    A user inside one of the task's experiments (first match in id order) gets the
+    version of their variant; otherwise the active version if they are inside its
+    rollout. Calls without a user get the active version unless its rollout is 0.
+    """
+    if plan.reason is not None:
+        return Decision(None, None, None, plan.reason)
+    version, variant, experiment_id = plan.active, None, None
+    if user_id is not None:
+        for experiment in plan.experiments:
+            variant = assign_variant(
+                user_id,
+                experiment.experiment_id,
+                experiment.weights,
+                experiment.coverage,
+                salt=experiment.salt,
+            )
+            if variant is not None:
+                version, experiment_id = experiment.variants[variant], experiment.experiment_id
+                break
+    reason = None
+    if variant is not None:
+        reason = "variant_rules" if version is None else None
+    elif version is None:
+        reason = "no_model"
+    elif user_id is None:
+        reason = None if plan.rollout > 0.0 else "rollout"
+    else:
+        salt = ROLLOUT_SALT_PREFIX + plan.task
+        in_rollout = assign_variant(user_id, salt, {version: 1.0}, plan.rollout) is not None
+        version, reason = (version, None) if in_rollout else (None, "rollout")
+    if reason is None and version is not None:
+        reason = plan.static_failures.get(version)
+    return Decision(version, variant, experiment_id, reason)

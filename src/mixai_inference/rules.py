@@ -3,7 +3,7 @@
 Generic, style-agnostic mastering heuristics on a few named features. Each input is
 looked up by name (never by position), a non-finite value is replaced by the input's
 typical value, and every input is clipped to a plausible range first, so any input
-gives a finite answer inside the contract ranges (CONTRACTS §5).
+gives a finite answer inside the contract ranges (docs/data_contracts.md §3).
 
 ``master_reg``
     * ``target_lufs``: −14 LUFS (the common streaming normalisation level), lowered by
@@ -23,10 +23,11 @@ gives a finite answer inside the contract ranges (CONTRACTS §5).
       near 1) is widened a little, a phasey one (low or negative) narrowed.
 
 ``preset_cls``
-    Softmax of linear scores of five standardised descriptors: brightness
-    (``log2(centroid / 2 kHz)``), tempo (``(bpm − 110) / 20``), loudness
-    (``(LUFS + 14) / 4``), dynamics (``(LRA − 7) / 3``) and punch (``(crest − 12 dB) / 3``);
-    ``natural`` has a constant score, the reference for the others.
+    Softmax of linear scores of four standardised descriptors: brightness
+    (``log2(centroid / 2 kHz)``), tempo (``(bpm − 110) / 20``), dynamics
+    (``(LRA − 7) / 3``) and punch (``(crest − 12 dB) / 3``); ``natural`` has a constant
+    score, the reference for the others. Not the level: the rules see the unmastered
+    upload, whose loudness says how it was recorded, not its style.
 
 ``align_conf``
     A logistic of the cross-correlation's peak-to-sidelobe ratio (``psr``, the peak in
@@ -93,8 +94,7 @@ _EQ_BANDS: Final = (
     ("eq_high_gain_db", "band_high"),
 )
 
-# Preset scores: bias and weights of (brightness, tempo, dynamics, punch). Not the level: the
-# rules see the unmastered upload, whose loudness says how it was recorded, not its style.
+# Preset scores: bias and weights of (brightness, tempo, dynamics, punch).
 _PRESET_RULES: Final = {
     "natural": (0.5, (0.0, 0.0, 0.0, 0.0)),  # the balanced default
     "bright_pop": (-0.3, (1.5, 0.3, -0.3, 0.0)),  # bright, mid-fast
@@ -154,6 +154,10 @@ class Rules:
         self.alignment_feature_names = tuple(alignment_feature_names)
         self._track = _Reader(self.feature_names, TRACK_INPUTS, "features")
         self._align = _Reader(self.alignment_feature_names, ALIGN_INPUTS, "alignment features")
+
+    def source_names(self, source: str) -> tuple[str, ...]:
+        """The names of a source vector: ``mix`` (the features) or ``alignment``."""
+        return self.alignment_feature_names if source == "alignment" else self.feature_names
 
     @staticmethod
     def default() -> Rules:

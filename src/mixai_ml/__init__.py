@@ -2,7 +2,7 @@
 
 import warnings
 
-__version__ = "0.1.0"
+from mixai_inference._version import __version__  # one version for the two packages
 
 # Third-party warnings that would print on every run and say nothing about this project:
 # Kedro 1.7's config loader on the newest OmegaConf; kedro-mlflow importing mlflow's pyfunc
@@ -14,3 +14,5 @@ for _message in (
     r"One or more dataset names contain '\.' characters",
 ):
     warnings.filterwarnings("ignore", message=_message, category=UserWarning)
+
+__all__ = ["__version__"]

@@ -1,4 +1,4 @@
-"""Who may be learned from: consent, withdrawal and exclusions (CONTRACTS §4).
+"""Who may be learned from: consent, withdrawal and exclusions (docs/data_contracts.md §2).
 
 A user's data is used only with their consent. A user has consented when their
 ``ml_consent`` row says ``consented`` and has no ``withdrawn_at``; a user with no

@@ -9,17 +9,7 @@ import pandas as pd
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Node
 
-from mixai_ml.paths import set_project_root
-
 logger = logging.getLogger(__name__)
-
-
-class ProjectPathHooks:
-    """Resolves relative paths (parameters, the SQLite URL) against the session's project."""
-
-    @hook_impl
-    def after_context_created(self, context: Any) -> None:
-        set_project_root(context.project_path)
 
 
 class TrainingJobHooks:

@@ -1,4 +1,4 @@
-"""The purge: delete the ML data of users who withdrew consent (CONTRACTS §4).
+"""The purge: delete the ML data of users who withdrew consent (docs/data_contracts.md §2).
 
 Removes their rows from ``features_store``, ``labels`` and ``feature_failures``
 and from the derived training data (Parquet files with a ``job_id`` column),

@@ -13,8 +13,9 @@ T = TypeVar("T")
 
 
 def progress_enabled() -> bool:
-    """Bars show only on an interactive terminal and never under ``CI``."""
-    if os.environ.get("CI", "").lower() in {"1", "true"} or os.environ.get("MIXAI_NO_PROGRESS"):
+    """Bars show only on an interactive terminal, never when ``CI`` or ``MIXAI_NO_PROGRESS``
+    is set."""
+    if os.environ.get("CI") or os.environ.get("MIXAI_NO_PROGRESS"):
         return False
     return sys.stderr.isatty()
 

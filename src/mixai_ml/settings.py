@@ -5,7 +5,8 @@ from typing import Any
 
 from kedro.config import OmegaConfigLoader
 
-from mixai_ml.hooks import ProjectPathHooks, TrainingJobHooks
+from mixai_inference.flags import parse_bool
+from mixai_ml.hooks import TrainingJobHooks
 from mixai_ml.tracking import MLFLOW_PLUGIN, MlflowTrackingHooks, tracking_enabled
 
 # Nothing in the project may call the network: telemetry stays off even without .telemetry.
@@ -18,7 +19,7 @@ def _env(name: str, default: Any = None) -> Any:
     if raw is None or raw == "":
         return default
     if isinstance(default, bool):
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
+        return parse_bool(raw)
     if isinstance(default, int):
         return int(raw)
     if isinstance(default, float):
@@ -30,7 +31,7 @@ def _env(name: str, default: Any = None) -> Any:
 # once installed; they stay off unless MIXAI_MLFLOW=1 (read when the project is configured).
 _TRACKING = tracking_enabled()
 
-HOOKS = (ProjectPathHooks(), TrainingJobHooks(), *([MlflowTrackingHooks()] if _TRACKING else []))
+HOOKS = (TrainingJobHooks(), *([MlflowTrackingHooks()] if _TRACKING else []))
 
 DISABLE_HOOKS_FOR_PLUGINS = () if _TRACKING else (MLFLOW_PLUGIN,)
 

@@ -29,7 +29,8 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from mixai_inference.tasks import TASKS
+from mixai_inference.flags import parse_bool
+from mixai_inference.tasks import task_names
 
 SWITCH = "MIXAI_MLFLOW"
 """The environment variable that turns tracking on (``1``, ``true``, ``yes`` or ``on``)."""
@@ -44,8 +45,13 @@ _MAX_BATCH = 1000  # MLflow's limit of metrics in one log_batch call
 
 
 def tracking_enabled(environ: Mapping[str, str] = os.environ) -> bool:
-    """Whether ``MIXAI_MLFLOW`` switches experiment tracking on."""
-    return environ.get(SWITCH, "").strip().lower() in {"1", "true", "yes", "on"}
+    """Whether ``MIXAI_MLFLOW`` switches experiment tracking on (unset: off).
+
+    Raises:
+        ValueError: If it is set to something that is not a boolean.
+    """
+    raw = environ.get(SWITCH, "")
+    return parse_bool(raw) if raw.strip() else False
 
 
 def local_store_uri(project_path: str | Path) -> str:
@@ -123,14 +129,15 @@ class MlflowTrackingHooks:
         if mlflow.active_run() is None:
             return
         task, _, name = dataset_name.rpartition(".")
-        if task in TASKS and name == "trained_task":
+        is_task = task in task_names()
+        if is_task and name == "trained_task":
             log_trained_task(task, data)
-        elif task in TASKS and name == "task_evaluation":
+        elif is_task and name == "task_evaluation":
             mlflow.log_metrics(
                 scalar_metrics({key: data[key] for key in data if key != "task"}, task)
             )
-        elif task in TASKS and name == "onnx_store":
-            log_onnx_models(task, data)
+        elif is_task and name == "onnx_store":
+            log_onnx_models(data)
         elif dataset_name == "evaluation_report":
             mlflow.log_text(data, "evaluation_report.md")
         elif dataset_name == "promotion_decision":
@@ -155,12 +162,13 @@ def log_trained_task(task: str, trained: Any) -> None:
         client.log_batch(run_id, metrics=history[start : start + _MAX_BATCH])
 
 
-def log_onnx_models(task: str, models: Mapping[str, Any]) -> None:
-    """Each exported ``{version: onnx.ModelProto}`` as artifact ``onnx/<task>/<version>.onnx``."""
+def log_onnx_models(models: Mapping[str, Any]) -> None:
+    """Each exported ``{uri: onnx.ModelProto}`` (``<task>/<version>.onnx``) as artifact
+    ``onnx/<task>/<version>.onnx``."""
     import mlflow
 
     with tempfile.TemporaryDirectory() as folder:
-        for version, model in models.items():
-            path = Path(folder) / f"{version}.onnx"
+        for uri, model in models.items():
+            path = Path(folder) / Path(uri).name
             path.write_bytes(model if isinstance(model, bytes) else model.SerializeToString())
-            mlflow.log_artifact(str(path), artifact_path=f"onnx/{task}")
+            mlflow.log_artifact(str(path), artifact_path=f"onnx/{Path(uri).parent}")

@@ -1,4 +1,4 @@
-"""Error rates of the A/B statistics, by simulation with known truth (issue 6 §2).
+"""Error rates of the A/B statistics, by simulation with known truth.
 
 Thousands of experiments are simulated at once (numpy, seeded) and analysed with the production
 code path (:func:`mixai_ml.ab.analysis.compare` over arrays of sufficient statistics). Each

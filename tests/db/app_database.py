@@ -18,7 +18,7 @@ from sqlalchemy import Engine, create_engine, func, inspect, select, table, text
 
 from mixai_ml.db import schema
 
-# CONTRACTS §4: the columns others depend on (every table may have more).
+# docs/data_contracts.md §2, §5, §6: the columns others depend on (every table may have more).
 CONTRACT_COLUMNS = {
     "jobs": {
         "job_id",

@@ -26,7 +26,7 @@ from mixai_ml.dsp.mastering import (
 )
 
 SR = 44100
-CONTRACT_RANGES = {  # CONTRACTS §5, in contract order
+CONTRACT_RANGES = {  # docs/data_contracts.md §3, in contract order
     "target_lufs": (-20.0, -6.0),
     "eq_low_gain_db": (-6.0, 6.0),
     "eq_mid_gain_db": (-6.0, 6.0),

@@ -10,9 +10,11 @@ from sqlalchemy import create_engine
 
 from mixai_inference import FEATURE_SCHEMA_VERSION
 from mixai_inference.bundle import read_manifest
-from mixai_inference.tasks import TASKS
+from mixai_inference.tasks import task_names
+from mixai_ml.evaluation.report import results_table
+from project_copy import run_pipelines
 
-from .conftest import TINY, run_pipelines
+from .conftest import TINY
 
 
 def table(project: Path, name: str) -> pd.DataFrame:
@@ -39,7 +41,7 @@ def test_features_cover_exactly_the_consenting_users_jobs(tiny_project: Path) ->
 
 def test_each_task_trains_evaluates_and_ships(tiny_project: Path) -> None:
     runs = table(tiny_project, "training_jobs")
-    assert sorted(runs["task"]) == sorted(TASKS)
+    assert sorted(runs["task"]) == sorted(task_names())
     assert (runs["status"] == "succeeded").all()
     for governance in runs["governance"]:
         counts = json.loads(governance)
@@ -52,10 +54,15 @@ def test_each_task_trains_evaluates_and_ships(tiny_project: Path) -> None:
     report = (tiny_project / "data/08_reporting/evaluation_report.md").read_text()
     assert "## master_reg" in report
     assert "Decision:" in report
+    for figure in ("master_reg_parameter_errors.png", "align_conf_learning_curve.png"):
+        assert f"![{figure}]({figure})" in report
+        assert (tiny_project / "data/08_reporting" / figure).is_file()  # beside the report
+    readme_table = results_table(metrics)  # what make demo writes into the README
+    assert f"| **{metrics['preset_cls']['model']['macro_f1']:.3f}** |" in readme_table
     manifest = read_manifest(tiny_project / "data/06_models/bundle")
     registry = table(tiny_project, "model_registry")
-    assert set(registry["task"]) == set(TASKS)
-    for task in TASKS:
+    assert set(registry["task"]) == set(task_names())
+    for task in task_names():
         active = manifest.tasks[task].active_version
         assert active is None or active in set(registry["version"])
 

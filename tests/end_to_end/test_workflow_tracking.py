@@ -59,9 +59,7 @@ def test_one_switch_turns_kedro_mlflow_on() -> None:
         text=True,
         check=True,
     )
-    assert done.stdout.strip() == (
-        "() ['ProjectPathHooks', 'TrainingJobHooks', 'MlflowTrackingHooks']"
-    )
+    assert done.stdout.strip() == "() ['TrainingJobHooks', 'MlflowTrackingHooks']"
 
 
 def test_kedro_mlflow_is_disabled_by_its_distribution_name() -> None:
@@ -146,7 +144,9 @@ def test_hooks_log_a_training_run(store: str) -> None:
     with mlflow.start_run() as run:
         hooks.after_dataset_saved("master_reg.trained_task", trained, node=None)
         hooks.after_dataset_saved("master_reg.task_evaluation", evaluation, node=None)
-        hooks.after_dataset_saved("master_reg.onnx_store", {trained.version: onnx_bytes}, None)
+        hooks.after_dataset_saved(
+            "master_reg.onnx_store", {f"master_reg/{trained.version}.onnx": onnx_bytes}, None
+        )
         hooks.after_dataset_saved("evaluation_report", "# Evaluation\n", node=None)
         hooks.after_dataset_saved("features_report", "not logged", node=None)
     client = MlflowClient(store)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mixai_ml.db.engine import dispose_engines
-from mixai_ml.paths import project_root, set_project_root
+from project_copy import PROJECT, kedro_in_this_process  # noqa: F401 (re-exported)
 
-PROJECT = Path(__file__).resolve().parents[2]
 KEDRO = Path(sys.executable).with_name("kedro")
 
 # Loaded by every Python process started with the guard's folder on PYTHONPATH: a name lookup or
@@ -118,19 +114,3 @@ def cli_params(params: Mapping[str, Any], prefix: str = "") -> str:
         else:
             items.append(f"{name}={value}")
     return ",".join(items)
-
-
-@contextmanager
-def kedro_in_this_process() -> Iterator[None]:
-    """Undo what a Kedro session in the test process leaves behind: the project root, the
-    database engines and the root logger's handlers (Kedro configures logging process-wide)."""
-    root_logger = logging.getLogger()
-    saved_handlers, saved_level = list(root_logger.handlers), root_logger.level
-    saved_root = project_root()
-    try:
-        yield
-    finally:
-        set_project_root(saved_root)
-        dispose_engines()
-        root_logger.handlers[:] = saved_handlers
-        root_logger.setLevel(saved_level)

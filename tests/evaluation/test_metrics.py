@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
-from mixai_inference.tasks import MASTER_PARAM_RANGES
+from mixai_inference.tasks import MASTER_PARAM_RANGES, PRESETS
 from mixai_ml.evaluation.bootstrap import paired_bootstrap
 from mixai_ml.evaluation.metrics import (
     classification_metrics,
@@ -23,8 +25,8 @@ SPANS = np.array([high - low for low, high in MASTER_PARAM_RANGES.values()])
 def test_mae_norm_divides_each_error_by_its_range() -> None:
     truth = np.zeros((4, 8))
     predicted = truth + SPANS * 0.1  # every parameter off by 10 % of its range
-    assert mae_norm(truth, predicted) == pytest.approx(0.1)
-    metrics = regression_metrics(truth, predicted)
+    assert mae_norm(truth, predicted, MASTER_PARAM_RANGES) == pytest.approx(0.1)
+    metrics = regression_metrics(truth, predicted, MASTER_PARAM_RANGES)
     assert metrics["mae_norm"] == pytest.approx(0.1)
     assert metrics["per_parameter"]["comp_ratio"]["mae"] == pytest.approx(0.7)
     assert metrics["per_parameter"]["target_lufs"]["rmse"] == pytest.approx(1.4)
@@ -33,7 +35,7 @@ def test_mae_norm_divides_each_error_by_its_range() -> None:
 def test_classification_metrics_on_a_known_confusion() -> None:
     truth = np.array([0, 0, 1, 1, 2, 2])
     scores = np.eye(6)[[0, 1, 1, 1, 2, 0]] + np.eye(6)[[1, 0, 0, 0, 0, 2]] * 0.5
-    metrics = classification_metrics(truth, scores)
+    metrics = classification_metrics(truth, scores, PRESETS)
     assert metrics["accuracy"] == pytest.approx(4 / 6)
     assert metrics["top2_accuracy"] == pytest.approx(1.0)
     # F1: class 0: p=1/2, r=1/2 -> 0.5; class 1: p=2/3, r=1 -> 0.8; class 2: p=1, r=1/2 -> 2/3;
@@ -66,7 +68,14 @@ def test_paired_bootstrap_covers_the_true_difference() -> None:
         noise = rng.normal(size=(300, 8)) * SPANS
         better, worse = truth + 0.08 * noise, truth + 0.10 * noise
         expected = (0.08 - 0.10) * np.sqrt(2 / np.pi)  # E|N(0, s^2)| = s * sqrt(2/pi), /span
-        ci = paired_bootstrap(truth, better, worse, mae_norm, n_resamples=200, seed=1)
+        ci = paired_bootstrap(
+            truth,
+            better,
+            worse,
+            partial(mae_norm, ranges=MASTER_PARAM_RANGES),
+            n_resamples=200,
+            seed=1,
+        )
         covered += ci["ci_low"] <= expected <= ci["ci_high"]
         assert ci["difference"] < 0
     assert covered >= 34
@@ -85,8 +94,8 @@ def test_promotion_needs_both_margins_and_calibration() -> None:
     assert not refused.promote
     assert any("vs active v1" in reason and "<" in reason for reason in refused.reasons)
     lower_is_better = {"model": {"mae_norm": 0.10}, "rules": {"mae_norm": 0.14}}
-    assert decide("master_reg", "v1", lower_is_better, PromotionPolicy(0.02)).promote
-    assert not decide("master_reg", "", {}, PromotionPolicy()).promote
+    assert decide("master_reg", "v1", lower_is_better, PromotionPolicy(0.02, 0.0)).promote
+    assert not decide("master_reg", "", {}, PromotionPolicy(0.0, 0.0)).promote
 
 
 def test_ece_noise_floor_matches_calibrated_simulations() -> None:

@@ -8,17 +8,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mixai_inference.bundle import read_manifest, sha256_file, write_bundle
+from mixai_inference.bundle import read_manifest, sha256_bytes, write_bundle
 from mixai_ml.export import registry
+from mixai_ml.export.store import ModelStore
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 def store(tmp_path: Path, task: str, version: str) -> registry.ExportedModel:
-    path = tmp_path / task / f"{version}.onnx"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(f"model {task} {version}".encode())
-    return registry.ExportedModel(task, version, str(path), sha256_file(path), {"mae_norm": 0.1})
+    """A fake model of ``task`` ``version`` in the store at ``tmp_path / "store"``."""
+    content, uri = f"model {task} {version}".encode(), ModelStore.uri(task, version)
+    ModelStore(tmp_path / "store").write({uri: content})
+    return registry.ExportedModel(task, version, uri, sha256_bytes(content), {"mae_norm": 0.1})
 
 
 def table(*models: registry.ExportedModel) -> pd.DataFrame:
@@ -67,8 +68,9 @@ def test_manifest_ships_active_models_and_resolvable_experiments(tmp_path: Path)
             "weights": {"control": 1, "treatment": 1},
         },
     }
-    manifest, files = registry.build_manifest(frame, {"enable_cpu_ml": True}, experiments, NOW)
-    registry.verify_store(files, manifest)
+    manifest, files = registry.build_manifest(
+        frame, {"enable_cpu_ml": True}, experiments, NOW, ModelStore(tmp_path / "store")
+    )
     write_bundle(tmp_path / "bundle", manifest, files)
 
     shipped = read_manifest(tmp_path / "bundle")
@@ -79,13 +81,31 @@ def test_manifest_ships_active_models_and_resolvable_experiments(tmp_path: Path)
     assert dict(shipped.experiments["cand"].variants) == {"control": "v1", "treatment": "v2"}
 
 
-def test_a_tampered_store_file_is_never_shipped(tmp_path: Path) -> None:
+def test_a_tampered_or_missing_store_file_is_never_shipped(tmp_path: Path) -> None:
     model = store(tmp_path, "align_conf", "a1")
     frame = registry.promote(table(model), "align_conf", "a1", NOW)
-    manifest, files = registry.build_manifest(frame, {}, {}, NOW)
-    Path(model.uri).write_bytes(b"tampered")
+    models = ModelStore(tmp_path / "store")
+    assert registry.build_manifest(frame, {}, {}, NOW, models)[1] == {
+        "align_conf-a1.onnx": b"model align_conf a1"
+    }
+    (tmp_path / "store" / model.uri).write_bytes(b"tampered")
     with pytest.raises(ValueError, match="no longer matches its registered sha256"):
-        registry.verify_store(files, manifest)
+        registry.build_manifest(frame, {}, {}, NOW, models)
+    (tmp_path / "store" / model.uri).unlink()
+    with pytest.raises(FileNotFoundError, match="has no such file"):
+        registry.build_manifest(frame, {}, {}, NOW, models)
+
+
+def test_the_store_is_immutable_and_stays_inside_its_folder(tmp_path: Path) -> None:
+    models = ModelStore(tmp_path)
+    models.write({"master_reg/v1.onnx": b"one"})
+    models.write({"master_reg/v1.onnx": b"one"})  # the same bytes again: nothing to do
+    with pytest.raises(ValueError, match="already stored with other bytes"):
+        models.write({"master_reg/v1.onnx": b"two"})
+    for uri in ("../v1.onnx", "/etc/passwd", "master_reg/../../x.onnx"):
+        with pytest.raises(ValueError, match="not a model store URI"):
+            models.read(uri)
+    assert models.read("master_reg/v1.onnx", sha256_bytes(b"one")) == b"one"
 
 
 def test_an_identical_retrain_is_recognised(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""`mixai-registry`: changes the registry and rebuilds the bundle, or refuses clearly."""
+"""`mixai-registry`: changes the registry and rebuilds the bundle of the project it runs in,
+or refuses clearly."""
 
 from __future__ import annotations
 
@@ -10,52 +11,59 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mixai_inference.bundle import read_manifest, sha256_file
+from mixai_inference.bundle import read_manifest, sha256_bytes
 from mixai_ml.datasets import AppTableDataset
-from mixai_ml.db.engine import dispose_engines
 from mixai_ml.export import registry
 from mixai_ml.export.cli import main
-from mixai_ml.paths import project_root, set_project_root
+from mixai_ml.export.store import ModelStore
+from project_copy import copy_project, kedro_in_this_process
 
-PROJECT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
+BUNDLE = Path("data/06_models/bundle")
+
+
+def registry_table(project: Path) -> AppTableDataset:
+    """The project's ``model_registry`` (its own SQLite file, as its catalog says)."""
+    return AppTableDataset(
+        table_name="model_registry",
+        credentials={"con": None},
+        filepath=str(project / "data" / "mixai.db"),
+        write_mode="upsert",
+    )
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A project folder with the real configuration, two master_reg versions (v1 active)."""
-    shutil.copytree(PROJECT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp_path / "conf" / "local").mkdir()
-    monkeypatch.setenv("MIXAI_DB_URL", f"sqlite:///{tmp_path / 'mixai.db'}")
-    previous = project_root()
-    set_project_root(tmp_path)
+    """A project copy with two master_reg versions in its store (v1 active), entered."""
+    root = copy_project(tmp_path / "first")
+    monkeypatch.delenv("MIXAI_DB_URL", raising=False)
+    store = ModelStore(root / "data" / "06_models" / "registry")
     rows = []
     for minute, version in enumerate(("v1", "v2")):
-        path = tmp_path / "store" / f"{version}.onnx"
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(version.encode())
-        model = registry.ExportedModel("master_reg", version, str(path), sha256_file(path), {})
+        content, uri = version.encode(), ModelStore.uri("master_reg", version)
+        store.write({uri: content})
+        model = registry.ExportedModel("master_reg", version, uri, sha256_bytes(content), {})
         rows.append(registry.candidate_row(model, NOW + pd.Timedelta(minutes=minute)))
-    table = registry.promote(pd.DataFrame(rows), "master_reg", "v1", NOW)
-    AppTableDataset(table_name="model_registry", credentials={"con": None}).save(table)
-    yield tmp_path
-    set_project_root(previous)
-    dispose_engines()
+    registry_table(root).save(registry.promote(pd.DataFrame(rows), "master_reg", "v1", NOW))
+    monkeypatch.chdir(root)
+    with kedro_in_this_process():
+        yield root
 
 
 def states(project: Path) -> dict[str, tuple[str, float]]:
-    table = AppTableDataset(table_name="model_registry", credentials={"con": None}).load()
+    table = registry_table(project).load()
     return {row.version: (row.status, row.rollout_pct) for row in table.itertuples()}
 
 
 def test_promote_rollout_rollback_rebuild_the_bundle(project: Path) -> None:
-    bundle = project / "data/06_models/bundle"
+    bundle = project / BUNDLE
 
     assert main(["promote", "master_reg", "v2", "--rollout", "10"]) == 0
     assert states(project) == {"v1": ("retired", 0.0), "v2": ("active", 10.0)}
     manifest = read_manifest(bundle)
     assert manifest.tasks["master_reg"].active_version == "v2"
     assert manifest.tasks["master_reg"].models["v2"].rollout_pct == 10.0
+    assert (bundle / "master_reg-v2.onnx").read_bytes() == b"v2"
 
     assert main(["rollout", "master_reg", "50"]) == 0
     assert read_manifest(bundle).tasks["master_reg"].models["v2"].rollout_pct == 50.0
@@ -65,14 +73,43 @@ def test_promote_rollout_rollback_rebuild_the_bundle(project: Path) -> None:
     assert read_manifest(bundle).tasks["master_reg"].active_version == "v1"
 
 
+def test_a_second_copy_changes_only_its_own_registry_and_bundle(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bug of a CLI bound to the checkout it was installed from: not any more."""
+    assert main(["promote", "master_reg", "v2"]) == 0
+    first_bundle = (project / BUNDLE / "manifest.json").read_bytes()
+    second = Path(shutil.copytree(project, tmp_path / "second"))
+
+    monkeypatch.chdir(second / "data")  # anywhere inside the project
+    assert main(["rollout", "master_reg", "30"]) == 0
+    assert read_manifest(second / BUNDLE).tasks["master_reg"].models["v2"].rollout_pct == 30.0
+    assert states(second)["v2"] == ("active", 30.0)
+    assert (project / BUNDLE / "manifest.json").read_bytes() == first_bundle
+    assert states(project)["v2"] == ("active", 100.0)
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["--project", str(project), "rollout", "master_reg", "70"]) == 0
+    assert states(project)["v2"] == ("active", 70.0)
+    assert states(second)["v2"] == ("active", 30.0)
+
+
 def test_bad_requests_change_nothing(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = states(project)
     assert main(["promote", "master_reg", "v9"]) == 2
     assert "no registered version 'v9'" in capsys.readouterr().err
     assert main(["rollout", "master_reg", "150"]) == 2
     assert main(["rollback", "master_reg"]) == 2
-    (project / "store/v1.onnx").write_bytes(b"tampered")
+    (project / "data/06_models/registry/master_reg/v1.onnx").write_bytes(b"tampered")
     assert main(["rollout", "master_reg", "20"]) == 2
     assert "no longer matches its registered sha256" in capsys.readouterr().err
     assert states(project) == before
-    assert not (project / "data/06_models/bundle").exists()
+    assert not (project / BUNDLE).exists()
+
+
+def test_outside_a_project_it_says_where_to_run_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["list"]) == 2
+    assert "is not inside a MIXAI ML project" in capsys.readouterr().err

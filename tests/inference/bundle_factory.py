@@ -18,7 +18,6 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from mixai_inference.bundle import (
-    MODEL_IO,
     Experiment,
     Manifest,
     ModelEntry,
@@ -27,7 +26,13 @@ from mixai_inference.bundle import (
     write_bundle,
 )
 from mixai_inference.rules import ALIGN_INPUTS, TRACK_INPUTS, Rules
-from mixai_inference.tasks import ALIGN_CONF, MASTER_PARAM_RANGES, MASTER_REG, PRESET_CLS
+from mixai_inference.tasks import (
+    ALIGN_CONF,
+    MASTER_PARAM_RANGES,
+    MASTER_REG,
+    PRESET_CLS,
+    task_spec,
+)
 
 SCHEMA = "test-schema-1"
 FEATURE_NAMES = (
@@ -79,24 +84,24 @@ def affine_model(
     output_name: str | None = None,
 ) -> bytes:
     """A serialized ONNX model ``output = features @ weight + bias`` of ``task``."""
-    io = MODEL_IO[task]
+    spec = task_spec(task)
     dim = INPUT_DIMS[task] if input_dim is None else input_dim
     bias_array = np.asarray(bias, dtype=np.float32).reshape(-1)
     w = np.zeros((dim, bias_array.size), np.float32) if weight is None else weight
     graph = helper.make_graph(
         [
-            helper.make_node("MatMul", [input_name or io.input_name, "W"], ["XW"]),
-            helper.make_node("Add", ["XW", "B"], [output_name or io.output_name]),
+            helper.make_node("MatMul", [input_name or spec.input_tensor, "W"], ["XW"]),
+            helper.make_node("Add", ["XW", "B"], [output_name or spec.output_tensor]),
         ],
         f"{task}_{version}",
         [
             helper.make_tensor_value_info(
-                input_name or io.input_name, TensorProto.FLOAT, ["batch", dim]
+                input_name or spec.input_tensor, TensorProto.FLOAT, ["batch", dim]
             )
         ],
         [
             helper.make_tensor_value_info(
-                output_name or io.output_name, TensorProto.FLOAT, ["batch", bias_array.size]
+                output_name or spec.output_tensor, TensorProto.FLOAT, ["batch", bias_array.size]
             )
         ],
         initializer=[
@@ -110,7 +115,7 @@ def affine_model(
         "task": task,
         "version": version,
         "feature_schema_version": schema,
-        "output_names": json.dumps(list(io.output_labels)),
+        "output_names": json.dumps(list(spec.outputs)),
         "metrics": json.dumps({"test": 1.0}),
         **(metadata or {}),
     }
@@ -129,7 +134,7 @@ def model_entry(
     schema: str = SCHEMA,
     input_dim: int | None = None,
 ) -> ModelEntry:
-    io = MODEL_IO[task]
+    spec = task_spec(task)
     return ModelEntry(
         version=version,
         file=f"{task}-{version}.onnx",
@@ -137,10 +142,10 @@ def model_entry(
         status=status,
         rollout_pct=rollout_pct,
         feature_schema_version=schema,
-        input_name=io.input_name,
+        input_name=spec.input_tensor,
         input_dim=INPUT_DIMS[task] if input_dim is None else input_dim,
-        output_name=io.output_name,
-        output_dim=io.output_dim,
+        output_name=spec.output_tensor,
+        output_dim=len(spec.outputs),
         metrics={"test": 1.0},
     )
 
@@ -168,7 +173,7 @@ def build_bundle(
     """Write a bundle: for each task its versions (version ``k`` of the list outputs
     :func:`default_bias` ``(task, k)``), the first active unless ``active`` says otherwise.
     ``schema`` and ``input_dims`` default to the fake feature names of this module."""
-    versions = versions or {task: ["v0"] for task in MODEL_IO}
+    versions = versions or {task: ["v0"] for task in INPUT_DIMS}
     tasks: dict[str, TaskEntry] = {}
     files: dict[str, Any] = {}
     for task, names in versions.items():

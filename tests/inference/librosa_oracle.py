@@ -1,4 +1,4 @@
-"""librosa computing each feature family the way CONTRACTS §6 defines it (test oracle only)."""
+"""librosa computing each feature family the way docs/features.md defines it (test oracle only)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""mixai-infer: the JSON of CONTRACTS §7, readable summaries, exit codes."""
+"""mixai-infer: the JSON of docs/data_contracts.md §8, readable summaries, exit codes."""
 
 from __future__ import annotations
 

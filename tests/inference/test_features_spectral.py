@@ -1,7 +1,7 @@
 """Each spectral / rhythm family of extract_features equals the librosa function of that family.
 
 The oracle is librosa 0.11 applied, with the FEATURE_CONFIG parameters, to the mono downmix
-resampled by ``librosa.resample(res_type="soxr_hq")`` -- the definition in CONTRACTS §6. All
+resampled by ``librosa.resample(res_type="soxr_hq")`` -- the definition in docs/features.md. All
 four statistics of every family are compared on a sine, a chirp, noise and a drum groove.
 
 Tolerance: 0.1 % of the value plus 1e-4 of the family's largest absolute statistic (for

@@ -6,14 +6,23 @@ import logging
 
 import pytest
 
-from mixai_inference.flags import DEFAULT_FLAGS, ENV_VARS, Flags, parse_bool, resolve_flags
+from mixai_inference.flags import Flags, default_flags, env_var, parse_bool, resolve_flags
 from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESET_CLS
 
 
 def test_defaults_keep_ml_off_but_every_task_flag_on() -> None:
     flags = resolve_flags(None, {})
     assert flags == Flags()
-    assert flags.to_dict() == DEFAULT_FLAGS
+    assert (
+        flags.to_dict()
+        == default_flags()
+        == {
+            "enable_cpu_ml": False,
+            "enable_master_regression": True,
+            "enable_preset_recommendation": True,
+            "enable_align_confidence": True,
+        }
+    )
     assert flags.enable_cpu_ml is False
     assert not any(flags.ml_enabled(task) for task in (MASTER_REG, PRESET_CLS, ALIGN_CONF))
 
@@ -32,7 +41,7 @@ def test_environment_overrides_the_bundle() -> None:
     flags = resolve_flags(bundle, {"ENABLE_CPU_ML": "0", "ENABLE_ALIGN_CONFIDENCE": " Yes "})
     assert flags.enable_cpu_ml is False
     assert flags.enable_align_confidence is True
-    assert ENV_VARS["enable_master_regression"] == "ENABLE_MASTER_REGRESSION"
+    assert env_var("enable_master_regression") == "ENABLE_MASTER_REGRESSION"
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from mixai_inference.flags import Flags
 from mixai_inference.metrics import MetricsSink
 from mixai_inference.predictor import FAILURE_REASONS, REASONS, Predictor
 from mixai_inference.routing import assign_variant
+from mixai_inference.sessions import session_options
 from mixai_inference.tasks import (
     ALIGN_CONF,
     MASTER_PARAM_NAMES,
@@ -248,10 +249,10 @@ def test_preload_loads_and_warms_the_active_models(bundle: Path) -> None:
     assert sorted(lazy.cache_info()["sessions"]) == [(MASTER_REG, "v0"), (PRESET_CLS, "v0")]
 
 
-def test_sessions_use_one_thread_without_spinning(bundle: Path) -> None:
+def test_sessions_use_one_thread_without_spinning() -> None:
     import onnxruntime as ort
 
-    options = open_bundle(bundle)._options()
+    options = session_options()
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
     assert options.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

@@ -1,4 +1,4 @@
-"""Issue 5 §6: broken models never break an answer; threads get the right version and cache."""
+"""Broken models never break an answer; threads get the right version and cache."""
 
 from __future__ import annotations
 

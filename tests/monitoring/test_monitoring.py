@@ -162,7 +162,7 @@ def test_online_accuracy_matches_sklearn(
 
 
 def test_online_accuracy_known_answers() -> None:
-    label = {k: 1.0 for k in MASTER_PARAM_NAMES}
+    label = {k: (low + high) / 2 for k, (low, high) in MASTER_PARAM_RANGES.items()}
     n, perfect = online_accuracy("master_reg", [json.dumps(label)] * 3, [json.dumps(label)] * 3)
     assert n == 3
     assert perfect["mae"] == perfect["mae_norm"] == 0.0
@@ -273,9 +273,9 @@ def test_empty_log_gives_an_empty_report(sqlite_url: str) -> None:
 
 
 def test_settings_validation() -> None:
+    params = monitoring_parameters()
+    bad_rule = {**params["thresholds"], "rules": {"all_tasks": {"x": {"above": 1}}}}
     with pytest.raises(ValueError, match="max or min"):
-        MonitoringSettings.from_params(
-            {"windows": {"1h": "1h"}, "thresholds": {"rules": {"all_tasks": {"x": {"above": 1}}}}}
-        )
+        MonitoringSettings.from_params({**params, "thresholds": bad_rule})
     with pytest.raises(ValueError, match="windows"):
-        MonitoringSettings.from_params({"windows": {}})
+        MonitoringSettings.from_params({**params, "windows": {}})

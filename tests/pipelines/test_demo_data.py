@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 from sqlalchemy import create_engine
 
 from mixai_inference import load_audio
+from project_copy import copy_project, run_pipelines
 
-PROJECT = Path(__file__).resolve().parents[2]
 TABLES = (
     "jobs",
     "ml_consent",
@@ -26,30 +23,17 @@ TABLES = (
 )
 
 
-def run_demo_data(db_url: str, root: Path, params: dict[str, Any] | None = None) -> None:
-    """Run ``demo_data`` into ``db_url``, with the audio and ground truth under ``root``.
+def run_demo_data(db_url: str, root: Path, params: dict[str, Any] | None = None) -> Path:
+    """Run ``demo_data`` into ``db_url`` in a copy of the project under ``root``.
 
     ``params`` override ``demo_data`` parameters (default: the tiny world).
+
+    Returns:
+        The copy: its catalog places the audio and the ground truth under its ``data/``.
     """
-    bootstrap_project(PROJECT)
-    runtime = {
-        "demo_data": {"size": "tiny", **(params or {})},
-        "audio_root": str(root / "audio"),
-        "demo_truth_dir": str(root),
-    }
-    previous = os.environ.get("MIXAI_DB_URL")
-    os.environ["MIXAI_DB_URL"] = db_url
-    try:
-        session = KedroSession.create(project_path=PROJECT, runtime_params=runtime)
-        try:
-            session.run(pipeline_names=["demo_data"])
-        finally:
-            session.close()
-    finally:
-        if previous is None:
-            os.environ.pop("MIXAI_DB_URL", None)
-        else:
-            os.environ["MIXAI_DB_URL"] = previous
+    project = copy_project(root / "project")
+    run_pipelines(project, ["demo_data"], {"demo_data": {"size": "tiny", **(params or {})}}, db_url)
+    return project
 
 
 def read_tables(db_url: str) -> dict[str, pd.DataFrame]:
@@ -62,9 +46,10 @@ def read_tables(db_url: str) -> dict[str, pd.DataFrame]:
 
 def test_demo_data_pipeline_writes_the_world(db_url: str, tmp_path: Path) -> None:
     """The tiny world through the catalog: tables, audio where ``jobs`` says, ground truth."""
-    run_demo_data(db_url, tmp_path, {"n_workers": 1})
+    project = run_demo_data(db_url, tmp_path, {"n_workers": 1})
+    raw = project / "data" / "01_raw"
     tables = read_tables(db_url)
-    truth = json.loads((tmp_path / "ground_truth.json").read_text())
+    truth = json.loads((raw / "ground_truth.json").read_text())
     summary = truth["summary"]
     assert len(tables["jobs"]) == summary["n_jobs"] == 40
     assert len(tables["labels"]) == 3 * summary["n_jobs"]
@@ -83,8 +68,8 @@ def test_demo_data_pipeline_writes_the_world(db_url: str, tmp_path: Path) -> Non
     assert tables["model_metrics"]["job_id"].isin(tables["jobs"]["job_id"]).all()
     assert tables["labels"]["job_id"].isin(tables["jobs"]["job_id"]).all()
 
-    jobs_truth = pd.read_parquet(tmp_path / "ground_truth_jobs.parquet").set_index("job_id")
-    audio = tmp_path / "audio"
+    jobs_truth = pd.read_parquet(raw / "ground_truth_jobs.parquet").set_index("job_id")
+    audio = raw / "audio"
     for job in tables["jobs"].itertuples():
         assert load_audio(audio / job.vocal_path)[0].shape[0] == 1
         trimmed = isinstance(job.trimmed_inst_path, str)
@@ -92,5 +77,5 @@ def test_demo_data_pipeline_writes_the_world(db_url: str, tmp_path: Path) -> Non
         assert load_audio(audio / reference)[1] == 44100
         assert (audio / job.mix_path).is_file()
         assert trimmed == (jobs_truth.loc[job.job_id, "trimmed_s"] > 0)
-    users = pd.read_parquet(tmp_path / "ground_truth_users.parquet")
+    users = pd.read_parquet(raw / "ground_truth_users.parquet")
     assert set(tables["jobs"]["user_id"]) <= set(users["user_id"])

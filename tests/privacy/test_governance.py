@@ -45,7 +45,7 @@ def world() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 def test_consent_states() -> None:
     _, consent, _ = world()
     assert consenting_users(consent) == {"ok", "ok2"}
-    # CONTRACTS §4: consented false or withdrawn_at set is a withdrawal
+    # docs/data_contracts.md §2: consented false or withdrawn_at set is a withdrawal
     assert withdrawn_users(consent) == {"refused", "gone", "held"}
 
 

@@ -11,8 +11,8 @@ from simulation_params import demo_params
 
 from mixai_inference import assign_variant
 from mixai_inference.tasks import MASTER_PARAM_NAMES, MASTER_PARAM_RANGES, PRESETS
+from mixai_ml.simulation.config import WorldConfig
 from mixai_ml.simulation.online import AB_METRICS, ab_experiments, model_metrics
-from mixai_ml.simulation.world import WorldConfig
 
 
 @pytest.fixture(scope="module")

@@ -8,22 +8,19 @@ import numpy as np
 import pytest
 
 from mixai_inference.tasks import MASTER_PARAM_RANGES, PRESETS
-from mixai_ml.simulation.styles import STYLES, pattern
-from mixai_ml.simulation.synth import (
+from mixai_ml.simulation.drums import place_hits
+from mixai_ml.simulation.oscillators import (
     WAVETABLE_SIZE,
     Notes,
     Segments,
-    Song,
-    SongSpec,
     adsr,
-    draw_song_spec,
     lookup,
     midi_to_hz,
     oscillate,
-    place_hits,
-    render_song,
     wavetable,
 )
+from mixai_ml.simulation.styles import STYLES, pattern
+from mixai_ml.simulation.synth import Song, SongSpec, draw_song_spec, render_song
 
 SR = 44100
 

@@ -13,22 +13,15 @@ from simulation_params import demo_params
 
 from mixai_inference import AudioError, load_audio
 from mixai_inference.tasks import MASTER_PARAM_NAMES, MASTER_PARAM_RANGES, PRESETS
+from mixai_ml.datasets.audio import AudioFolder
+from mixai_ml.simulation.config import CONSENT_STATES, DESCRIPTORS, WorldConfig
+from mixai_ml.simulation.jobs import plan_jobs
+from mixai_ml.simulation.labels import label_jobs, style_targets
 from mixai_ml.simulation.online import model_metrics
+from mixai_ml.simulation.population import consent_tables, make_users, quality_exclusions
 from mixai_ml.simulation.styles import NEIGHBOURS, STYLES
-from mixai_ml.simulation.world import (
-    CONSENT_STATES,
-    DESCRIPTORS,
-    World,
-    WorldConfig,
-    build_world,
-    consent_tables,
-    ground_truth,
-    label_jobs,
-    make_users,
-    plan_jobs,
-    quality_exclusions,
-    style_targets,
-)
+from mixai_ml.simulation.truth import ground_truth
+from mixai_ml.simulation.world import World, build_world
 
 
 def default_config(**overrides: object) -> WorldConfig:
@@ -71,7 +64,7 @@ def test_tiny_worlds_still_have_every_consent_state() -> None:
 def test_jobs_belong_to_every_user_within_the_history() -> None:
     config = default_config()
     users = make_users(config)
-    jobs, tasks = plan_jobs(config, users, "unused")
+    jobs, tasks = plan_jobs(config, users, AudioFolder("unused"))
     assert len(jobs) == len(tasks) == config.n_jobs
     assert set(jobs["user_id"]) == set(users["user_id"])
     assert jobs["job_id"].is_monotonic_increasing
@@ -193,7 +186,7 @@ def test_alignment_is_ok_within_20_ms() -> None:
 def test_consent_rows_and_exclusions_cover_every_state_and_reason() -> None:
     config = default_config(size="tiny")
     users = make_users(config)
-    jobs, tasks = plan_jobs(config, users, "unused")
+    jobs, tasks = plan_jobs(config, users, AudioFolder("unused"))
     consent, exclusions = consent_tables(config, users, jobs)
     defects = pd.Series([task.defect for task in tasks], index=jobs["job_id"])
     exclusions = pd.concat([exclusions, quality_exclusions(config, jobs, defects)])
@@ -241,7 +234,7 @@ def test_the_same_seed_gives_identical_tables_and_audio_bytes(
     """Rebuilt with one worker instead of two: the same rows, the same files, byte for byte."""
     world, root = tiny_world
     again = build_world(
-        WorldConfig.from_params(demo_params(size="tiny", n_workers=1)), str(tmp_path)
+        WorldConfig.from_params(demo_params(size="tiny", n_workers=1)), AudioFolder(tmp_path)
     )
     for table in ("jobs", "consent", "exclusions", "labels", "truth", "users"):
         pd.testing.assert_frame_equal(getattr(world, table), getattr(again, table))
@@ -320,7 +313,7 @@ def test_realistic_clips_fail_the_aligner_in_a_meaningful_minority(tmp_path: Pat
         "clip_seconds": [8.0, 8.0],
         "ab_users": 10,
     }
-    world = build_world(WorldConfig.from_params(params), str(tmp_path))
+    world = build_world(WorldConfig.from_params(params), AudioFolder(tmp_path))
     failure_rate = 1.0 - world.truth["aligned_ok"].mean()
     assert 0.08 <= failure_rate <= 0.5
     failed = ~world.truth["aligned_ok"]

@@ -9,7 +9,9 @@ from mixai_ml.evaluation.metrics import expected_calibration_error
 from mixai_ml.training.models import NetConfig, Scaling, TabularNet, predict
 from mixai_ml.training.trainer import FitConfig, calibrate, fit
 
-FAST = FitConfig(learning_rate=0.01, batch_size=64, max_epochs=200, patience=20, seed=3)
+FAST = FitConfig(
+    learning_rate=0.01, weight_decay=1e-4, batch_size=64, max_epochs=200, patience=20, seed=3
+)
 
 
 def regression_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

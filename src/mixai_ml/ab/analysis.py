@@ -1,4 +1,4 @@
-"""Analysis of every experiment from database sufficient statistics (CONTRACTS §8).
+"""Analysis of every experiment from database sufficient statistics (docs/data_contracts.md §6).
 
 Input frames (computed by SQL, see ``conf/base/catalog_ab_analysis.yml``):
 
@@ -72,7 +72,7 @@ CONTRACT_COLUMNS: tuple[str, ...] = (
     "srm_p_value",
     "decision",
 )
-"""The ``ab_test_results`` columns fixed by CONTRACTS §8, in that order."""
+"""The ``ab_test_results`` columns fixed by docs/data_contracts.md §6, in that order."""
 
 EXTRA_COLUMNS: tuple[str, ...] = (
     "metric_type",

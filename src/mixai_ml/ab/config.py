@@ -18,7 +18,7 @@ MarginType = Literal["absolute", "relative"]
 DecisionBasis = Literal["sequential", "fixed"]
 
 CONTROL = "control"
-"""The variant every other variant is compared with (CONTRACTS §4)."""
+"""The variant every other variant is compared with (docs/data_contracts.md §2)."""
 PRE_SUFFIX = "__pre"
 """``<metric>__pre`` is the pre-exposure covariate of ``<metric>`` (used by CUPED)."""
 

@@ -1,7 +1,8 @@
-"""A Kedro dataset for one audio file: ``(audio, sr)`` in, ``(audio, sr)`` out."""
+"""Audio datasets: one file (``(audio, sr)`` in and out), and a folder written by key."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any, Final
 
@@ -10,6 +11,7 @@ import soundfile as sf
 from kedro.io.core import AbstractDataset, DatasetError
 
 from mixai_inference import load_audio
+from mixai_ml.datasets.folder import FolderDataset
 
 _FORMATS: Final = {".flac": ("FLAC", "PCM_16"), ".wav": ("WAV", "FLOAT")}
 """Suffix -> (libsndfile format, subtype) written by :meth:`AudioDataset.save`."""
@@ -80,3 +82,59 @@ class AudioDataset(AbstractDataset[tuple[np.ndarray, int], tuple[np.ndarray, int
         self._filepath.parent.mkdir(parents=True, exist_ok=True)
         frames = to_pcm16(samples) if fmt[1] == "PCM_16" else np.clip(samples, -1.0, 1.0)
         sf.write(self._filepath, frames.T, int(sr), format=fmt[0], subtype=fmt[1])
+
+
+class AudioFolder:
+    """A folder of audio files, written by key (a path relative to the folder).
+
+    Picklable, so that worker processes write their own files. Keys are the paths the
+    ``jobs`` table holds, e.g. ``jobs/J000001/mix.flac``.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def save(self, key: str, audio: np.ndarray, sr: int) -> None:
+        """Write ``audio`` as ``key`` (see :meth:`AudioDataset.save`)."""
+        AudioDataset(filepath=str(self._path(key))).save((audio, sr))
+
+    def read_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Replace the file ``key`` by ``data`` (atomically)."""
+        path = self._path(key)
+        staging = path.with_name(f".{path.name}.tmp")
+        staging.write_bytes(data)
+        staging.replace(path)
+
+    def remove(self, key: str) -> None:
+        """Delete the file or the whole folder ``key``, if it exists."""
+        path = self._path(key)
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+    def _path(self, key: str) -> Path:
+        relative = Path(key)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise ValueError(f"{key!r} is not a path inside the audio folder")
+        return self.root / relative
+
+
+class AudioFolderDataset(FolderDataset[None, AudioFolder]):
+    """A folder of audio files, loaded as an :class:`AudioFolder` to write into.
+
+    For a pipeline whose files are written by several processes (the demo world); read
+    the same folder with a ``PartitionedDataset`` of :class:`AudioDataset`.
+
+    Args:
+        path: The folder.
+    """
+
+    def load(self) -> AudioFolder:
+        return AudioFolder(self._path)
+
+    def save(self, data: None) -> None:
+        raise DatasetError("AudioFolderDataset is written through the AudioFolder it loads")

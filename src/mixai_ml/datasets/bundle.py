@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
-from kedro.io.core import AbstractDataset
+from mixai_inference.bundle import MANIFEST_NAME, Manifest, read_manifest, write_bundle
+from mixai_ml.datasets.folder import FolderDataset
 
-from mixai_inference.bundle import Manifest, read_manifest, write_bundle
+BundleFiles = Mapping[str, bytes | str | os.PathLike[str]]
+"""File name -> content, or a path to copy it from."""
 
 
-class BundleDataset(AbstractDataset[tuple[Manifest, Mapping[str, Path]], Manifest]):
+class BundleDataset(FolderDataset[tuple[Manifest, BundleFiles], Manifest]):
     """Saves ``(manifest, files)`` with :func:`mixai_inference.bundle.write_bundle`
     (a temporary folder renamed into place); loads the manifest.
 
@@ -19,19 +20,11 @@ class BundleDataset(AbstractDataset[tuple[Manifest, Mapping[str, Path]], Manifes
         path: the bundle folder, e.g. ``data/06_models/bundle``.
     """
 
-    def __init__(self, *, path: str, metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(path)
-        self.metadata = metadata
-
-    def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path)}
-
-    def _exists(self) -> bool:
-        return (self._path / "manifest.json").is_file()
+    marker = MANIFEST_NAME
 
     def load(self) -> Manifest:
         return read_manifest(self._path)
 
-    def save(self, data: tuple[Manifest, Mapping[str, Path]]) -> None:
+    def save(self, data: tuple[Manifest, BundleFiles]) -> None:
         manifest, files = data
         write_bundle(self._path, manifest, dict(files))

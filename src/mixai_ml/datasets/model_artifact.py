@@ -6,12 +6,12 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import joblib
 import torch
-from kedro.io.core import AbstractDataset, DatasetError
+from kedro.io.core import DatasetError
 
+from mixai_ml.datasets.folder import FolderDataset
 from mixai_ml.training.artifact import TrainedTask
 from mixai_ml.training.models import NetConfig, TabularNet
 
@@ -20,7 +20,7 @@ _WEIGHTS = "model_state.pt"
 _BASELINE = "sklearn_baseline.joblib"
 
 
-class TrainedTaskDataset(AbstractDataset[TrainedTask, TrainedTask]):
+class TrainedTaskDataset(FolderDataset[TrainedTask, TrainedTask]):
     """Saves a :class:`TrainedTask` as ``trained_task.json`` (record and network shape),
     ``model_state.pt`` (weights only, loaded with ``weights_only=True``) and
     ``sklearn_baseline.joblib``. The folder is replaced atomically.
@@ -29,15 +29,7 @@ class TrainedTaskDataset(AbstractDataset[TrainedTask, TrainedTask]):
         path: the folder, e.g. ``data/06_models/master_reg``.
     """
 
-    def __init__(self, *, path: str, metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(path)
-        self.metadata = metadata
-
-    def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path)}
-
-    def _exists(self) -> bool:
-        return (self._path / _RECORD).is_file()
+    marker = _RECORD
 
     def load(self) -> TrainedTask:
         record_path = self._path / _RECORD

@@ -36,6 +36,18 @@ def to_utc(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
+def app_database_url(credentials: dict[str, Any], filepath: str | None) -> str:
+    """The database of ``credentials["con"]``, else the SQLite file ``filepath``.
+
+    The catalog gives ``filepath`` (``globals.yml``'s ``database_file``, made absolute
+    by Kedro), so that the default database is the project's wherever Kedro runs from.
+    """
+    con = credentials.get("con")
+    if not con and filepath:
+        con = f"sqlite:///{filepath}"
+    return database_url(con)
+
+
 def _timestamp_columns(table_name: str) -> list[str]:
     table = schema.metadata.tables.get(table_name)
     if table is None:
@@ -50,6 +62,7 @@ class AppTableDataset(SQLTableDataset):
         table_name: A table defined in the schema.
         credentials: ``{"con": url}``; the URL goes through
             :func:`mixai_ml.db.engine.database_url`.
+        filepath: The SQLite file to use when ``credentials`` name no database.
         write_mode: ``append`` adds rows; ``replace_rows`` deletes every row and
             inserts the new ones in one transaction; ``upsert`` replaces the rows
             whose primary key is in the new data.
@@ -62,6 +75,7 @@ class AppTableDataset(SQLTableDataset):
         table_name: str,
         credentials: dict[str, Any],
         write_mode: WriteMode = "append",
+        filepath: str | None = None,
         load_args: dict[str, Any] | None = None,
         save_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
@@ -71,7 +85,7 @@ class AppTableDataset(SQLTableDataset):
             raise DatasetError(f"unknown table {table_name!r}; the schema defines: {known}")
         if write_mode not in _WRITE_MODES:
             raise DatasetError(f"write_mode must be one of {_WRITE_MODES}, got {write_mode!r}")
-        credentials = {**credentials, "con": database_url(credentials.get("con"))}
+        credentials = {**credentials, "con": app_database_url(credentials, filepath)}
         super().__init__(
             table_name=table_name,
             credentials=credentials,
@@ -134,7 +148,7 @@ class AppQueryDataset(SQLQueryDataset):
     Args:
         sql: The query. Aggregations belong here, so that large tables are
             reduced in the database rather than loaded into pandas.
-        credentials: ``{"con": url}`` as for :class:`AppTableDataset`.
+        credentials, filepath: The database, as for :class:`AppTableDataset`.
         timestamp_columns: Result columns to return as UTC-aware timestamps.
     """
 
@@ -143,11 +157,12 @@ class AppQueryDataset(SQLQueryDataset):
         *,
         sql: str,
         credentials: dict[str, Any],
+        filepath: str | None = None,
         timestamp_columns: list[str] | None = None,
         load_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        credentials = {**credentials, "con": database_url(credentials.get("con"))}
+        credentials = {**credentials, "con": app_database_url(credentials, filepath)}
         super().__init__(sql=sql, credentials=credentials, load_args=load_args, metadata=metadata)
         self._timestamp_columns = list(timestamp_columns or [])
 
@@ -162,13 +177,20 @@ class AppQueryDataset(SQLQueryDataset):
 class DatabaseDataset(AbstractDataset[object, Engine]):
     """The migrated database itself, for nodes that change rows transactionally.
 
-    Loading gives a SQLAlchemy ``Engine``. Used where a table-shaped read or
+    Loading gives a SQLAlchemy ``Engine`` (the database as for :class:`AppTableDataset`).
+    Used where a table-shaped read or
     write does not fit: the purge (deletes with an audit trail in one
     transaction) and registry updates.
     """
 
-    def __init__(self, *, credentials: dict[str, Any], metadata: dict[str, Any] | None = None):
-        self._url = database_url(credentials.get("con"))
+    def __init__(
+        self,
+        *,
+        credentials: dict[str, Any],
+        filepath: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        self._url = app_database_url(credentials, filepath)
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
 from mixai_ml.db.migrations import apply_migrations
-from mixai_ml.paths import resolve
 
 DEFAULT_DATABASE_URL = "sqlite:///data/mixai.db"
 
@@ -23,15 +22,13 @@ def database_url(url: str | None = None) -> str:
     """The SQLAlchemy URL of the application database.
 
     Takes ``url``, else ``MIXAI_DB_URL``, else ``sqlite:///data/mixai.db``. A relative
-    SQLite path is resolved against the project root, so notebooks (run from
-    ``notebooks/``) and ``kedro run`` (run from the root) open the same file.
+    SQLite path is relative to the working folder; the catalog's datasets give an
+    absolute one (:func:`mixai_ml.datasets.sql.app_database_url`).
     """
     raw = url or os.environ.get("MIXAI_DB_URL") or DEFAULT_DATABASE_URL
     parsed = make_url(raw)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        path = Path(parsed.database)
-        if not path.is_absolute():
-            path = resolve(path)
+        path = Path(parsed.database).absolute()
         path.parent.mkdir(parents=True, exist_ok=True)
         return parsed.set(database=str(path)).render_as_string(hide_password=False)
     return raw

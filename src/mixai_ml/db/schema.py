@@ -1,4 +1,4 @@
-"""The application database: every table, in one place (CONTRACTS §4).
+"""The application database: every table, in one place (docs/data_contracts.md §2, §5 and §6).
 
 This module is the single source of truth for table shapes. Migrations
 (:mod:`mixai_ml.db.migrations`) create and alter tables from it; datasets and
@@ -28,10 +28,10 @@ from sqlalchemy import (
 )
 
 from mixai_inference.alignment import ALIGNMENT_FEATURE_NAMES
-from mixai_inference.bundle import FLAG_NAMES
 from mixai_inference.features import FEATURE_NAMES
+from mixai_inference.tasks import flag_names, task_names
 
-TASKS = ("master_reg", "preset_cls", "align_conf")
+TASKS = task_names()
 EXCLUSION_REASONS = ("withdrawal", "quality", "legal_hold", "manual")
 MODEL_STATUSES = ("candidate", "active", "shadow", "retired")
 TRAINING_STATUSES = ("queued", "running", "succeeded", "failed", "skipped")
@@ -128,7 +128,7 @@ ab_test_metrics = Table(
     Column("metric", String(64), nullable=False),
     Column("value", Float, nullable=False),
     Column("recorded_at", _utc(), nullable=False),
-    # Covering: the per-user GROUP BY of ab_analysis reads the index alone (issue 6 benchmark).
+    # Covering: the per-user GROUP BY of ab_analysis reads the index alone (docs/benchmarks.md).
     Index(
         "ix_ab_test_metrics_covering",
         "experiment_id",
@@ -274,7 +274,7 @@ purge_audit = Table(
     PrimaryKeyConstraint("purge_id", "user_id", "table_name", name="pk_purge_audit"),
 )
 
-# --- run-time control (CONTRACTS §9, §10) ------------------------------------------------------
+# --- run-time control (docs/data_contracts.md §5) -----------------------------------------------
 
 ml_feature_flags = Table(
     "ml_feature_flags",
@@ -283,7 +283,7 @@ ml_feature_flags = Table(
     Column("enabled", Boolean, nullable=False),
     Column("updated_at", _utc(), nullable=False),
     Column("updated_by", String(128), nullable=True),
-    _one_of("flag", FLAG_NAMES),
+    _one_of("flag", flag_names()),
 )
 
 ab_experiments = Table(

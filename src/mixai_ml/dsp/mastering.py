@@ -1,4 +1,4 @@
-"""The mastering chain that renders CONTRACTS §5 ``master_reg`` parameters.
+"""The mastering chain that renders ``master_reg`` parameters (docs/data_contracts.md §3).
 
 Signal flow of :func:`render_master`, on ``(channels, samples)`` audio at ``sr`` Hz:
 
@@ -62,7 +62,8 @@ _DB_TO_NEPER: Final = math.log(10.0) / 20.0
 
 @dataclass(frozen=True)
 class MasteringParams:
-    """The eight ``master_reg`` parameters (CONTRACTS §5); defaults are a transparent master.
+    """The eight ``master_reg`` parameters (docs/data_contracts.md §3); defaults: a transparent
+    master.
 
     Attributes:
         target_lufs: integrated loudness of the output, LUFS.
@@ -97,7 +98,8 @@ class MasteringParams:
                 raise ValueError(f"{name} must be a number, got {value!r}") from None
             if not (math.isfinite(number) and low <= number <= high):
                 raise ValueError(
-                    f"{name}={value!r} is outside its range [{low}, {high}] (CONTRACTS §5)"
+                    f"{name}={value!r} is outside its range [{low}, {high}] "
+                    "(docs/data_contracts.md §3)"
                 )
             object.__setattr__(self, name, number)
 

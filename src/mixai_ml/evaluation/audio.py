@@ -10,15 +10,14 @@ averaged over window sizes; Yamamoto et al., 2020).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.signal import stft
 
-from mixai_inference import load_audio, measure_loudness
+from mixai_inference import measure_loudness
 from mixai_inference.tasks import MASTER_PARAM_NAMES, MASTER_PARAM_RANGES
 from mixai_ml.dsp.mastering import MasteringParams, render_master
 from mixai_ml.progress import progress
@@ -68,24 +67,24 @@ def _params(row: pd.Series, source: str) -> MasteringParams:
 
 def audio_domain_errors(
     predictions: pd.DataFrame,
-    mix_paths: Mapping[str, Path],
-    sources: Sequence[str] = ("model", "rules"),
+    mixes: Mapping[str, Callable[[], tuple[np.ndarray, int]]],
+    sources: Sequence[str],
 ) -> pd.DataFrame:
     """Per job and contender: loudness error (LU) and MR-STFT distance to the user's master.
 
     Args:
         predictions: master_reg test predictions (targets under the parameter
             names, contenders as ``<source>_<parameter>``).
-        mix_paths: ``job_id -> path`` of the unmastered mix.
+        mixes: ``job_id -> loader`` of the unmastered mix (``() -> (audio, sr)``).
         sources: contenders to render.
 
     Returns:
         Columns ``job_id``, ``source``, ``loudness_error_lu``, ``mrstft``.
     """
     rows = []
-    jobs = predictions[predictions["job_id"].isin(mix_paths)]
+    jobs = predictions[predictions["job_id"].isin(mixes)]
     for _, row in progress(jobs.iterrows(), total=len(jobs), desc="rendering masters"):
-        audio, sr = load_audio(mix_paths[row["job_id"]])
+        audio, sr = mixes[row["job_id"]]()
         reference = render_master(audio, sr, _params(row, ""))
         reference_lufs = measure_loudness(reference, sr)["integrated_lufs"]
         for source in sources:

@@ -7,8 +7,9 @@ from typing import Any
 
 import pandas as pd
 
+from mixai_inference.tasks import task_spec
 from mixai_ml.evaluation.bootstrap import paired_bootstrap
-from mixai_ml.evaluation.metrics import PRIMARY_METRIC, primary_metric_function, task_metrics
+from mixai_ml.evaluation.metrics import primary_metric_function, task_metrics
 from mixai_ml.evaluation.predictions import contender_outputs, truth
 from mixai_ml.training.artifact import TrainedTask
 
@@ -31,15 +32,16 @@ def evaluate_task(
         the primary metric (resampling users).
     """
     task = trained.task
-    outputs = contender_outputs(predictions, task)
-    targets = truth(predictions, task)
-    bins = int(params.get("calibration_bins", 10))
+    spec = task_spec(task)
+    outputs = contender_outputs(predictions, spec)
+    targets = truth(predictions, spec)
+    bins = int(params["calibration_bins"])
     result: dict[str, Any] = {
         "task": task,
         "status": trained.status,
         "reason": trained.reason,
         "version": trained.version,
-        "primary_metric": PRIMARY_METRIC[task],
+        "primary_metric": spec.primary_metric,
         "n_test": len(predictions),
         "n_test_users": int(predictions["user_id"].nunique()),
     }
@@ -47,12 +49,12 @@ def evaluate_task(
         result["reason"] = result["reason"] or "no test users"
         return result
     for source, values in outputs.items():
-        result[source] = task_metrics(task, targets, values, bins)
+        result[source] = task_metrics(spec, targets, values, bins)
     if "active_version" in predictions:
         result["active_version"] = str(predictions["active_version"].iloc[0])
     if "model" in outputs:
-        bootstrap = dict(params.get("bootstrap", {}))
-        metric = primary_metric_function(task)
+        bootstrap = dict(params["bootstrap"])
+        metric = primary_metric_function(spec)
         result["bootstrap"] = {
             f"model_minus_{baseline}": paired_bootstrap(
                 targets,

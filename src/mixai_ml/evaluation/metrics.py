@@ -1,33 +1,34 @@
-"""Offline metrics of the three tasks, from arrays of truths and predictions."""
+"""Offline metrics of a task, by its kind, from arrays of truths and predictions."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
 
-from mixai_inference.tasks import ALIGN_CONF, MASTER_PARAM_RANGES, MASTER_REG, PRESET_CLS, PRESETS
-
-PRIMARY_METRIC = {MASTER_REG: "mae_norm", PRESET_CLS: "macro_f1", ALIGN_CONF: "roc_auc"}
-"""The metric each task is judged and promoted on."""
-
-HIGHER_IS_BETTER = {"mae_norm": False, "macro_f1": True, "roc_auc": True}
+from mixai_inference.tasks import TaskSpec
 
 
-def regression_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
-    """MAE, RMSE and R² per mastering parameter, and ``mae_norm``.
+def regression_metrics(
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    ranges: Mapping[str, tuple[float, float]],
+) -> dict[str, Any]:
+    """MAE, RMSE and R² per output, and ``mae_norm``.
 
     Args:
-        truth, predicted: ``(n, 8)`` in label units, CONTRACTS §5 order.
+        truth, predicted: ``(n, len(ranges))`` in label units, in ``ranges`` order.
+        ranges: Each output's (low, high) range (:attr:`TaskSpec.ranges
+            <mixai_inference.tasks.TaskSpec.ranges>`).
 
     Returns:
         ``per_parameter`` (name -> mae, rmse, r2, mae_norm) and ``mae_norm``: the
-        MAE divided by the parameter's range, averaged over the parameters.
+        MAE divided by the output's range, averaged over the outputs.
     """
     per_parameter = {}
-    for column, (name, (low, high)) in enumerate(MASTER_PARAM_RANGES.items()):
+    for column, (name, (low, high)) in enumerate(ranges.items()):
         errors = predicted[:, column] - truth[:, column]
         per_parameter[name] = {
             "mae": float(np.mean(np.abs(errors))),
@@ -39,20 +40,28 @@ def regression_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, An
     return {"mae_norm": mae_norm, "per_parameter": per_parameter}
 
 
-def mae_norm(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """Mean over parameters of MAE / range (the primary ``master_reg`` metric)."""
-    spans = np.array([high - low for low, high in MASTER_PARAM_RANGES.values()])
+def mae_norm(
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    ranges: Mapping[str, tuple[float, float]],
+) -> float:
+    """Mean over outputs of MAE / range (the primary metric of a regression)."""
+    spans = np.array([high - low for low, high in ranges.values()])
     return float(np.mean(np.mean(np.abs(predicted - truth), axis=0) / spans))
 
 
-def classification_metrics(truth: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
-    """Accuracy, macro-F1, top-2 accuracy and the confusion matrix of presets.
+def classification_metrics(
+    truth: np.ndarray, scores: np.ndarray, classes: Sequence[str]
+) -> dict[str, Any]:
+    """Accuracy, macro-F1, top-2 accuracy and the confusion matrix.
 
     Args:
-        truth: class indices ``(n,)`` into :data:`PRESETS`.
-        scores: ``(n, 6)`` class scores or probabilities.
+        truth: class indices ``(n,)`` into ``classes``.
+        scores: ``(n, len(classes))`` class scores or probabilities.
+        classes: The class names (:attr:`TaskSpec.outputs
+            <mixai_inference.tasks.TaskSpec.outputs>`).
     """
-    labels = np.arange(len(PRESETS))
+    labels = np.arange(len(classes))
     predicted = scores.argmax(axis=1)
     top2 = np.argsort(-scores, axis=1)[:, :2]
     return {
@@ -60,13 +69,13 @@ def classification_metrics(truth: np.ndarray, scores: np.ndarray) -> dict[str, A
         "macro_f1": macro_f1(truth, scores),
         "top2_accuracy": float(np.mean((top2 == truth[:, None]).any(axis=1))),
         "confusion_matrix": skm.confusion_matrix(truth, predicted, labels=labels).tolist(),
-        "classes": list(PRESETS),
+        "classes": list(classes),
     }
 
 
 def macro_f1(truth: np.ndarray, scores: np.ndarray) -> float:
-    """Macro-averaged F1 over the six presets (absent classes count as 0)."""
-    labels = np.arange(len(PRESETS))
+    """Macro-averaged F1 over the score columns' classes (absent classes count as 0)."""
+    labels = np.arange(scores.shape[1])
     return float(
         skm.f1_score(truth, scores.argmax(axis=1), labels=labels, average="macro", zero_division=0)
     )
@@ -133,11 +142,11 @@ def roc_auc(outcomes: np.ndarray, probabilities: np.ndarray) -> float:
 def probability_metrics(
     outcomes: np.ndarray, probabilities: np.ndarray, bins: int = 10
 ) -> dict[str, Any]:
-    """ROC-AUC, PR-AUC, Brier score, ECE and the reliability curve of ``align_conf``.
+    """ROC-AUC, PR-AUC, Brier score, ECE and the reliability curve of a probability.
 
     Args:
-        outcomes: 0/1 ``(n,)``: was the alignment right.
-        probabilities: predicted probability that it was ``(n,)``.
+        outcomes: 0/1 ``(n,)``: what happened (e.g. was the alignment right).
+        probabilities: the predicted probability that it would ``(n,)``.
         bins: equal-width bins of the ECE and the reliability diagram.
     """
     two_classes = len(np.unique(outcomes)) == 2
@@ -155,20 +164,30 @@ def probability_metrics(
 
 
 def task_metrics(
-    task: str, truth: np.ndarray, predicted: np.ndarray, bins: int = 10
+    spec: TaskSpec, truth: np.ndarray, predicted: np.ndarray, bins: int
 ) -> dict[str, Any]:
-    """All metrics of ``task`` (see the three functions above for shapes)."""
-    if task == MASTER_REG:
-        return regression_metrics(truth, predicted)
-    if task == PRESET_CLS:
-        return classification_metrics(truth.astype(int), predicted)
+    """All metrics of a task by its kind (see the three functions above for shapes)."""
+    if spec.kind == "regression":
+        return regression_metrics(truth, predicted, spec.ranges)
+    if spec.kind == "classification":
+        return classification_metrics(truth.astype(int), predicted, spec.outputs)
     return probability_metrics(truth, predicted, bins)
 
 
-def primary_metric_function(task: str) -> Callable[[np.ndarray, np.ndarray], float]:
-    """The primary metric as a fast function ``(truth, predicted) -> float`` for bootstrapping."""
-    if task == MASTER_REG:
-        return mae_norm
-    if task == PRESET_CLS:
-        return lambda truth, scores: macro_f1(truth.astype(int), scores)
-    return roc_auc
+def primary_metric_function(spec: TaskSpec) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The task's primary metric as a fast ``(truth, predicted) -> float`` for bootstrapping.
+
+    Raises:
+        ValueError: If the kind has no fast version of the spec's ``primary_metric``.
+    """
+    fast: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+        "mae_norm": lambda truth, predicted: mae_norm(truth, predicted, spec.ranges),
+        "macro_f1": lambda truth, scores: macro_f1(truth.astype(int), scores),
+        "roc_auc": roc_auc,
+    }
+    if spec.primary_metric not in fast:
+        raise ValueError(
+            f"{spec.name}: no bootstrap for primary metric {spec.primary_metric!r}; "
+            f"use one of {sorted(fast)}"
+        )
+    return fast[spec.primary_metric]

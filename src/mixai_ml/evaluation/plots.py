@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
-from mixai_inference.tasks import MASTER_PARAM_RANGES, MASTER_REG, PRESET_CLS, PRESETS
+from mixai_inference.tasks import TaskSpec, task_spec
 from mixai_ml.evaluation.predictions import contender_outputs, truth
 
 COLOURS = {"model": "tab:blue", "sklearn": "tab:orange", "rules": "tab:grey", "active": "tab:green"}
@@ -27,11 +28,11 @@ def learning_curve(history: dict[str, Any], title: str) -> Figure:
     return figure
 
 
-def parameter_errors(predictions: pd.DataFrame) -> Figure:
-    """master_reg: normalised absolute error per parameter for each contender (box plots)."""
-    outputs = contender_outputs(predictions, MASTER_REG)
-    targets = truth(predictions, MASTER_REG)
-    spans = np.array([high - low for low, high in MASTER_PARAM_RANGES.values()])
+def parameter_errors(spec: TaskSpec, predictions: pd.DataFrame) -> Figure:
+    """A regression: normalised absolute error per output for each contender (box plots)."""
+    outputs = contender_outputs(predictions, spec)
+    targets = truth(predictions, spec)
+    spans = np.array([high - low for low, high in spec.ranges.values()])
     figure = Figure(figsize=(11, 4.5), layout="constrained")
     axes = figure.subplots()
     width = 0.8 / len(outputs)
@@ -44,14 +45,14 @@ def parameter_errors(predictions: pd.DataFrame) -> Figure:
         for box in boxes["boxes"]:
             box.set_facecolor(COLOURS[source])
         axes.plot([], [], color=COLOURS[source], linewidth=8, label=source)
-    axes.set_xticks(np.arange(len(spans)), list(MASTER_PARAM_RANGES), rotation=20)
-    axes.set(ylabel="|error| / parameter range", title="master_reg: test error per parameter")
+    axes.set_xticks(np.arange(len(spans)), list(spec.outputs), rotation=20)
+    axes.set(ylabel="|error| / parameter range", title=f"{spec.name}: test error per parameter")
     axes.legend()
     return figure
 
 
-def confusion_matrix(result: dict[str, Any], source: str = "model") -> Figure:
-    """preset_cls: the confusion matrix of one contender, row-normalised."""
+def confusion_matrix(spec: TaskSpec, result: dict[str, Any], source: str = "model") -> Figure:
+    """A classification: the confusion matrix of one contender, row-normalised."""
     matrix = np.asarray(result[source]["confusion_matrix"], dtype=float)
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     figure = Figure(figsize=(6.5, 5.5), layout="constrained")
@@ -66,21 +67,24 @@ def confusion_matrix(result: dict[str, Any], source: str = "model") -> Figure:
             va="center",
             color="white" if rates[row, column] > 0.5 else "black",
         )
-    axes.set_xticks(range(len(PRESETS)), PRESETS, rotation=35, ha="right")
-    axes.set_yticks(range(len(PRESETS)), PRESETS)
+    classes = spec.outputs
+    axes.set_xticks(range(len(classes)), classes, rotation=35, ha="right")
+    axes.set_yticks(range(len(classes)), classes)
     axes.set(
         xlabel="predicted",
         ylabel="chosen by the user",
-        title=f"preset_cls ({source}): macro-F1 {result[source]['macro_f1']:.3f}",
+        title=f"{spec.name} ({source}): macro-F1 {result[source]['macro_f1']:.3f}",
     )
     figure.colorbar(image, ax=axes, label="share of the row")
     return figure
 
 
-def reliability_diagram(result: dict[str, Any], predictions: pd.DataFrame) -> Figure:
-    """align_conf: reliability diagram and ROC curve of each contender."""
-    outputs = contender_outputs(predictions, "align_conf")
-    outcomes = truth(predictions, "align_conf")
+def reliability_diagram(
+    spec: TaskSpec, result: dict[str, Any], predictions: pd.DataFrame
+) -> Figure:
+    """A probability: reliability diagram and ROC curve of each contender."""
+    outputs = contender_outputs(predictions, spec)
+    outcomes = truth(predictions, spec)
     figure = Figure(figsize=(11, 4.5), layout="constrained")
     reliability, roc = figure.subplots(1, 2)
     reliability.plot([0, 1], [0, 1], "k:", label="perfect calibration")
@@ -102,31 +106,50 @@ def reliability_diagram(result: dict[str, Any], predictions: pd.DataFrame) -> Fi
                 label=f"{source} (AUC {result[source]['roc_auc']:.3f})",
             )
     reliability.set(
-        xlabel="predicted probability the alignment is right",
+        xlabel=f"predicted probability of {spec.label_key}",
         ylabel="observed frequency",
-        title="align_conf: reliability",
+        title=f"{spec.name}: reliability",
         xlim=(0, 1),
         ylim=(0, 1),
     )
     roc.plot([0, 1], [0, 1], "k:")
-    roc.set(xlabel="false positive rate", ylabel="true positive rate", title="align_conf: ROC")
+    roc.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{spec.name}: ROC")
     reliability.legend(loc="upper left")
     roc.legend(loc="lower right")
     return figure
 
 
+_KIND_FIGURE = {
+    "regression": "parameter_errors",
+    "classification": "confusion_matrix",
+    "probability": "reliability",
+}
+"""The figure of a trained model's test results, by task kind."""
+
+
+def figure_names(result: Mapping[str, Any]) -> list[str]:
+    """The PNG file names of one task's evaluation figures (see :func:`task_figures`):
+    the learning curve of a trained model, and the figure of its kind."""
+    task = result["task"]
+    names = [f"{task}_learning_curve.png"] if result["status"] == "succeeded" else []
+    if "model" in result:
+        names.append(f"{task}_{_KIND_FIGURE[task_spec(task).kind]}.png")
+    return names
+
+
 def task_figures(
     result: dict[str, Any], predictions: pd.DataFrame, history: dict[str, Any] | None
 ) -> dict[str, Figure]:
-    """Every figure of one task's evaluation, keyed by PNG file name."""
-    task = result["task"]
-    figures = {}
-    if history:
-        figures[f"{task}_learning_curve.png"] = learning_curve(history, f"{task}: learning curve")
-    if task == MASTER_REG and "model" in result:
-        figures[f"{task}_parameter_errors.png"] = parameter_errors(predictions)
-    elif task == PRESET_CLS and "model" in result:
-        figures[f"{task}_confusion_matrix.png"] = confusion_matrix(result)
-    elif "model" in result:
-        figures[f"{task}_reliability.png"] = reliability_diagram(result, predictions)
-    return figures
+    """Every figure of one task's evaluation, keyed by :func:`figure_names`."""
+    spec = task_spec(result["task"])
+    draw = {
+        "learning_curve": lambda: learning_curve(history or {}, f"{spec.name}: learning curve"),
+        "parameter_errors": lambda: parameter_errors(spec, predictions),
+        "confusion_matrix": lambda: confusion_matrix(spec, result),
+        "reliability": lambda: reliability_diagram(spec, result, predictions),
+    }
+    prefix = f"{spec.name}_"
+    return {
+        name: draw[name.removeprefix(prefix).removesuffix(".png")]()
+        for name in figure_names(result)
+    }

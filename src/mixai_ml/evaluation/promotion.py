@@ -6,21 +6,23 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mixai_ml.evaluation.metrics import HIGHER_IS_BETTER, PRIMARY_METRIC
+from mixai_inference.tasks import TaskSpec, task_spec
 
 
 @dataclass(frozen=True)
 class PromotionPolicy:
-    """Margins on the task's primary metric (in the metric's own units).
+    """Margins on the task's primary metric (in the metric's own units), from
+    ``evaluation.promotion.<task>`` in ``parameters_evaluation.yml``.
 
     Attributes:
         min_gain_vs_rules: the candidate must beat the rules by at least this much.
         min_gain_vs_active: ... and the active model by at least this much.
-        max_ece: for ``align_conf``, the largest acceptable calibration error.
+        max_ece: for a probability task, the largest acceptable calibration error
+            (``None``: not checked).
     """
 
-    min_gain_vs_rules: float = 0.0
-    min_gain_vs_active: float = 0.0
+    min_gain_vs_rules: float
+    min_gain_vs_active: float
     max_ece: float | None = None
 
 
@@ -38,9 +40,9 @@ class Decision:
         return asdict(self)
 
 
-def gain(metric: str, candidate: float, baseline: float) -> float:
-    """How much better ``candidate`` is than ``baseline`` (positive = better)."""
-    return candidate - baseline if HIGHER_IS_BETTER[metric] else baseline - candidate
+def gain(spec: TaskSpec, candidate: float, baseline: float) -> float:
+    """How much better ``candidate`` is than ``baseline`` on the primary metric (> 0: better)."""
+    return candidate - baseline if spec.higher_is_better else baseline - candidate
 
 
 def decide(
@@ -64,7 +66,8 @@ def decide(
         return Decision(
             task, candidate_version, False, ["no candidate: training was skipped"], active_version
         )
-    metric = PRIMARY_METRIC[task]
+    spec = task_spec(task)
+    metric = spec.primary_metric
     undefined = [name for name in ("model", "rules") if metrics[name].get(metric) is None]
     if undefined:
         reason = (
@@ -74,7 +77,7 @@ def decide(
     candidate = float(metrics["model"][metric])
     reasons = []
     promote = True
-    versus_rules = gain(metric, candidate, float(metrics["rules"][metric]))
+    versus_rules = gain(spec, candidate, float(metrics["rules"][metric]))
     ok = versus_rules >= policy.min_gain_vs_rules
     promote &= ok
     reasons.append(
@@ -82,7 +85,7 @@ def decide(
         f"gain {versus_rules:+.4f} {'≥' if ok else '<'} required {policy.min_gain_vs_rules:+.4f}"
     )
     if metrics.get("active", {}).get(metric) is not None:
-        versus_active = gain(metric, candidate, float(metrics["active"][metric]))
+        versus_active = gain(spec, candidate, float(metrics["active"][metric]))
         ok = versus_active >= policy.min_gain_vs_active
         promote &= ok
         reasons.append(

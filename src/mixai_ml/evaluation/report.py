@@ -5,26 +5,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mixai_inference.tasks import MASTER_PARAM_NAMES, TASKS
+from mixai_inference.tasks import task_names, task_spec
 
 CONTENDERS = ("model", "sklearn", "rules", "active")
 HEADLINE = {
-    "master_reg": ("mae_norm",),
-    "preset_cls": ("macro_f1", "accuracy", "top2_accuracy"),
-    "align_conf": ("roc_auc", "pr_auc", "brier", "ece", "ece_noise_floor"),
+    "regression": ("mae_norm",),
+    "classification": ("macro_f1", "accuracy", "top2_accuracy"),
+    "probability": ("roc_auc", "pr_auc", "brier", "ece", "ece_noise_floor"),
 }
-"""Metrics shown in the report's summary table, per task."""
+"""Metrics shown in the report's summary table, by task kind."""
 
 
 def metrics_file(
-    evaluations: Mapping[str, Mapping[str, Any]], audio: Mapping[str, Any]
+    evaluations: Mapping[str, Mapping[str, Any]], audio: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Any]:
-    """``evaluation_metrics.json``: per task the contenders' metric blocks (CONTRACTS §8)."""
+    """``evaluation_metrics.json``: per task the contenders' metric blocks, and its
+    ``audio_domain`` block when the task has one (docs/data_contracts.md §7)."""
     content: dict[str, Any] = {}
     for task, result in evaluations.items():
         block = dict(result)
-        if task == "master_reg" and audio:
-            block["audio_domain"] = dict(audio)
+        if audio.get(task):
+            block["audio_domain"] = dict(audio[task])
         content[task] = block
     return content
 
@@ -38,18 +39,18 @@ def _fmt(value: Any, spec: str = ".4f") -> str:
 
 def _summary_table(task: str, result: Mapping[str, Any]) -> list[str]:
     present = [source for source in CONTENDERS if source in result]
-    columns = HEADLINE[task]
+    columns = HEADLINE[task_spec(task).kind]
     lines = [f"| contender | {' | '.join(columns)} |", f"|---|{'---|' * len(columns)}"]
     for source in present:
         lines.append(f"| {source} | {' | '.join(_fmt(result[source][c]) for c in columns)} |")
     return lines
 
 
-def _per_parameter_table(result: Mapping[str, Any]) -> list[str]:
+def _per_parameter_table(task: str, result: Mapping[str, Any]) -> list[str]:
     present = [source for source in CONTENDERS if source in result]
     header = " | ".join(f"{source} MAE | {source} R²" for source in present)
     lines = [f"| parameter | {header} |", f"|---|{'---|' * 2 * len(present)}"]
-    for name in MASTER_PARAM_NAMES:
+    for name in task_spec(task).outputs:
         scores = [result[source]["per_parameter"][name] for source in present]
         cells = " | ".join(
             f"{_fmt(score['mae'], '.3f')} | {_fmt(score['r2'], '.3f')}" for score in scores
@@ -58,10 +59,29 @@ def _per_parameter_table(result: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _audio_table(audio: Mapping[str, Any]) -> list[str]:
+    lines = [
+        "Audio domain (rendered through the mastering chain, "
+        f"{audio['n_jobs']} test mixes; DeepAFx-ST's best reported: 1.1 LU):",
+        "",
+        "| contender | loudness error (LU, mean) | median | MR-STFT distance |",
+        "|---|---|---|---|",
+    ]
+    for source in CONTENDERS:
+        if source in audio:
+            values = audio[source]
+            lines.append(
+                f"| {source} | {_fmt(values['loudness_error_lu_mean'], '.2f')} | "
+                f"{_fmt(values['loudness_error_lu_median'], '.2f')} | "
+                f"{_fmt(values['mrstft_mean'], '.3f')} |"
+            )
+    return [*lines, ""]
+
+
 def markdown_report(
     evaluations: Mapping[str, Mapping[str, Any]],
     decisions: Mapping[str, Mapping[str, Any]],
-    audio: Mapping[str, Any],
+    audio: Mapping[str, Mapping[str, Any]],
     figures: Mapping[str, list[str]],
 ) -> str:
     """The human-readable evaluation report.
@@ -69,7 +89,7 @@ def markdown_report(
     Args:
         evaluations: task -> :func:`mixai_ml.evaluation.evaluate.evaluate_task` result.
         decisions: task -> promotion decision (``Decision.to_dict()``).
-        audio: audio-domain summary of master_reg (may be empty).
+        audio: task -> its audio-domain summary (tasks without one are absent or empty).
         figures: task -> PNG file names, relative to the report.
     """
     lines = [
@@ -80,7 +100,7 @@ def markdown_report(
         "rules (the fallback of `mixai_inference`), and the active model when there is one.",
         "",
     ]
-    for task in TASKS:
+    for task in task_names():
         result = evaluations.get(task)
         if result is None:
             continue
@@ -93,25 +113,10 @@ def markdown_report(
             "",
         ]
         lines += [*_summary_table(task, result), ""]
-        if task == "master_reg" and "model" in result:
-            lines += [*_per_parameter_table(result), ""]
-        if task == "master_reg" and audio:
-            lines += [
-                "Audio domain (rendered through the mastering chain, "
-                f"{audio['n_jobs']} test mixes; DeepAFx-ST's best reported: 1.1 LU):",
-                "",
-                "| contender | loudness error (LU, mean) | median | MR-STFT distance |",
-                "|---|---|---|---|",
-            ]
-            for source in CONTENDERS:
-                if source in audio:
-                    values = audio[source]
-                    lines.append(
-                        f"| {source} | {_fmt(values['loudness_error_lu_mean'], '.2f')} | "
-                        f"{_fmt(values['loudness_error_lu_median'], '.2f')} | "
-                        f"{_fmt(values['mrstft_mean'], '.3f')} |"
-                    )
-            lines.append("")
+        if task_spec(task).kind == "regression" and "model" in result:
+            lines += [*_per_parameter_table(task, result), ""]
+        if audio.get(task):
+            lines += _audio_table(audio[task])
         for name, ci in result.get("bootstrap", {}).items():
             lines.append(
                 f"- {name.replace('_', ' ')} on {result['primary_metric']}: "
@@ -137,3 +142,54 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [json_safe(item) for item in value]
     return value
+
+
+RESULTS_START = "<!-- results: generated from evaluation_metrics.json by make demo -->"
+RESULTS_END = "<!-- end of results -->"
+
+
+def results_table(metrics: Mapping[str, Any]) -> str:
+    """The README's results table: models vs scikit-learn vs rules on the primary metrics
+    (the model's figure in bold).
+
+    Args:
+        metrics: the content of ``evaluation_metrics.json``.
+    """
+    sources = ("model", "sklearn", "rules")
+
+    def cells(block: Mapping[str, Any], metric: str, spec: str = ".3f") -> list[str]:
+        return [_fmt(block[source][metric], spec) if source in block else "–" for source in sources]
+
+    master, preset, align = metrics["master_reg"], metrics["preset_cls"], metrics["align_conf"]
+    rows = {
+        "`master_reg` `mae_norm` (lower is better)": cells(master, "mae_norm"),
+        "`master_reg` loudness error after mastering (LU)": cells(
+            master.get("audio_domain", {}), "loudness_error_lu_mean", ".2f"
+        ),
+        "`preset_cls` macro-F1": cells(preset, "macro_f1"),
+        "`align_conf` ROC-AUC / ECE": [
+            f"{auc} / {ece}"
+            for auc, ece in zip(cells(align, "roc_auc"), cells(align, "ece"), strict=True)
+        ],
+    }
+    lines = ["| task | model | scikit-learn | rules |", "|---|---|---|---|"]
+    for name, (model, *others) in rows.items():
+        bold = " / ".join(
+            f"**{part}**" if i == 0 else part for i, part in enumerate(model.split(" / "))
+        )
+        lines.append(f"| {name} | {bold} | {' | '.join(others)} |")
+    return "\n".join(lines)
+
+
+def with_results_table(readme: str, metrics: Mapping[str, Any]) -> str:
+    """``readme`` with the text between :data:`RESULTS_START` and :data:`RESULTS_END` replaced
+    by :func:`results_table`.
+
+    Raises:
+        ValueError: If the README lacks the markers.
+    """
+    start, end = readme.find(RESULTS_START), readme.find(RESULTS_END)
+    if start < 0 or end < start:
+        raise ValueError(f"the README needs the lines {RESULTS_START!r} and {RESULTS_END!r}")
+    head = readme[: start + len(RESULTS_START)]
+    return f"{head}\n{results_table(metrics)}\n{readme[end:]}"

@@ -7,9 +7,11 @@ Examples::
     mixai-registry rollout master_reg 50
     mixai-registry rollback master_reg
 
-Every change is written to ``model_registry`` (``MIXAI_DB_URL``) and the bundle in
-``data/06_models/bundle`` is rebuilt atomically with the export configuration
-(``conf/*/parameters_export.yml``).
+It works on the project it is run in (the folder, or a parent of it, holding the Kedro
+``pyproject.toml``; ``--project`` names another): every change is written to that
+project's ``model_registry`` (``MIXAI_DB_URL``) and its bundle (the catalog's
+``model_bundle``) is rebuilt atomically from its model store with its export
+configuration (``conf/*/parameters_export.yml``), as ``kedro run`` would.
 """
 
 from __future__ import annotations
@@ -18,78 +20,78 @@ import argparse
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import cast
 
-from kedro.config import OmegaConfigLoader
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from kedro.utils import find_kedro_project
 
-from mixai_inference.bundle import write_bundle
-from mixai_inference.tasks import TASKS
-from mixai_ml.datasets import AppTableDataset
+from mixai_inference.tasks import task_names
 from mixai_ml.export import registry
-from mixai_ml.paths import resolve
-from mixai_ml.settings import CUSTOM_RESOLVERS
 
-BUNDLE_DIR = "data/06_models/bundle"
-
-
-def export_parameters() -> dict[str, Any]:
-    """``params:export`` as ``kedro run`` sees it (base + local)."""
-    loader = OmegaConfigLoader(
-        conf_source=str(resolve("conf")),
-        base_env="base",
-        default_run_env="local",
-        custom_resolvers=CUSTOM_RESOLVERS,
-    )
-    return dict(loader["parameters"]["export"])
+EXIT_REFUSED = 2
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mixai-registry", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--project", type=Path, default=None, help="the project folder (default: where you are)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="show the registry")
     promote = commands.add_parser("promote", help="make a version the active model")
-    promote.add_argument("task", choices=TASKS)
+    promote.add_argument("task", choices=task_names())
     promote.add_argument("version")
     promote.add_argument("--rollout", type=float, default=100.0, help="percent of users (0-100)")
     rollout = commands.add_parser("rollout", help="set the active model's share of users")
-    rollout.add_argument("task", choices=TASKS)
+    rollout.add_argument("task", choices=task_names())
     rollout.add_argument("percent", type=float)
     rollback = commands.add_parser("rollback", help="re-activate the previous active version")
-    rollback.add_argument("task", choices=TASKS)
+    rollback.add_argument("task", choices=task_names())
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    table = AppTableDataset(
-        table_name="model_registry", credentials={"con": None}, write_mode="upsert"
-    )
-    current = table.load()
-    if args.command == "list":
-        columns = ["task", "version", "status", "rollout_pct", "promoted_at"]
-        print(current[columns].sort_values(["task", "version"]).to_string(index=False))
-        return 0
-    now = datetime.now(UTC)
-    try:
-        if args.command == "promote":
-            changed = registry.promote(current, args.task, args.version, now, args.rollout)
-        elif args.command == "rollout":
-            changed = registry.set_rollout(current, args.task, args.percent)
-        else:
-            changed = registry.rollback(current, args.task, now)
-        params = export_parameters()
-        manifest, files = registry.build_manifest(
-            changed, params["flags"], params.get("experiments", {}), now
+    start = (args.project or Path.cwd()).resolve()
+    project = find_kedro_project(start)
+    if project is None:
+        print(
+            f"mixai-registry: {start} is not inside a MIXAI ML project (no pyproject.toml with "
+            "[tool.kedro]); run it from the project folder or pass --project",
+            file=sys.stderr,
         )
-        registry.verify_store(files, manifest)
-    except (ValueError, LookupError, FileNotFoundError) as error:
-        print(f"mixai-registry: {error}", file=sys.stderr)
-        return 2
-    table.save(changed)
-    write_bundle(resolve(BUNDLE_DIR), manifest, files)
+        return EXIT_REFUSED
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project) as session:
+        context = cast(KedroSession, session).load_context()
+        catalog = context.catalog
+        current = catalog.load("model_registry")
+        if args.command == "list":
+            columns = ["task", "version", "status", "rollout_pct", "promoted_at"]
+            print(current[columns].sort_values(["task", "version"]).to_string(index=False))
+            return 0
+        now = datetime.now(UTC)
+        try:
+            if args.command == "promote":
+                changed = registry.promote(current, args.task, args.version, now, args.rollout)
+            elif args.command == "rollout":
+                changed = registry.set_rollout(current, args.task, args.percent)
+            else:
+                changed = registry.rollback(current, args.task, now)
+            params = context.params["export"]
+            manifest, files = registry.build_manifest(
+                changed, params["flags"], params["experiments"], now, catalog.load("model_store")
+            )
+        except (ValueError, LookupError, FileNotFoundError) as error:
+            print(f"mixai-registry: {error}", file=sys.stderr)
+            return EXIT_REFUSED
+        catalog.save("model_registry_updates", changed)
+        catalog.save("model_bundle", (manifest, files))
     active = manifest.tasks[args.task].active
     state = f"{active.version} at {active.rollout_pct:g}%" if active else "none (rules)"
-    print(f"{args.task}: active {state}; bundle rebuilt at {resolve(BUNDLE_DIR)}")
+    print(f"{args.task}: active {state}; bundle of {project} rebuilt")
     return 0
 
 

@@ -14,7 +14,7 @@ import onnxruntime as ort
 import torch
 
 from mixai_inference import FEATURE_SCHEMA_VERSION
-from mixai_inference.bundle import MODEL_IO
+from mixai_inference.tasks import task_spec
 from mixai_ml.training.artifact import TrainedTask
 from mixai_ml.training.models import TabularNet
 
@@ -37,12 +37,12 @@ def to_onnx(
     The graph takes ``features`` float32 ``(batch, n_inputs)``; standardisation,
     the task head and calibration are inside it. ``metadata_props`` carry
     ``task``, ``version``, ``feature_schema_version``, ``output_names`` and
-    ``metrics`` (CONTRACTS §8). The result passes ``onnx.checker`` with
+    ``metrics`` (docs/data_contracts.md §7). The result passes ``onnx.checker`` with
     ``full_check`` (shape inference included).
     """
     if not trained.trained or trained.model is None:
         raise ValueError(f"{trained.task} has no trained model to export ({trained.reason})")
-    io = MODEL_IO[trained.task]
+    spec = task_spec(trained.task)
     model = trained.model.eval()
     example = torch.zeros(2, model.config.n_inputs)
     with warnings.catch_warnings():
@@ -51,8 +51,8 @@ def to_onnx(
         program = torch.onnx.export(
             model,
             (example,),
-            input_names=[io.input_name],
-            output_names=[io.output_name],
+            input_names=[spec.input_tensor],
+            output_names=[spec.output_tensor],
             opset_version=opset,
             dynamic_shapes={"features": {0: torch.export.Dim("batch")}},
             external_data=False,
@@ -66,7 +66,7 @@ def to_onnx(
         "task": trained.task,
         "version": trained.version,
         "feature_schema_version": FEATURE_SCHEMA_VERSION,
-        "output_names": json.dumps(list(io.output_labels)),
+        "output_names": json.dumps(list(spec.outputs)),
         "metrics": json.dumps(metrics, sort_keys=True),
         "input_names": json.dumps(list(trained.input_names)),
     }

@@ -1,6 +1,6 @@
 """The model registry (``model_registry`` table) and the deployable bundle built from it.
 
-Statuses (CONTRACTS §4): ``candidate`` (exported, not serving), ``active`` (serves
+Statuses (docs/data_contracts.md §6): ``candidate`` (exported, not serving), ``active`` (serves
 ``rollout_pct`` % of users; the rest get the rules), ``shadow`` (shipped, not
 served), ``retired``. At most one version per task is active. The bundle ships
 each task's active version, every shadow version and whatever the configured
@@ -14,22 +14,14 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from mixai_inference import ALIGNMENT_FEATURE_NAMES, FEATURE_NAMES, FEATURE_SCHEMA_VERSION
-from mixai_inference.bundle import (
-    MODEL_IO,
-    Experiment,
-    Manifest,
-    ModelEntry,
-    TaskEntry,
-    sha256_file,
-)
-from mixai_inference.tasks import ALIGN_CONF, TASKS
-from mixai_ml.evaluation.predictions import resolve_uri
+from mixai_inference import FEATURE_SCHEMA_VERSION
+from mixai_inference.bundle import Experiment, Manifest, ModelEntry, TaskEntry
+from mixai_inference.tasks import task_names, task_spec
+from mixai_ml.export.store import ModelStore
 
 logger = logging.getLogger(__name__)
 
@@ -151,19 +143,28 @@ def build_manifest(
     flags: Mapping[str, bool],
     experiments: Mapping[str, Mapping[str, Any]],
     now: datetime,
-) -> tuple[Manifest, dict[str, Path]]:
+    store: ModelStore,
+) -> tuple[Manifest, dict[str, bytes]]:
     """The bundle's manifest and files from the registry and the export configuration.
 
     Args:
         registry: the ``model_registry`` table.
-        flags: the bundle's flag defaults (CONTRACTS §3).
+        flags: the bundle's flag defaults (docs/data_contracts.md §1).
         experiments: id -> ``task``, ``variants`` (variant -> ``active``,
             ``candidate``, ``rules`` or a version), ``weights``, ``coverage``.
             An experiment whose roles cannot be resolved (e.g. no candidate) is
             left out, with a log line.
         now: the bundle's creation time.
+        store: the model store the registry's URIs point into.
+
+    Returns:
+        The manifest, and each shipped file's name and bytes (read from the store).
+
+    Raises:
+        FileNotFoundError: If a shipped model is missing from the store.
+        ValueError: If a stored model no longer matches its registered sha256.
     """
-    chosen: dict[str, set[str]] = {task: set() for task in TASKS}
+    chosen: dict[str, set[str]] = {task: set() for task in task_names()}
     shipped_experiments = {}
     for experiment_id, config in experiments.items():
         task = config["task"]
@@ -190,7 +191,8 @@ def build_manifest(
             config.get("salt"),
         )
     tasks, files = {}, {}
-    for task in TASKS:
+    for task in task_names():
+        spec = task_spec(task)
         rows = registry[registry["task"] == task]
         active = rows[rows["status"] == "active"]
         chosen[task] |= set(active["version"]) | set(
@@ -198,10 +200,11 @@ def build_manifest(
         )
         models = {}
         for row in rows[rows["version"].isin(chosen[task])].itertuples():
-            path = resolve_uri(str(row.uri))
             file_name = f"{task}-{row.version}.onnx"
-            files[file_name] = path
-            io = MODEL_IO[task]
+            try:
+                files[file_name] = store.read(str(row.uri), str(row.sha256))
+            except (FileNotFoundError, ValueError) as error:
+                raise type(error)(f"{file_name}: {error}; refusing to ship it") from None
             models[str(row.version)] = ModelEntry(
                 version=str(row.version),
                 file=file_name,
@@ -209,10 +212,10 @@ def build_manifest(
                 status=str(row.status),
                 rollout_pct=float(row.rollout_pct),
                 feature_schema_version=str(row.feature_schema_version),
-                input_name=io.input_name,
-                input_dim=len(ALIGNMENT_FEATURE_NAMES if task == ALIGN_CONF else FEATURE_NAMES),
-                output_name=io.output_name,
-                output_dim=io.output_dim,
+                input_name=spec.input_tensor,
+                input_dim=len(spec.input_names()),
+                output_name=spec.output_tensor,
+                output_dim=len(spec.outputs),
                 metrics=json.loads(row.metrics) if isinstance(row.metrics, str) else {},
                 created_at=pd.Timestamp(row.created_at).strftime("%Y-%m-%dT%H:%M:%SZ"),
             )
@@ -227,17 +230,37 @@ def build_manifest(
     return manifest, files
 
 
-def verify_store(files: Mapping[str, Path], manifest: Manifest) -> None:
-    """Check that each stored model file still has its registered sha256 before shipping it."""
-    expected = {
-        m.file: m.sha256 for entry in manifest.tasks.values() for m in entry.models.values()
+def register_candidates(
+    registry: pd.DataFrame,
+    exported: list[ExportedModel],
+    decisions: Mapping[str, Mapping[str, Any]],
+    now: datetime,
+) -> pd.DataFrame:
+    """Add each newly exported model as a candidate and promote those the evaluation chose.
+
+    A model whose weights are registered already (:func:`same_weights`) is not added again.
+
+    Returns:
+        The whole registry after the change.
+    """
+    for model in exported:
+        twin = same_weights(registry, model.task, model.version)
+        if twin is not None:
+            logger.info("%s: weights unchanged since %s; not registered again", model.task, twin)
+            continue
+        registry = pd.concat(
+            [registry, pd.DataFrame([candidate_row(model, now)])], ignore_index=True
+        )
+        if decisions[model.task]["promote"]:
+            registry = promote(registry, model.task, model.version, now)
+    return registry
+
+
+def bundle_summary(manifest: Manifest) -> dict[str, Any]:
+    """Per task its active version and shipped versions, and the shipped experiments."""
+    summary: dict[str, Any] = {
+        task: {"active_version": entry.active_version, "versions": sorted(entry.models)}
+        for task, entry in manifest.tasks.items()
     }
-    for name, path in files.items():
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{name}: the registered file {path} is missing from the model store"
-            )
-        if sha256_file(path) != expected[name]:
-            raise ValueError(
-                f"{name}: {path} no longer matches its registered sha256; refusing to ship it"
-            )
+    summary["experiments"] = sorted(manifest.experiments)
+    return summary

@@ -1,11 +1,11 @@
 """Online accuracy: served predictions (``model_metrics.prediction``) against ``labels``.
 
-Prediction JSON per task: ``master_reg`` the eight mastering parameters (CONTRACTS §5) →
-floats; ``preset_cls`` ``{"preset": name, "scores": {name: prob}}``; ``align_conf``
-``{"offset_ms": float, "confidence": float}``. Labels: the same parameters; ``{"preset": name}``;
-``{"offset_ms": float, "aligned_ok": bool}``. The metrics are the offline ones of
-:mod:`mixai_ml.evaluation.metrics`, so online and offline numbers compare directly. Rows whose
-JSON lacks a needed key are skipped.
+A prediction is read with :meth:`TaskSpec.decode_prediction
+<mixai_inference.tasks.TaskSpec.decode_prediction>` (a regression's values, the one-hot row
+of the predicted class, or the ``confidence``), a label with :meth:`TaskSpec.decode_label
+<mixai_inference.tasks.TaskSpec.decode_label>`. The metrics are the offline ones of
+:mod:`mixai_ml.evaluation.metrics`, so online and offline numbers compare directly. Pairs
+either side of which does not decode are skipped.
 """
 
 from __future__ import annotations
@@ -13,75 +13,49 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
+from typing import Any, Final
 
 import numpy as np
 
-from mixai_inference.tasks import ALIGN_CONF, MASTER_PARAM_NAMES, MASTER_REG, PRESET_CLS, PRESETS
+from mixai_inference.tasks import TaskSpec, task_names, task_spec
 from mixai_ml.evaluation.metrics import macro_f1, probability_metrics, regression_metrics
 
-ACCURACY_METRICS: dict[str, tuple[str, ...]] = {
-    MASTER_REG: ("mae", "rmse", "r2", "mae_norm"),
-    PRESET_CLS: ("macro_f1",),
-    ALIGN_CONF: ("roc_auc", "brier", "ece"),
+METRICS_OF_KIND: Final = {
+    "regression": ("mae", "rmse", "r2", "mae_norm"),
+    "classification": ("macro_f1",),
+    "probability": ("roc_auc", "brier", "ece"),
 }
-"""Online accuracy metrics per task (``mae``/``rmse``/``r2`` average the eight parameters)."""
+"""Online accuracy metrics by task kind (``mae``/``rmse``/``r2`` average the outputs)."""
+
+ALL_METRICS: Final = tuple(dict.fromkeys(m for names in METRICS_OF_KIND.values() for m in names))
 
 
-def _pairs(predictions: Iterable[str], labels: Iterable[str]) -> list[tuple[dict, dict]]:
-    pairs = []
+def accuracy_metrics() -> dict[str, tuple[str, ...]]:
+    """Task → its online accuracy metrics, for every registered task."""
+    return {task: METRICS_OF_KIND[task_spec(task).kind] for task in task_names()}
+
+
+def _decoded(value: Any) -> Any:
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _pairs(
+    spec: TaskSpec, predictions: Iterable[str], labels: Iterable[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The decoded (prediction, target) rows of the pairs that decode."""
+    rows = []
     for prediction, label in zip(predictions, labels, strict=True):
-        try:
-            pairs.append((json.loads(prediction), json.loads(label)))
-        except (TypeError, ValueError):
-            continue
-    return pairs
-
-
-def _regression(pairs: list[tuple[dict, dict]]) -> tuple[int, dict[str, float]]:
-    rows = [
-        ([p[k] for k in MASTER_PARAM_NAMES], [t[k] for k in MASTER_PARAM_NAMES])
-        for p, t in pairs
-        if all(k in p and k in t for k in MASTER_PARAM_NAMES)
-    ]
-    if len(rows) < 2:
-        return len(rows), dict.fromkeys(ACCURACY_METRICS[MASTER_REG], math.nan)
-    predicted, truth = (np.array(side, dtype=float) for side in zip(*rows, strict=True))
-    result = regression_metrics(truth, predicted)
-    per_parameter = result["per_parameter"].values()
-    return len(rows), {
-        **{m: float(np.mean([v[m] for v in per_parameter])) for m in ("mae", "rmse", "r2")},
-        "mae_norm": float(result["mae_norm"]),
-    }
-
-
-def _classification(pairs: list[tuple[dict, dict]]) -> tuple[int, dict[str, float]]:
-    index = {name: i for i, name in enumerate(PRESETS)}
-    rows = [
-        (index[p["preset"]], index[t["preset"]])
-        for p, t in pairs
-        if p.get("preset") in index and t.get("preset") in index
-    ]
+        predicted = spec.decode_prediction(_decoded(prediction))
+        target = spec.decode_label(_decoded(label))
+        if predicted is not None and target is not None:
+            rows.append((predicted, target))
     if not rows:
-        return 0, {"macro_f1": math.nan}
-    predicted, truth = (np.array(side) for side in zip(*rows, strict=True))
-    return len(rows), {"macro_f1": macro_f1(truth, np.eye(len(PRESETS))[predicted])}
-
-
-def _probability(pairs: list[tuple[dict, dict]]) -> tuple[int, dict[str, float]]:
-    rows = [
-        (float(p["confidence"]), float(bool(t["aligned_ok"])))
-        for p, t in pairs
-        if "confidence" in p and "aligned_ok" in t
-    ]
-    names = ACCURACY_METRICS[ALIGN_CONF]
-    if not rows:
-        return 0, dict.fromkeys(names, math.nan)
-    probabilities, outcomes = (np.array(side) for side in zip(*rows, strict=True))
-    result = probability_metrics(outcomes, probabilities)
-    return len(rows), {name: float(result[name]) for name in names}
-
-
-_BY_TASK = {MASTER_REG: _regression, PRESET_CLS: _classification, ALIGN_CONF: _probability}
+        return np.empty((0, len(spec.outputs))), np.empty((0, len(spec.targets)))
+    predicted_rows, target_rows = zip(*rows, strict=True)
+    return np.array(predicted_rows, dtype=float), np.array(target_rows, dtype=float)
 
 
 def online_accuracy(
@@ -90,14 +64,31 @@ def online_accuracy(
     """Accuracy of one task's served predictions.
 
     Args:
-        task: ``master_reg``, ``preset_cls`` or ``align_conf``.
+        task: A registered task; others give ``(0, {})``.
         predictions, labels: JSON texts, paired.
 
     Returns:
-        ``(n, metrics)``: the number of usable pairs and :data:`ACCURACY_METRICS` of the task
-        (NaN where undefined: R² of fewer than 2 jobs, ROC-AUC of a single class, ...). Other
-        tasks give ``(0, {})``.
+        ``(n, metrics)``: the number of usable pairs and the task's :data:`METRICS_OF_KIND`
+        (NaN where undefined: R² of fewer than 2 jobs, ROC-AUC of a single class, ...).
     """
-    if task not in _BY_TASK:
+    if task not in task_names():
         return 0, {}
-    return _BY_TASK[task](_pairs(predictions, labels))
+    spec = task_spec(task)
+    names = METRICS_OF_KIND[spec.kind]
+    predicted, truth = _pairs(spec, predictions, labels)
+    n = len(predicted)
+    if spec.kind == "regression":
+        if n < 2:
+            return n, dict.fromkeys(names, math.nan)
+        result = regression_metrics(truth, predicted, spec.ranges)
+        per_output = result["per_parameter"].values()
+        return n, {
+            **{m: float(np.mean([v[m] for v in per_output])) for m in ("mae", "rmse", "r2")},
+            "mae_norm": float(result["mae_norm"]),
+        }
+    if n == 0:
+        return 0, dict.fromkeys(names, math.nan)
+    if spec.kind == "classification":
+        return n, {"macro_f1": macro_f1(truth[:, 0].astype(int), predicted)}
+    result = probability_metrics(truth[:, 0], predicted[:, 0])
+    return n, {name: float(result[name]) for name in names}

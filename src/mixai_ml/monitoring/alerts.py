@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from mixai_ml.monitoring.accuracy import ACCURACY_METRICS
+from mixai_ml.monitoring.accuracy import ALL_METRICS
 from mixai_ml.monitoring.windows import MonitoringSettings
 
 ALERT_COLUMNS = (
@@ -19,7 +19,7 @@ ALERT_COLUMNS = (
     "limit",
     "observations",
 )
-_ACCURACY = {metric for names in ACCURACY_METRICS.values() for metric in names}
+_ACCURACY = set(ALL_METRICS)
 
 
 def threshold_alerts(summary: pd.DataFrame, settings: MonitoringSettings) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 
 from mixai_ml.ab.formatting import number as _num
-from mixai_ml.monitoring.accuracy import ACCURACY_METRICS
+from mixai_ml.monitoring.accuracy import accuracy_metrics
 from mixai_ml.monitoring.windows import MonitoringSettings
 
 TIMESERIES_PLOT = "monitoring_timeseries.png"
@@ -131,7 +131,7 @@ def markdown_report(
             f"| {100 * r.fallback_rate:.2f} % |"
         )
     lines += ["", "## Online accuracy (labelled predictions)", ""]
-    for task, names in ACCURACY_METRICS.items():
+    for task, names in accuracy_metrics().items():
         rows = summary[(summary["task"] == task) & (summary["labelled"] > 0)]
         lines += [f"### {task}", ""]
         if rows.empty:

@@ -10,7 +10,7 @@ of the window (few rows: one per labelled job).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -18,10 +18,9 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from mixai_ml.monitoring import queries
-from mixai_ml.monitoring.accuracy import ACCURACY_METRICS, online_accuracy
+from mixai_ml.monitoring.accuracy import ALL_METRICS, online_accuracy
 
 QUANTILES = {"latency_p50_ms": 0.50, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
-ACCURACY_COLUMNS = tuple(dict.fromkeys(m for names in ACCURACY_METRICS.values() for m in names))
 SUMMARY_COLUMNS = (
     "window",
     "window_start",
@@ -34,7 +33,7 @@ SUMMARY_COLUMNS = (
     "error_rate",
     "fallback_rate",
     "labelled",
-    *ACCURACY_COLUMNS,
+    *ALL_METRICS,
 )
 SERIES_COLUMNS = (
     "period",
@@ -58,34 +57,33 @@ class Rule:
 
 @dataclass(frozen=True)
 class MonitoringSettings:
-    """The ``monitoring`` parameters, validated."""
+    """The ``monitoring`` parameters (``parameters_monitoring.yml``), validated."""
 
-    reference_time: pd.Timestamp | None = None
-    windows: Mapping[str, pd.Timedelta] = field(default_factory=dict)
-    latency_resolution_ms: float = 1.0
-    series_period: queries.Period = "day"
-    min_requests: int = 20
-    min_labelled: int = 20
-    rules: Mapping[str, tuple[Rule, ...]] = field(default_factory=dict)
+    reference_time: pd.Timestamp | None
+    windows: Mapping[str, pd.Timedelta]
+    latency_resolution_ms: float
+    series_period: queries.Period
+    min_requests: int
+    min_labelled: int
+    rules: Mapping[str, tuple[Rule, ...]]
     """Task (or ``all_tasks``) → its threshold rules."""
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> MonitoringSettings:
         """Settings from the ``monitoring`` parameters; a bad value raises, naming its key."""
-        reference = params.get("reference_time")
+        reference = params["reference_time"]
         windows = {
-            str(name): pd.Timedelta(str(length))
-            for name, length in (params.get("windows") or {}).items()
+            str(name): pd.Timedelta(str(length)) for name, length in params["windows"].items()
         }
         if not windows or any(length <= pd.Timedelta(0) for length in windows.values()):
             raise ValueError(f"monitoring.windows must be positive durations, got {windows}")
-        resolution = float(params.get("latency_resolution_ms", 1.0))
+        resolution = float(params["latency_resolution_ms"])
         if not resolution > 0:
             raise ValueError(f"monitoring.latency_resolution_ms must be > 0, got {resolution}")
-        period = params.get("series_period", "day")
+        period = params["series_period"]
         if period not in ("day", "hour"):
             raise ValueError(f"monitoring.series_period must be day or hour, got {period!r}")
-        thresholds = dict(params.get("thresholds") or {})
+        thresholds = params["thresholds"]
         rules: dict[str, tuple[Rule, ...]] = {}
         for scope, metrics in thresholds.get("rules", {}).items():
             scoped = []
@@ -103,8 +101,8 @@ class MonitoringSettings:
             windows=windows,
             latency_resolution_ms=resolution,
             series_period=cast(queries.Period, period),
-            min_requests=int(thresholds.get("min_requests", 20)),
-            min_labelled=int(thresholds.get("min_labelled", 20)),
+            min_requests=int(thresholds["min_requests"]),
+            min_labelled=int(thresholds["min_labelled"]),
             rules=rules,
         )
 
@@ -155,7 +153,7 @@ def _accuracy(pairs: pd.DataFrame) -> pd.DataFrame:
     for (task, version), group in pairs.groupby(["task", "model_version"], sort=True):
         labelled, metrics = online_accuracy(str(task), group["prediction"], group["label"])
         rows.append({"task": task, "model_version": version, "labelled": labelled, **metrics})
-    return pd.DataFrame(rows, columns=["task", "model_version", "labelled", *ACCURACY_COLUMNS])
+    return pd.DataFrame(rows, columns=["task", "model_version", "labelled", *ALL_METRICS])
 
 
 def reference_time(engine: Engine, settings: MonitoringSettings) -> pd.Timestamp | None:

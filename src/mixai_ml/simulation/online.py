@@ -45,12 +45,14 @@ from mixai_inference.tasks import (
     ALIGN_CONF,
     MASTER_PARAM_NAMES,
     MASTER_PARAM_RANGES,
+    MASTER_REG,
+    PRESET_CLS,
     PRESETS,
-    TASKS,
+    task_spec,
 )
 from mixai_ml.dsp.mastering import clip_to_ranges
+from mixai_ml.simulation.config import EXPERIMENTS, ONLINE, compact_json, stream
 from mixai_ml.simulation.styles import STYLES
-from mixai_ml.simulation.world import EXPERIMENTS, ONLINE, compact_json, stream
 
 MODEL_VERSIONS: Final = ("1.0.0", "1.1.0")
 AB_METRICS: Final = ("accepted", "param_mae", "latency_ms", "error")
@@ -68,12 +70,9 @@ _SPAN: Final = np.array([high - low for low, high in MASTER_PARAM_RANGES.values(
 
 
 def _master_prediction(
-    label: np.ndarray,
-    source: str,
-    version: str,
-    quality: Mapping[str, Any],
-    rng: np.random.Generator,
+    fact: pd.Series, source: str, version: str, quality: Mapping[str, Any], rng: np.random.Generator
 ) -> str:
+    label = fact[[f"label_{name}" for name in MASTER_PARAM_NAMES]].to_numpy(dtype=np.float64)
     if source == "rules":  # style-agnostic: half-way to the natural preset, and noisier
         centre = 0.5 * label + 0.5 * STYLES["natural"].preset_vector()
         sd = quality["master_reg_error"]["rules"]
@@ -86,8 +85,9 @@ def _master_prediction(
 
 
 def _preset_prediction(
-    label: str, source: str, version: str, quality: Mapping[str, Any], rng: np.random.Generator
+    fact: pd.Series, source: str, version: str, quality: Mapping[str, Any], rng: np.random.Generator
 ) -> str:
+    label = str(fact["preset_label"])
     accuracy = quality["preset_accuracy"]["rules" if source == "rules" else version]
     logits = rng.normal(0.0, 1.0, len(PRESETS))
     chosen = PRESETS.index(label) if rng.random() < accuracy else int(rng.integers(len(PRESETS)))
@@ -103,13 +103,9 @@ def _preset_prediction(
 
 
 def _align_prediction(
-    estimate: float,
-    aligned_ok: bool,
-    source: str,
-    version: str,
-    quality: Mapping[str, Any],
-    rng: np.random.Generator,
+    fact: pd.Series, source: str, version: str, quality: Mapping[str, Any], rng: np.random.Generator
 ) -> str:
+    estimate, aligned_ok = float(fact["aligner_offset_ms"]), bool(fact["aligned_ok"])
     sharpness = quality["align_separation"]["rules" if source == "rules" else version]
     logit = sharpness * (1.0 if aligned_ok else -1.0) + rng.normal(0.0, 1.0)
     return compact_json(
@@ -153,22 +149,12 @@ class _Schedule:
         return version == MODEL_VERSIONS[1] and self.incident_start <= at < self.incident_end
 
 
-def _prediction(
-    task: str,
-    fact: pd.Series,
-    source: str,
-    version: str,
-    quality: Mapping[str, Any],
-    rng: np.random.Generator,
-) -> str:
-    if task == "master_reg":
-        label = fact[[f"label_{name}" for name in MASTER_PARAM_NAMES]].to_numpy(dtype=np.float64)
-        return _master_prediction(label, source, version, quality, rng)
-    if task == "preset_cls":
-        return _preset_prediction(str(fact["preset_label"]), source, version, quality, rng)
-    return _align_prediction(
-        float(fact["aligner_offset_ms"]), bool(fact["aligned_ok"]), source, version, quality, rng
-    )
+_PREDICTIONS: Final = {
+    MASTER_REG: _master_prediction,
+    PRESET_CLS: _preset_prediction,
+    ALIGN_CONF: _align_prediction,
+}
+"""The tasks the world's service answers, and how each answer is simulated from the truth."""
 
 
 def model_metrics(
@@ -194,7 +180,7 @@ def model_metrics(
     facts = truth.set_index("job_id")
     recent = jobs[jobs["created_at"] >= world_end - pd.Timedelta(days=float(online["days"]))]
     rows = []
-    for job, task in itertools.product(recent.sort_values("job_id").itertuples(), TASKS):
+    for job, task in itertools.product(recent.sort_values("job_id").itertuples(), _PREDICTIONS):
         fact = facts.loc[job.job_id]
         reruns = int(rng.poisson(float(online["requests_per_job"]) - 1.0))
         # the first request within minutes of the upload, re-runs within two days
@@ -209,7 +195,7 @@ def model_metrics(
             error: str | None = None
             source = "ml"
             latency = float(rng.lognormal(math.log(float(latency_ms[task])), 0.3))
-            if fact["defect"] == "corrupt_mix" and task != ALIGN_CONF:
+            if fact["defect"] == "corrupt_mix" and task_spec(task).source == "mix":
                 source, error, latency = "rules", _CORRUPT_ERROR, float(rng.uniform(2.0, 8.0))
             elif rng.random() < error_rate:
                 source = "rules"
@@ -230,7 +216,7 @@ def model_metrics(
                     "job_id": job.job_id,
                     "prediction": None
                     if error == _CORRUPT_ERROR
-                    else _prediction(task, fact, source, version, quality, rng),
+                    else _PREDICTIONS[task](fact, source, version, quality, rng),
                 }
             )
     return (

@@ -1,4 +1,4 @@
-"""The six presets of CONTRACTS §5 as musical styles that differ audibly.
+"""The six presets of ``preset_cls`` (docs/data_contracts.md §3) as styles that differ audibly.
 
 A style fixes what a listener hears: tempo range, rhythmic density (16-step drum,
 bass and chord patterns), instrumentation and brightness, dynamics, stereo width,
@@ -35,7 +35,7 @@ class Style:
     """How one preset's music sounds, and the preset's mastering parameters.
 
     Attributes:
-        name: the preset (CONTRACTS §5).
+        name: the preset (docs/data_contracts.md §3).
         tempo_bpm: (low, high) tempo range.
         swing: delay of off-beat 16ths, as a fraction of a 16th.
         kit: drum sounds: ``acoustic``, ``electronic``, ``brush`` or ``shaker``.
@@ -288,4 +288,4 @@ STYLES: Final[Mapping[str, Style]] = MappingProxyType(
         )
     }
 )
-"""The six styles, keyed and ordered as CONTRACTS §5 lists the presets."""
+"""The six styles, keyed and ordered as ``PRESETS`` lists the presets."""

@@ -15,27 +15,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Final
 
 import numpy as np
 from scipy.signal import butter, lfilter, sosfilt
 
 from mixai_ml.dsp.mastering import db_to_gain, peak
+from mixai_ml.simulation.drums import bandpass, drum_sound, place_hits
+from mixai_ml.simulation.oscillators import (
+    Notes,
+    Segments,
+    add_panned,
+    adsr,
+    band_limited_table,
+    lookup,
+    midi_to_hz,
+    oscillate,
+    wavetable,
+)
 from mixai_ml.simulation.styles import NEIGHBOURS, STYLES, Style, pattern
 
-WAVETABLE_SIZE: Final = 2048
 STEPS_PER_BAR: Final = 16
 
-_HARMONIC_ROLLOFF: Final = {
-    # wave -> (exponent of 1/k, odd harmonics only, most harmonics)
-    "sine": (0.0, False, 1),
-    "soft": (2.0, False, 8),
-    "square": (1.0, True, 64),
-    "saw": (1.0, False, 64),
-    "pluck": (1.5, False, 48),
-    "glottal": (1.25, False, 96),
-}
 _CHORD_SOUNDS: Final = {
     # sound -> (wave, attack s, decay s, sustain, release s, voices, detune cents)
     "piano": ("pluck", 0.004, 0.6, 0.2, 0.25, 4, 0.0),
@@ -133,16 +134,6 @@ class Song:
     phrase_bounds_s: np.ndarray
 
 
-@dataclass(frozen=True)
-class Notes:
-    """Note events of one line: onset and duration (s), MIDI pitch ``(notes, voices)``, gain."""
-
-    onset_s: np.ndarray
-    duration_s: np.ndarray
-    pitch: np.ndarray
-    velocity: np.ndarray
-
-
 def draw_song_spec(
     style: Style,
     duration_s: float,
@@ -179,130 +170,6 @@ def draw_song_spec(
         intro_s=float(rng.uniform(0.2, 1.2)),
         vowels=(str(vowels[0]), str(vowels[1])),
     )
-
-
-# --- oscillators and envelopes -------------------------------------------------------------------
-
-
-@lru_cache(maxsize=64)
-def wavetable(wave: str, harmonics: int) -> np.ndarray:
-    """One cycle ``(WAVETABLE_SIZE,)`` float32 of ``wave`` with at most ``harmonics`` partials.
-
-    Amplitudes fall as ``1 / k**exponent`` (see ``_HARMONIC_ROLLOFF``); peak normalised to 1.
-    """
-    exponent, odd_only, most = _HARMONIC_ROLLOFF[wave]
-    k = np.arange(1, max(min(harmonics, most), 1) + 1)
-    amplitudes = np.where(odd_only & (k % 2 == 0), 0.0, 1.0 / k**exponent)
-    phase = 2.0 * np.pi * np.arange(WAVETABLE_SIZE) / WAVETABLE_SIZE
-    cycle = (amplitudes[:, None] * np.sin(k[:, None] * phase)).sum(axis=0)
-    return (cycle / np.abs(cycle).max()).astype(np.float32)
-
-
-def band_limited_table(wave: str, max_hz: float, sr: int) -> np.ndarray:
-    """:func:`wavetable` with as many partials as fit below 0.45 ``sr`` at ``max_hz``.
-
-    The count is rounded down to a power of two (few distinct tables, all cached).
-    """
-    fitting = max(int(0.45 * sr // max(max_hz, 1.0)), 1)
-    return wavetable(wave, 1 << (fitting.bit_length() - 1))
-
-
-def lookup(table: np.ndarray, cycles: np.ndarray) -> np.ndarray:
-    """``table`` (one period) read at phase ``cycles`` (in periods, any real values)."""
-    index = (cycles * WAVETABLE_SIZE).astype(np.int64).astype(np.int32)
-    index &= WAVETABLE_SIZE - 1
-    return table[index]
-
-
-def oscillate(freq_hz: np.ndarray, sr: int, table: np.ndarray) -> np.ndarray:
-    """Wavetable oscillator: ``(samples,)`` float32 at instantaneous frequency ``freq_hz``.
-
-    The phase is the running sum of ``freq_hz / sr`` (float64, so long notes stay in tune).
-    """
-    return lookup(table, np.cumsum(freq_hz, dtype=np.float64) / sr)
-
-
-def midi_to_hz(pitch: np.ndarray) -> np.ndarray:
-    """Equal-tempered frequency, Hz, of MIDI pitches (A4 = 69 = 440 Hz)."""
-    return np.asarray(
-        440.0 * np.exp((np.asarray(pitch, dtype=np.float64) - 69.0) * (math.log(2.0) / 12.0))
-    )
-
-
-@dataclass(frozen=True)
-class Segments:
-    """Which note of a monophonic line sounds at each sample: each lasts until the next onset.
-
-    Attributes:
-        first: sample of the first onset (silence before it).
-        counts: ``(notes,)`` samples during which each note is the latest one.
-        since_s: ``(samples - first,)`` float32 time since the sounding note's onset, s.
-    """
-
-    first: int
-    counts: np.ndarray
-    since_s: np.ndarray
-
-    @classmethod
-    def of(cls, onset_s: np.ndarray, samples: int, sr: float) -> Segments:
-        """Segments of sorted ``onset_s`` over ``samples`` samples at ``sr`` Hz."""
-        starts = np.clip(np.ceil(np.asarray(onset_s) * sr), 0, samples).astype(np.int64)
-        counts = np.diff(np.append(starts, samples))
-        since = np.arange(starts[0], samples, dtype=np.float32)  # exact below 2**24 samples
-        since -= np.repeat(starts.astype(np.float32), counts)
-        since *= np.float32(1.0 / sr)
-        return cls(int(starts[0]), counts, since)
-
-    def hold(self, values: np.ndarray) -> np.ndarray:
-        """Per-note ``values`` ``(notes,)`` held over the samples from :attr:`first`."""
-        return np.repeat(values, self.counts)
-
-    def pad(self, active: np.ndarray, before: float = 0.0) -> np.ndarray:
-        """A full-length signal: ``before`` until the first onset, then ``active``."""
-        return np.concatenate([np.full(self.first, before, dtype=active.dtype), active])
-
-
-def adsr(
-    notes: Notes,
-    segments: Segments,
-    attack_s: float,
-    decay_s: float,
-    sustain: float,
-    release_s: float,
-) -> np.ndarray:
-    """Envelope (velocity included) of a monophonic line from :attr:`Segments.first` on.
-
-    Each note attacks linearly, decays exponentially towards ``sustain`` and, after its
-    duration, releases exponentially until the next onset cuts it. float32.
-    """
-    since = segments.since_s
-    envelope = np.exp(since * np.float32(-1.0 / decay_s))
-    envelope *= np.float32(1.0 - sustain)
-    envelope += np.float32(sustain)
-    envelope *= np.minimum(since * np.float32(1.0 / attack_s), np.float32(1.0))
-    over = since - segments.hold(notes.duration_s.astype(np.float32))
-    np.maximum(over, np.float32(0.0), out=over)
-    over *= np.float32(-1.0 / release_s)
-    envelope *= np.exp(over)
-    envelope *= segments.hold(notes.velocity.astype(np.float32))
-    return envelope
-
-
-def pan_gains(position: float) -> tuple[float, float]:
-    """Constant-power pan law: left and right gains for ``position`` in [-1, 1]."""
-    angle = (position + 1.0) * math.pi / 4.0
-    return math.cos(angle), math.sin(angle)
-
-
-def _add_panned(
-    bus: np.ndarray, signal: np.ndarray, position: float, gain_db: float, start: int = 0
-) -> None:
-    """Add mono ``signal`` to stereo ``bus`` from sample ``start`` on, panned and scaled."""
-    left, right = pan_gains(position)
-    gain = 10.0 ** (gain_db / 20.0)
-    stop = min(bus.shape[-1], start + signal.size)
-    bus[0, start:stop] += (gain * left) * signal[: stop - start]
-    bus[1, start:stop] += (gain * right) * signal[: stop - start]
 
 
 # --- the arrangement ----------------------------------------------------------------------------
@@ -393,75 +260,6 @@ def _drive(signal: np.ndarray, amount: float) -> np.ndarray:
 
 
 # --- drums --------------------------------------------------------------------------------------
-
-
-def _decay(length_s: float, tau_s: float, sr: int) -> np.ndarray:
-    return np.exp(-np.arange(int(length_s * sr)) / (tau_s * sr))
-
-
-@lru_cache(maxsize=64)
-def _bandpass(band: tuple[float, float], sr: int) -> np.ndarray:
-    """Second-order Butterworth band-pass sections of ``band`` (Hz), capped below Nyquist."""
-    return np.asarray(
-        butter(2, [band[0], min(band[1], 0.45 * sr)], btype="bandpass", fs=sr, output="sos")
-    )
-
-
-def drum_sound(kind: str, kit: str, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """One hit ``(samples,)`` float64 of ``kind`` (kick, snare, hat or crash) from ``kit``."""
-    tone = float(rng.uniform(0.9, 1.1))
-    if kind == "kick":
-        start, end, tau, click = {
-            "acoustic": (110.0, 50.0, 0.18, 0.3),
-            "electronic": (150.0, 45.0, 0.33, 0.15),
-            "brush": (90.0, 55.0, 0.12, 0.05),
-            "shaker": (90.0, 55.0, 0.12, 0.05),
-        }[kit]
-        body = _decay(0.45, tau, sr)
-        sweep = tone * (end + (start - end) * _decay(0.45, 0.04, sr))
-        hit = np.sin(2.0 * np.pi * np.cumsum(sweep) / sr) * body
-        hit[: int(0.004 * sr)] += click * rng.standard_normal(int(0.004 * sr))
-        return np.asarray(hit)
-    noise_length, tau, band = {
-        ("snare", "acoustic"): (0.25, 0.09, (900.0, 7000.0)),
-        ("snare", "electronic"): (0.3, 0.07, (700.0, 5000.0)),
-        ("snare", "brush"): (0.35, 0.12, (2000.0, 9000.0)),
-        ("snare", "shaker"): (0.35, 0.12, (2000.0, 9000.0)),
-        ("hat", "acoustic"): (0.12, 0.035, (6000.0, 16000.0)),
-        ("hat", "electronic"): (0.1, 0.03, (7000.0, 18000.0)),
-        ("hat", "brush"): (0.2, 0.06, (4000.0, 12000.0)),
-        ("hat", "shaker"): (0.12, 0.04, (3500.0, 11000.0)),
-        ("crash", "acoustic"): (1.0, 0.3, (3000.0, 14000.0)),
-        ("crash", "electronic"): (0.8, 0.25, (4000.0, 16000.0)),
-        ("crash", "brush"): (1.2, 0.4, (2500.0, 10000.0)),
-        ("crash", "shaker"): (0.8, 0.3, (3000.0, 12000.0)),
-    }[(kind, kit)]
-    sos = _bandpass(band, sr)
-    envelope = _decay(noise_length, tau, sr)
-    if kit in ("brush", "shaker"):  # swept rather than struck: a soft attack
-        envelope *= np.minimum(np.arange(envelope.size) / (0.012 * sr), 1.0)
-    hit = sosfilt(sos, rng.standard_normal(envelope.size)) * envelope
-    if kind == "snare" and kit in ("acoustic", "electronic"):
-        hit += (
-            0.5
-            * np.sin(2.0 * np.pi * 185.0 * tone * np.arange(envelope.size) / sr)
-            * _decay(noise_length, 0.05, sr)
-        )
-    return np.asarray(hit / np.abs(hit).max())
-
-
-def place_hits(
-    samples: int, sound: np.ndarray, onsets: np.ndarray, gains: np.ndarray
-) -> np.ndarray:
-    """Sum copies of ``sound`` starting at ``onsets`` (sample indices) with ``gains``; float32."""
-    out = np.zeros(samples, dtype=np.float32)
-    for onset, gain in zip(onsets, gains, strict=True):
-        if 0 <= onset < samples:
-            end = min(onset + sound.size, samples)
-            out[onset:end] += gain * sound[: end - onset]
-    return out
-
-
 def _render_drums(
     spec: SongSpec, style: Style, grid: _Grid, samples: int, sr: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -499,7 +297,7 @@ def _render_drums(
         gains = accents * _velocities(hits.size, style.velocity_spread_db, rng)
         onsets = np.round(grid.step_times[hits] * sr).astype(np.int64)
         sound = drum_sound(kind, kit.kit, sr, rng)
-        _add_panned(drums, place_hits(samples, sound, onsets, gains), position, level_db)
+        add_panned(drums, place_hits(samples, sound, onsets, gains), position, level_db)
     return drums
 
 
@@ -524,7 +322,7 @@ def _render_music(
         first, (bass,) = _render_pitched(
             notes, samples, sr, style.bass_wave, _BASS_ENVELOPES[style.bass_wave]
         )
-        _add_panned(music, _drive(bass, 0.5 * style.drive), 0.0, style.bass_db, first)
+        add_panned(music, _drive(bass, 0.5 * style.drive), 0.0, style.bass_db, first)
 
     band = STYLES[spec.chords_style]
     wave, attack, decay, sustain, release, voices, detune = _CHORD_SOUNDS[band.chord_sound]
@@ -542,7 +340,7 @@ def _render_music(
         positions = np.linspace(-style.spread, style.spread, len(parts))
         for number, (part, position) in enumerate(zip(parts, positions, strict=True)):
             start = first + number * strum
-            _add_panned(music, _drive(part, style.drive), position, band.chords_db - 5.0, start)
+            add_panned(music, _drive(part, style.drive), position, band.chords_db - 5.0, start)
 
     if spec.lead:
         lead_steps = grid.hits("x.o.-.x.o.-.x.-.", rng, loop=False)
@@ -554,7 +352,7 @@ def _render_music(
             first, (lead,) = _render_pitched(
                 notes, samples, sr, style.lead_wave, (0.01, 0.25, 0.5, 0.1)
             )
-            _add_panned(music, lead, 0.3 * style.spread, style.chords_db - 8.0, first)
+            add_panned(music, lead, 0.3 * style.spread, style.chords_db - 8.0, first)
 
     if style.pump_db > 0.0:  # side-chain ducking on every beat
         beats = Segments.of(np.arange(0.0, spec.duration_s, grid.beat_s), samples, sr)
@@ -657,7 +455,7 @@ def _render_vocal(
     second = sosfilt(_formant_bank(spec.vowels[1], sr), voiced[start:stop])
     vocal[start:stop] = blend[start:stop] * (first - second) + second
     # consonants: short noise bursts 30-100 ms before some notes
-    burst = sosfilt(_bandpass((2500.0, 9000.0), sr), rng.standard_normal(int(0.03 * sr)))
+    burst = sosfilt(bandpass((2500.0, 9000.0), sr), rng.standard_normal(int(0.03 * sr)))
     burst *= np.hanning(burst.size)
     consonant = rng.random(notes.onset_s.size) < 0.6
     lead_s = rng.uniform(0.03, 0.1, int(consonant.sum()))  # consonants precede the vowel

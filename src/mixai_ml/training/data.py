@@ -1,4 +1,4 @@
-"""Model inputs of the three tasks: governance, labels, user-level splits.
+"""Model inputs of a task: governance, labels, user-level splits.
 
 Everything here is plain pandas/numpy so that it can be tested without Kedro.
 """
@@ -8,85 +8,47 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mixai_inference import ALIGNMENT_FEATURE_NAMES, FEATURE_NAMES, FEATURE_SCHEMA_VERSION
+from mixai_inference import FEATURE_SCHEMA_VERSION
 from mixai_inference.routing import hash_unit
-from mixai_inference.tasks import ALIGN_CONF, MASTER_PARAM_RANGES, MASTER_REG, PRESET_CLS, PRESETS
+from mixai_inference.tasks import TaskSpec, task_spec
 from mixai_ml.governance import eligible_jobs
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """What a task learns from and what it predicts."""
-
-    name: str
-    input_names: tuple[str, ...]
-    target_names: tuple[str, ...]
-
-
-TASK_SPECS: Mapping[str, TaskSpec] = {
-    MASTER_REG: TaskSpec(MASTER_REG, FEATURE_NAMES, tuple(MASTER_PARAM_RANGES)),
-    PRESET_CLS: TaskSpec(PRESET_CLS, FEATURE_NAMES, ("preset",)),
-    ALIGN_CONF: TaskSpec(ALIGN_CONF, ALIGNMENT_FEATURE_NAMES, ("aligned_ok",)),
-}
-
-
-def task_spec(task: str) -> TaskSpec:
-    """The :class:`TaskSpec` of ``task``, with a clear error for unknown names."""
-    try:
-        return TASK_SPECS[task]
-    except KeyError:
-        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_SPECS)}") from None
-
-
-def _decode_one(task: str, raw: str) -> dict[str, float] | None:
+def _decode_one(spec: TaskSpec, raw: str) -> dict[str, float] | None:
     try:
         label = json.loads(raw)
     except (TypeError, json.JSONDecodeError):
         return None
-    if not isinstance(label, dict):
-        return None
-    if task == MASTER_REG:
-        values = {}
-        for name, (low, high) in MASTER_PARAM_RANGES.items():
-            value = label.get(name)
-            if not isinstance(value, int | float) or not low <= value <= high:
-                return None
-            values[name] = float(value)
-        return values
-    if task == PRESET_CLS:
-        preset = label.get("preset")
-        return {"preset": float(PRESETS.index(preset))} if preset in PRESETS else None
-    ok = label.get("aligned_ok")
-    return {"aligned_ok": float(ok)} if isinstance(ok, bool) else None
+    values = spec.decode_label(label)
+    return None if values is None else dict(zip(spec.targets, values, strict=True))
 
 
 def decode_labels(labels: pd.DataFrame, task: str) -> tuple[pd.DataFrame, int]:
     """Parse the ``labels`` rows of ``task`` into numeric target columns.
 
-    ``preset`` becomes its index in :data:`PRESETS`, ``aligned_ok`` 0/1; labels
-    that do not follow CONTRACTS §5 (bad JSON, missing keys, out-of-range values)
-    are dropped.
+    Targets come from :meth:`TaskSpec.decode_label
+    <mixai_inference.tasks.TaskSpec.decode_label>` (a class becomes its index, a boolean
+    0/1); labels that break docs/data_contracts.md §3 (bad JSON, missing keys,
+    out-of-range values) are dropped.
 
     Returns:
         ``job_id`` plus the task's target columns, and the number of rows dropped.
     """
+    spec = task_spec(task)
     rows = labels[labels["task"] == task]
-    decoded = [_decode_one(task, raw) for raw in rows["label"]]
+    decoded = [_decode_one(spec, raw) for raw in rows["label"]]
     valid = [value is not None for value in decoded]
     targets = pd.DataFrame([value for value in decoded if value is not None])
     targets.insert(0, "job_id", rows["job_id"].astype(str).to_numpy()[valid])
     if targets.shape[1] == 1:  # no valid rows: keep the columns
-        targets = pd.DataFrame(columns=["job_id", *task_spec(task).target_names])
+        targets = pd.DataFrame(columns=["job_id", *spec.targets])
     return targets, len(rows) - int(sum(valid))
 
 
@@ -133,9 +95,9 @@ def build_model_input(
     """Join features, labels and jobs, keep what users allow, split by user.
 
     Args:
-        task: one of the three tasks.
+        task: a registered task.
         features_store, labels, jobs, consent, exclusions: the tables of the
-            same names (CONTRACTS §4).
+            same names (docs/data_contracts.md §2).
         split: ``test_fraction``, ``validation_fraction`` and ``salt``.
 
     Returns:
@@ -151,23 +113,27 @@ def build_model_input(
     counts = {**eligibility.counts, "labelled": eligibility.counts["labelled"] + invalid}
     counts["invalid_label"] = invalid
     current = features_store[features_store["schema_version"] == FEATURE_SCHEMA_VERSION]
-    current = current.dropna(subset=list(spec.input_names))
+    input_names = spec.input_names()
+    current = current.dropna(subset=list(input_names))
     frame = eligibility.eligible.merge(
-        current[["job_id", *spec.input_names]].astype({"job_id": str}), on="job_id", how="inner"
+        current[["job_id", *input_names]].astype({"job_id": str}), on="job_id", how="inner"
     ).copy()  # one block: the wide merge result is fragmented
     counts["missing_features"] = counts.pop("eligible") - len(frame)
     counts["n_samples"] = len(frame)
     frame = frame.assign(split=assign_splits(frame["user_id"], **split).to_numpy())
-    columns = ["job_id", "user_id", "split", *spec.input_names, *spec.target_names]
+    columns = ["job_id", "user_id", "split", *input_names, *spec.targets]
     frame = frame[columns].sort_values("job_id", kind="stable").reset_index(drop=True)
     logger.info("%s: governance %s", task, counts)
     return frame, counts
 
 
 def arrays(frame: pd.DataFrame, task: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs (float32, (n, n_inputs)) and targets of one split of a model input."""
+    """Inputs (float32, (n, n_inputs)) and targets of one split of a model input.
+
+    Targets are ``(n, n_outputs)`` for a regression, ``(n,)`` (class index or 0/1) otherwise.
+    """
     spec = task_spec(task)
     rows = frame[frame["split"] == split]
-    inputs = rows[list(spec.input_names)].to_numpy(dtype=np.float32, copy=True)
-    targets = rows[list(spec.target_names)].to_numpy(dtype=np.float32, copy=True)
-    return inputs, targets[:, 0] if task != MASTER_REG else targets
+    inputs = rows[list(spec.input_names())].to_numpy(dtype=np.float32, copy=True)
+    targets = rows[list(spec.targets)].to_numpy(dtype=np.float32, copy=True)
+    return inputs, targets if spec.kind == "regression" else targets[:, 0]

@@ -1,6 +1,6 @@
-"""PyTorch models of the three tasks.
+"""PyTorch models of the tasks.
 
-One small architecture serves all three: standardisation of the inputs (inside
+One small architecture serves every task: standardisation of the inputs (inside
 the model, so the ONNX export carries it), an MLP, and a task head that turns
 logits into what production consumes (label units, class probabilities or a
 calibrated probability). Training works on :meth:`TabularNet.logits`; serving
@@ -10,13 +10,20 @@ uses :meth:`TabularNet.forward`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
 Head = Literal["regression", "softmax", "sigmoid"]
+
+HEAD_OF_KIND: Final[dict[str, Head]] = {
+    "regression": "regression",
+    "classification": "softmax",
+    "probability": "sigmoid",
+}
+"""The network head of each task kind (:attr:`mixai_inference.tasks.TaskSpec.kind`)."""
 
 
 @dataclass(frozen=True)
@@ -26,8 +33,8 @@ class NetConfig:
     n_inputs: int
     n_outputs: int
     head: Head
-    hidden: tuple[int, ...] = (128, 64)
-    dropout: float = 0.1
+    hidden: tuple[int, ...]
+    dropout: float
 
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "hidden": list(self.hidden)}

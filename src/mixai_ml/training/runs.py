@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESETS
+from mixai_inference.tasks import TaskSpec, task_spec
 from mixai_ml.training.artifact import TrainedTask
 from mixai_ml.training.baselines import make_sklearn_baseline
-from mixai_ml.training.data import arrays, task_spec
-from mixai_ml.training.models import NetConfig, Scaling, TabularNet
+from mixai_ml.training.data import arrays
+from mixai_ml.training.models import HEAD_OF_KIND, NetConfig, Scaling, TabularNet
 from mixai_ml.training.trainer import FitConfig, calibrate, fit
 
 logger = logging.getLogger(__name__)
@@ -81,21 +81,20 @@ def model_version(model: TabularNet, trained_at: datetime) -> str:
 
 
 def _net_for(
-    task: str, inputs: np.ndarray, targets: np.ndarray, net: Mapping[str, Any]
+    spec: TaskSpec, inputs: np.ndarray, targets: np.ndarray, net: Mapping[str, Any]
 ) -> TabularNet:
-    n_outputs = {MASTER_REG: targets.shape[-1], ALIGN_CONF: 1}.get(task, len(PRESETS))
-    head = {MASTER_REG: "regression", ALIGN_CONF: "sigmoid"}.get(task, "softmax")
+    """A fresh network for ``spec``'s kind, seeded by ``net.seed``, its scalings fitted."""
     config = NetConfig(
         n_inputs=inputs.shape[1],
-        n_outputs=n_outputs,
-        head=head,  # type: ignore[arg-type]
-        hidden=tuple(net.get("hidden", (128, 64))),
-        dropout=float(net.get("dropout", 0.1)),
+        n_outputs=len(spec.outputs),
+        head=HEAD_OF_KIND[spec.kind],
+        hidden=tuple(net["hidden"]),
+        dropout=float(net["dropout"]),
     )
-    torch.manual_seed(int(net.get("seed", 0)))
+    torch.manual_seed(int(net["seed"]))
     model = TabularNet(config)
     model.set_input_scaling(Scaling.fit(inputs))
-    if head == "regression":
+    if config.head == "regression":
         model.set_target_scaling(Scaling.fit(targets))
     return model
 
@@ -111,17 +110,17 @@ def train_task(
     """Train the model and the scikit-learn baseline of ``task`` on its train split.
 
     Args:
-        task: the task name.
+        task: a registered task.
         model_input: output of :func:`mixai_ml.training.data.build_model_input`.
         training_job: the started ``training_jobs`` row (status ``running`` or
             ``skipped``); a skipped job trains nothing.
-        params: ``net`` (hidden, dropout), ``fit`` (:class:`FitConfig` fields) and
-            ``baseline`` (:func:`make_sklearn_baseline` config).
+        params: ``net`` (``hidden``, ``dropout``, ``seed``), ``fit`` (:class:`FitConfig`
+            fields) and ``baseline`` (:func:`make_sklearn_baseline` config).
         now: the training time (for the version), default the current time.
 
     Returns:
         The :class:`TrainedTask`; ``info`` holds the split sizes, loss history and,
-        for ``align_conf``, the calibration fitted on the validation split.
+        for a probability task, the calibration fitted on the validation split.
     """
     spec = task_spec(task)
     info: dict[str, Any] = {"training_job_id": training_job["training_job_id"]}
@@ -131,14 +130,15 @@ def train_task(
     info["n_samples"] = {
         name: int((model_input["split"] == name).sum()) for name in ("train", "validation", "test")
     }
-    model = _net_for(task, *train, params.get("net", {}))
-    fit_config = FitConfig(**params.get("fit", {}))
-    history = fit(model, train, validation, fit_config, description=f"training {task}")
+    model = _net_for(spec, *train, params["net"])
+    history = fit(
+        model, train, validation, FitConfig(**params["fit"]), description=f"training {task}"
+    )
     info["history"] = history.to_dict()
-    if task == ALIGN_CONF:
+    if model.config.head == "sigmoid":
         slope, intercept = calibrate(model, *validation)
         info["calibration"] = {"slope": slope, "intercept": intercept}
-    baseline = make_sklearn_baseline(task, params.get("baseline", {}))
+    baseline = make_sklearn_baseline(spec, params["baseline"])
     baseline.fit(*train)
     info["config"] = {
         key: dict(value) for key, value in params.items() if isinstance(value, Mapping)
@@ -149,7 +149,7 @@ def train_task(
         task,
         "succeeded",
         version=version,
-        input_names=spec.input_names,
+        input_names=spec.input_names(),
         model=model,
         baseline=baseline,
         info=info,

@@ -18,14 +18,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Optimisation settings (``parameters_training.yml``, per task)."""
+    """Optimisation settings (``<task>.model.fit`` in ``parameters_training.yml``)."""
 
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 64
-    max_epochs: int = 300
-    patience: int = 25
-    seed: int = 42
+    learning_rate: float
+    weight_decay: float
+    batch_size: int
+    max_epochs: int
+    patience: int
+    seed: int
 
 
 @dataclass

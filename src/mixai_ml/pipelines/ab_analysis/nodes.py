@@ -28,8 +28,8 @@ def analyse_ab_tests(
         params: ``ab_analysis`` parameters.
 
     Returns:
-        The results (CONTRACTS §8 columns, then the extra ones), the decisions and the daily
-        sequential paths of the primary metrics.
+        The results (the fixed columns of docs/data_contracts.md §6, then the extra ones),
+        the decisions and the daily sequential paths of the primary metrics.
     """
     analysis = analyse_experiments(
         assignment_counts,

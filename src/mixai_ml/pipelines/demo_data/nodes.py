@@ -7,17 +7,19 @@ from typing import Any
 
 import pandas as pd
 
-from mixai_ml.paths import resolve
+from mixai_ml.datasets.audio import AudioFolder
 from mixai_ml.simulation import online
-from mixai_ml.simulation.world import World, WorldConfig, build_world, ground_truth, summary
+from mixai_ml.simulation.config import WorldConfig
+from mixai_ml.simulation.truth import ground_truth, summary
+from mixai_ml.simulation.world import World, build_world
 
 logger = logging.getLogger(__name__)
 
 
-def simulate_world(params: dict[str, Any], audio_root: str) -> World:
-    """Build the world; its audio files are written under ``audio_root``."""
+def simulate_world(params: dict[str, Any], demo_job_audio: AudioFolder) -> World:
+    """Build the world; its audio files are written into ``demo_job_audio``."""
     config = WorldConfig.from_params(params)
-    world = build_world(config, str(resolve(audio_root)))
+    world = build_world(config, demo_job_audio)
     facts = summary(world)
     logger.info(
         "demo world (%s, seed %d): %d jobs of %d users, %d trainable; aligner failure rate %.1f %%",

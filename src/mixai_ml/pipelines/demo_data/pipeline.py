@@ -1,7 +1,7 @@
-"""``demo_data``: build the synthetic MIXAI world, deterministic by seed (issue 2 §4).
+"""``demo_data``: build the synthetic MIXAI world, deterministic by seed.
 
 ``kedro run --pipelines=demo_data`` replaces the rows of the application tables, rewrites
-the job audio under ``audio_root`` and the ground truth beside it (``data/01_raw/``).
+the job audio (``demo_job_audio``) and the ground truth beside it.
 ``--params=demo_data.size=tiny`` builds the 40-job world the tests use.
 """
 
@@ -19,7 +19,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         [
             node(
                 nodes.simulate_world,
-                inputs=["params:demo_data", "params:audio_root"],
+                inputs=["params:demo_data", "demo_job_audio"],
                 outputs="demo_world",
                 name="simulate_world",
             ),

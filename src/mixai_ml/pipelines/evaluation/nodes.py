@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
 
+from mixai_inference.tasks import MASTER_REG
 from mixai_ml.evaluation import audio, plots, predictions, promotion, report
 from mixai_ml.evaluation.evaluate import evaluate_task
-from mixai_ml.paths import resolve
+from mixai_ml.export.store import ModelStore
 from mixai_ml.training.artifact import TrainedTask
 
 
 def predict_test_set(
-    trained_task: TrainedTask, model_input: pd.DataFrame, model_registry: pd.DataFrame
+    trained_task: TrainedTask,
+    model_input: pd.DataFrame,
+    model_registry: pd.DataFrame,
+    model_store: ModelStore,
 ) -> pd.DataFrame:
-    return predictions.test_predictions(trained_task, model_input, model_registry)
+    return predictions.test_predictions(trained_task, model_input, model_registry, model_store)
 
 
 def evaluate(
@@ -29,36 +33,37 @@ def evaluate(
 
 
 def evaluate_audio_domain(
-    test_predictions: pd.DataFrame, jobs: pd.DataFrame, audio_root: str, params: dict[str, Any]
+    test_predictions: pd.DataFrame,
+    jobs: pd.DataFrame,
+    job_audio_files: Mapping[str, Callable[[], Any]],
+    params: dict[str, Any],
 ) -> dict[str, Any]:
-    """Render up to ``max_jobs`` test mixes with predicted and chosen parameters."""
+    """Render up to ``max_jobs`` master_reg test mixes with predicted and chosen parameters."""
     if not {"model_target_lufs", "rules_target_lufs"} & set(test_predictions.columns):
         return {}
     chosen = test_predictions.sort_values("job_id").head(int(params["max_jobs"]))
-    root = resolve(audio_root)
     selected = jobs[jobs["job_id"].isin(chosen["job_id"])]
-    mix_paths = {
-        job: root / path for job, path in zip(selected["job_id"], selected["mix_path"], strict=True)
+    mixes = {
+        job: job_audio_files[path]
+        for job, path in zip(selected["job_id"], selected["mix_path"], strict=True)
+        if path in job_audio_files
     }
-    errors = audio.audio_domain_errors(chosen, mix_paths, sources=params["sources"])
+    errors = audio.audio_domain_errors(chosen, mixes, sources=params["sources"])
     return report.json_safe(audio.summarise(errors)) if len(errors) else {}
 
 
 def decide_promotions(
-    master_reg: dict[str, Any],
-    preset_cls: dict[str, Any],
-    align_conf: dict[str, Any],
-    policies: dict[str, dict[str, Any]],
+    policies: dict[str, dict[str, Any]], *evaluations: dict[str, Any]
 ) -> dict[str, Any]:
     """The promotion decision of each task (the export pipeline applies it)."""
     decisions = {}
-    for result in (master_reg, preset_cls, align_conf):
+    for result in evaluations:
         task = result["task"]
         decision = promotion.decide(
             task,
             result["version"],
             result,
-            promotion.PromotionPolicy(**policies.get(task, {})),
+            promotion.PromotionPolicy(**policies[task]),
             result.get("active_version"),
         )
         decisions[task] = decision.to_dict()
@@ -66,22 +71,11 @@ def decide_promotions(
 
 
 def write_report(
-    master_reg: dict[str, Any],
-    preset_cls: dict[str, Any],
-    align_conf: dict[str, Any],
-    decisions: dict[str, Any],
-    master_reg_audio: dict[str, Any],
-    figures_folder: str,
+    decisions: dict[str, Any], master_reg_audio: dict[str, Any], *evaluations: dict[str, Any]
 ) -> tuple[dict[str, Any], str]:
     """``evaluation_metrics.json`` and the Markdown report linking the task figures."""
-    evaluations = {result["task"]: result for result in (master_reg, preset_cls, align_conf)}
-    folder = resolve(figures_folder)
-    figures = {
-        task: [
-            f"{Path(figures_folder).name}/{png.name}"
-            for png in sorted(folder.glob(f"{task}_*.png"))
-        ]
-        for task in evaluations
-    }
-    content = report.metrics_file(evaluations, master_reg_audio)
-    return content, report.markdown_report(evaluations, decisions, master_reg_audio, figures)
+    by_task = {result["task"]: result for result in evaluations}
+    audio_domain = {MASTER_REG: master_reg_audio}
+    figures = {task: plots.figure_names(result) for task, result in by_task.items()}
+    content = report.metrics_file(by_task, audio_domain)
+    return content, report.markdown_report(by_task, decisions, audio_domain, figures)

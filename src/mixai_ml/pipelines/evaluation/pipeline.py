@@ -6,7 +6,7 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node
 
-from mixai_inference.tasks import TASKS
+from mixai_inference.tasks import MASTER_REG, task_names
 from mixai_ml.pipelines.evaluation import nodes
 
 
@@ -15,7 +15,7 @@ def task_template() -> Pipeline:
         [
             node(
                 nodes.predict_test_set,
-                inputs=["trained_task", "model_input", "model_registry"],
+                inputs=["trained_task", "model_input", "model_registry", "model_store"],
                 outputs="test_predictions",
                 name="predict_test_set",
             ),
@@ -30,46 +30,43 @@ def task_template() -> Pipeline:
 
 
 def create_pipeline(**kwargs: Any) -> Pipeline:
+    tasks = task_names()
     per_task = sum(
         (
             Pipeline(
                 task_template(),
                 namespace=task,
-                inputs={"model_registry"},
+                inputs={"model_registry", "model_store"},
                 parameters={"params:evaluation"},
             )
-            for task in TASKS
+            for task in tasks
         ),
         Pipeline([]),
     )
-    evaluations = [f"{task}.task_evaluation" for task in TASKS]
+    evaluations = [f"{task}.task_evaluation" for task in tasks]
     return per_task + Pipeline(
         [
+            # master_reg's parameters also judged by ear: rendered through the mastering chain
             node(
                 nodes.evaluate_audio_domain,
                 inputs=[
-                    "master_reg.test_predictions",
+                    f"{MASTER_REG}.test_predictions",
                     "jobs",
-                    "params:audio_root",
+                    "job_audio_files",
                     "params:evaluation.audio",
                 ],
-                outputs="master_reg.audio_evaluation",
+                outputs=f"{MASTER_REG}.audio_evaluation",
                 name="evaluate_audio_domain",
             ),
             node(
                 nodes.decide_promotions,
-                inputs=[*evaluations, "params:evaluation.promotion"],
+                inputs=["params:evaluation.promotion", *evaluations],
                 outputs="promotion_decision",
                 name="decide_promotions",
             ),
             node(
                 nodes.write_report,
-                inputs=[
-                    *evaluations,
-                    "promotion_decision",
-                    "master_reg.audio_evaluation",
-                    "params:evaluation.figures_folder",
-                ],
+                inputs=["promotion_decision", f"{MASTER_REG}.audio_evaluation", *evaluations],
                 outputs=["evaluation_metrics", "evaluation_report"],
                 name="write_evaluation_report",
             ),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import onnx
@@ -12,6 +11,7 @@ import pandas as pd
 
 from mixai_inference.bundle import Manifest, sha256_bytes
 from mixai_ml.export import onnx_export, registry
+from mixai_ml.export.store import ModelStore
 from mixai_ml.training.artifact import TrainedTask
 from mixai_ml.training.data import arrays
 
@@ -23,16 +23,13 @@ def _scalar_metrics(block: dict[str, Any]) -> dict[str, float]:
 
 
 def export_model(
-    trained_task: TrainedTask,
-    model_input: pd.DataFrame,
-    task_evaluation: dict[str, Any],
-    store_folder: str,
+    trained_task: TrainedTask, model_input: pd.DataFrame, task_evaluation: dict[str, Any]
 ) -> tuple[dict[str, onnx.ModelProto], dict[str, Any]]:
     """Export the trained model to ONNX and prove parity on the held-out split.
 
     Returns:
-        ``{version: model}`` for the model store (empty when training was
-        skipped) and the export report (status, version, uri, sha256, parity).
+        ``{uri: model}`` for the model store (empty when training was skipped) and the
+        export report (status, version, uri, sha256, parity).
     """
     task = trained_task.task
     if not trained_task.trained or trained_task.model is None:
@@ -42,11 +39,12 @@ def export_model(
     held_out, _ = arrays(model_input, task, "test")
     parity = onnx_export.check_parity(proto, trained_task.model, held_out)
     logger.info("%s: ONNX parity max |diff| %.2e", task, parity["max_abs_diff"])
-    return {trained_task.version: proto}, {
+    uri = ModelStore.uri(task, trained_task.version)
+    return {uri: proto}, {
         "task": task,
         "status": "exported",
         "version": trained_task.version,
-        "uri": f"{store_folder}/{task}/{trained_task.version}.onnx",
+        "uri": uri,
         "sha256": sha256_bytes(proto.SerializeToString()),
         "opset": onnx_export.OPSET,
         "parity": parity,
@@ -55,40 +53,23 @@ def export_model(
 
 
 def publish(
-    master_reg: dict[str, Any],
-    preset_cls: dict[str, Any],
-    align_conf: dict[str, Any],
     promotion_decision: dict[str, Any],
     model_registry: pd.DataFrame,
+    model_store: ModelStore,
     params: dict[str, Any],
-) -> tuple[pd.DataFrame, tuple[Manifest, dict[str, Path]], dict[str, Any]]:
+    *export_reports: dict[str, Any],
+) -> tuple[pd.DataFrame, tuple[Manifest, dict[str, bytes]], dict[str, Any]]:
     """Register the exported candidates, apply the promotion decision, build the bundle."""
     now = datetime.now(UTC)
-    table = model_registry
-    for report in (master_reg, preset_cls, align_conf):
-        if report["status"] != "exported":
-            continue
-        twin = registry.same_weights(table, report["task"], report["version"])
-        if twin is not None:
-            logger.info(
-                "%s: weights unchanged since %s; not registered again", report["task"], twin
-            )
-            continue
-        model = registry.ExportedModel(
+    exported = [
+        registry.ExportedModel(
             report["task"], report["version"], report["uri"], report["sha256"], report["metrics"]
         )
-        table = pd.concat(
-            [table, pd.DataFrame([registry.candidate_row(model, now)])], ignore_index=True
-        )
-        if promotion_decision[report["task"]]["promote"]:
-            table = registry.promote(table, report["task"], report["version"], now)
+        for report in export_reports
+        if report["status"] == "exported"
+    ]
+    table = registry.register_candidates(model_registry, exported, promotion_decision, now)
     manifest, files = registry.build_manifest(
-        table, params["flags"], params.get("experiments", {}), now
+        table, params["flags"], params["experiments"], now, model_store
     )
-    registry.verify_store(files, manifest)
-    summary: dict[str, Any] = {
-        task: {"active_version": entry.active_version, "versions": sorted(entry.models)}
-        for task, entry in manifest.tasks.items()
-    }
-    summary["experiments"] = sorted(manifest.experiments)
-    return table, (manifest, files), summary
+    return table, (manifest, files), registry.bundle_summary(manifest)

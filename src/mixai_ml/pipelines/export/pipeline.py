@@ -6,7 +6,7 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node
 
-from mixai_inference.tasks import TASKS
+from mixai_inference.tasks import task_names
 from mixai_ml.pipelines.export import nodes
 
 
@@ -15,12 +15,7 @@ def task_template() -> Pipeline:
         [
             node(
                 nodes.export_model,
-                inputs=[
-                    "trained_task",
-                    "model_input",
-                    "task_evaluation",
-                    "params:export.store_folder",
-                ],
+                inputs=["trained_task", "model_input", "task_evaluation"],
                 outputs=["onnx_store", "export_report"],
                 name="export_model",
             )
@@ -29,22 +24,18 @@ def task_template() -> Pipeline:
 
 
 def create_pipeline(**kwargs: Any) -> Pipeline:
-    per_task = sum(
-        (
-            Pipeline(task_template(), namespace=task, parameters={"params:export.store_folder"})
-            for task in TASKS
-        ),
-        Pipeline([]),
-    )
+    tasks = task_names()
+    per_task = sum((Pipeline(task_template(), namespace=task) for task in tasks), Pipeline([]))
     return per_task + Pipeline(
         [
             node(
                 nodes.publish,
                 inputs=[
-                    *(f"{task}.export_report" for task in TASKS),
                     "promotion_decision",
                     "model_registry",
+                    "model_store",
                     "params:export",
+                    *(f"{task}.export_report" for task in tasks),
                 ],
                 outputs=["model_registry_updates", "model_bundle", "bundle_summary"],
                 name="publish_bundle",

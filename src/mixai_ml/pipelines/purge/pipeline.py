@@ -11,5 +11,12 @@ from mixai_ml.pipelines.purge import nodes
 
 def create_pipeline(**kwargs: Any) -> Pipeline:
     return Pipeline(
-        [node(nodes.purge, inputs=["app_db", "params:purge"], outputs="purge_audit", name="purge")]
+        [
+            node(
+                nodes.purge,
+                inputs=["app_db", "derived_training_data"],
+                outputs="purge_audit",
+                name="purge",
+            )
+        ]
     )

@@ -1,4 +1,4 @@
-"""``training``: one template, namespaced per task (``master_reg``, ``preset_cls``, ``align_conf``).
+"""``training``: one template, namespaced per registered task (:mod:`mixai_inference.tasks`).
 
 Run one task alone with ``kedro run --pipelines=training --namespaces=master_reg``.
 """
@@ -10,7 +10,7 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node
 
-from mixai_inference.tasks import TASKS
+from mixai_inference.tasks import task_names
 from mixai_ml.pipelines.training import nodes
 
 SHARED_INPUTS = ["features_store", "labels", "jobs", "ml_consent", "ml_exclusions"]
@@ -63,7 +63,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 inputs=set(SHARED_INPUTS),
                 parameters={"params:training.split", "params:training.min_samples"},
             )
-            for task in TASKS
+            for task in task_names()
         ),
         Pipeline([]),
     )

@@ -1,0 +1,184 @@
+"""What the predictor answers: each task's answer with its provenance, and the reason codes.
+
+Every answer says where it came from (:class:`Provenance`): ``source`` (``ml`` or
+``rules``), the model version and A/B variant it was routed to, and, when the rules
+answered, the reason (a key of :data:`REASONS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final
+
+from mixai_inference.metrics import MetricRecord
+from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESET_CLS
+
+_DELIBERATE: Final = {  # the rules answer by configuration: recorded with ok=true
+    "disabled": "the task's flag (or enable_cpu_ml) is off",
+    "no_bundle": "the predictor was made without a bundle (Predictor.rules_only)",
+    "no_model": "the bundle has no active model for the task",
+    "rollout": "the user is outside the active version's rollout_pct",
+    "variant_rules": "the user's experiment variant is answered by the rules",
+}
+_FAILURES: Final = {  # something went wrong: recorded with ok=false
+    "bundle_unavailable": "the bundle's manifest is missing, unreadable or invalid",
+    "invalid_features": "the input features contain NaN or infinity",
+    "file_missing": "the model file named by the manifest does not exist",
+    "sha256_mismatch": "the model file's SHA-256 differs from the manifest (tampered/corrupt)",
+    "schema_mismatch": "the model's feature schema or input width differs from the package's",
+    "metadata_mismatch": "the ONNX metadata_props task/version differ from the manifest",
+    "io_mismatch": "the ONNX graph's input/output names or widths break the model contract",
+    "load_error": "onnxruntime could not load or warm up the model",
+    "runtime_error": "onnxruntime raised while running the model",
+    "bad_output": "the model's output has the wrong shape or is not a usable distribution",
+    "non_finite_output": "the model returned NaN or infinity",
+}
+REASONS: Final = MappingProxyType({**_DELIBERATE, **_FAILURES})
+"""Every fallback reason code and what it means."""
+
+FAILURE_REASONS: Final = frozenset(_FAILURES)
+"""Reasons that mean something failed; their metrics rows have ``ok=false``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where one task's answer came from."""
+
+    source: str
+    """``ml`` or ``rules``."""
+    model_version: str | None
+    """The version the call was routed to (also when its failure made the rules answer)."""
+    variant: str | None
+    """The A/B variant, when the user is in one of the task's experiments."""
+    experiment_id: str | None
+    reason: str | None
+    """Why the rules answered (a key of :data:`REASONS`); ``None`` for model answers."""
+
+    def fallback(self, reason: str) -> Provenance:
+        """The same routing, answered by the rules for ``reason``."""
+        return Provenance("rules", self.model_version, self.variant, self.experiment_id, reason)
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "source": self.source,
+            "model_version": self.model_version,
+            "variant": self.variant,
+            "experiment_id": self.experiment_id,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One task's answer: its JSON fields (:meth:`TaskSpec.answer
+    <mixai_inference.tasks.TaskSpec.answer>`) and where it came from."""
+
+    fields: Mapping[str, Any]
+    provenance: Provenance
+
+
+def _merged(answers: Mapping[str, Answer]) -> dict[str, Any]:
+    """Every answer's fields, then each task's provenance under the task's name."""
+    merged: dict[str, Any] = {}
+    for answer in answers.values():
+        merged.update(
+            (key, dict(value) if isinstance(value, Mapping) else value)
+            for key, value in answer.fields.items()
+        )
+    for task, answer in answers.items():
+        merged[task] = answer.provenance.to_dict()
+    return merged
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """The answer of :meth:`Predictor.predict <mixai_inference.Predictor.predict>`: one
+    :class:`Answer` per task that reads the mix's features."""
+
+    answers: Mapping[str, Answer]
+
+    @property
+    def params(self) -> Mapping[str, float]:
+        """The 8 mastering parameters (docs/data_contracts.md §3), in contract order."""
+        return self.answers[MASTER_REG].fields
+
+    @property
+    def preset(self) -> str:
+        return str(self.answers[PRESET_CLS].fields["preset"])
+
+    @property
+    def preset_scores(self) -> Mapping[str, float]:
+        """Probability of each preset (``PRESETS`` order), summing to 1."""
+        scores: Mapping[str, float] = self.answers[PRESET_CLS].fields["preset_scores"]
+        return scores
+
+    @property
+    def master_reg(self) -> Provenance:
+        return self.answers[MASTER_REG].provenance
+
+    @property
+    def preset_cls(self) -> Provenance:
+        return self.answers[PRESET_CLS].provenance
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the parameters under their names, ``preset``, ``preset_scores``,
+        and each task's provenance under its name (docs/data_contracts.md §8)."""
+        return _merged(self.answers)
+
+
+@dataclass(frozen=True, slots=True)
+class AlignResult:
+    """The answer of :meth:`Predictor.align <mixai_inference.Predictor.align>`."""
+
+    offset_ms: float
+    """How much later the vocal starts than the instrumental (rule-based aligner)."""
+    answers: Mapping[str, Answer]
+    """One :class:`Answer` per task that reads the alignment features."""
+
+    @property
+    def confidence(self) -> float:
+        """Probability that ``offset_ms`` is right within ``ALIGN_TOLERANCE_MS``."""
+        return float(self.answers[ALIGN_CONF].fields["confidence"])
+
+    @property
+    def align_conf(self) -> Provenance:
+        return self.answers[ALIGN_CONF].provenance
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``offset_ms``, ``confidence`` and the ``align_conf`` provenance."""
+        return {"offset_ms": self.offset_ms, **_merged(self.answers)}
+
+
+def answer_records(payload: tuple[Any, ...]) -> tuple[MetricRecord, ...]:
+    """The ``model_metrics`` rows of one predictor call: one per task answered.
+
+    ``payload``: ``(time, user_id, job_id, served, answers, seconds, extra)``; ``served``
+    the tasks in order (each with its ``spec``), ``seconds`` what each took, ``extra``
+    fields added to every prediction (e.g. the alignment's ``offset_ms``).
+    """
+    now, user_id, job_id, served, answers, seconds, extra = payload
+    records = []
+    for task, elapsed in zip(served, seconds, strict=True):
+        spec = task.spec
+        answer = answers[spec.name]
+        prov = answer.provenance
+        records.append(
+            MetricRecord(
+                now,
+                spec.name,
+                prov.model_version,
+                prov.variant,
+                prov.source,
+                elapsed * 1000.0,
+                prov.reason not in FAILURE_REASONS,
+                prov.reason,
+                user_id,
+                job_id,
+                {**extra, **spec.prediction(answer.fields)}
+                if extra
+                else spec.prediction(answer.fields),
+            )
+        )
+    return tuple(records)
