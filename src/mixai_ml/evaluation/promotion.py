@@ -45,6 +45,12 @@ def gain(spec: TaskSpec, candidate: float, baseline: float) -> float:
     return candidate - baseline if spec.higher_is_better else baseline - candidate
 
 
+def _margin(achieved: float, required: float) -> tuple[bool, str]:
+    """Whether the gain ``achieved`` reaches ``required``, and the sentence that says so."""
+    ok = achieved >= required
+    return ok, f"gain {achieved:+.4f} {'≥' if ok else '<'} required {required:+.4f}"
+
+
 def decide(
     task: str,
     candidate_version: str,
@@ -77,21 +83,15 @@ def decide(
     candidate = float(metrics["model"][metric])
     reasons = []
     promote = True
-    versus_rules = gain(spec, candidate, float(metrics["rules"][metric]))
-    ok = versus_rules >= policy.min_gain_vs_rules
+    rules = float(metrics["rules"][metric])
+    ok, margin = _margin(gain(spec, candidate, rules), policy.min_gain_vs_rules)
     promote &= ok
-    reasons.append(
-        f"{metric} {candidate:.4f} vs rules {metrics['rules'][metric]:.4f}: "
-        f"gain {versus_rules:+.4f} {'≥' if ok else '<'} required {policy.min_gain_vs_rules:+.4f}"
-    )
+    reasons.append(f"{metric} {candidate:.4f} vs rules {rules:.4f}: {margin}")
     if metrics.get("active", {}).get(metric) is not None:
-        versus_active = gain(spec, candidate, float(metrics["active"][metric]))
-        ok = versus_active >= policy.min_gain_vs_active
+        active = float(metrics["active"][metric])
+        ok, margin = _margin(gain(spec, candidate, active), policy.min_gain_vs_active)
         promote &= ok
-        reasons.append(
-            f"{metric} vs active {active_version}: {metrics['active'][metric]:.4f}, gain "
-            f"{versus_active:+.4f} {'≥' if ok else '<'} required {policy.min_gain_vs_active:+.4f}"
-        )
+        reasons.append(f"{metric} vs active {active_version}: {active:.4f}, {margin}")
     else:
         reasons.append("no active model to compare with: the rules are the bar")
     if policy.max_ece is not None and "ece" in metrics["model"]:
