@@ -90,6 +90,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     return url, out
 
 
+@pytest.mark.slow
 def test_results_table_and_csv_have_the_contract_columns(outputs: tuple[str, Path]) -> None:
     url, out = outputs
     table = AppTableDataset(table_name="ab_test_results", credentials={"con": url}).load()
@@ -105,6 +106,7 @@ def test_results_table_and_csv_have_the_contract_columns(outputs: tuple[str, Pat
     assert csv.loc[csv["metric"] == "latency_ms", "cuped"].all()
 
 
+@pytest.mark.slow
 def test_decisions_follow_the_known_truth(outputs: tuple[str, Path]) -> None:
     _, out = outputs
     decisions = pd.read_csv(out / "ab_experiment_decisions.csv").set_index("experiment_id")
@@ -121,6 +123,7 @@ def test_decisions_follow_the_known_truth(outputs: tuple[str, Path]) -> None:
         assert (results.loc[results["experiment_id"] == experiment, "decision"] == decision).all()
 
 
+@pytest.mark.slow
 def test_report_shows_decisions_and_plots(outputs: tuple[str, Path]) -> None:
     _, out = outputs
     report = (out / "ab_report.md").read_text()

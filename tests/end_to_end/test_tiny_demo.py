@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from sqlalchemy import create_engine
 
 from mixai_inference import FEATURE_SCHEMA_VERSION
@@ -15,6 +16,8 @@ from mixai_ml.evaluation.report import results_table
 from project_copy import run_pipelines
 
 from .conftest import TINY
+
+pytestmark = pytest.mark.slow  # the tiny world through every pipeline: about a minute
 
 
 def table(project: Path, name: str) -> pd.DataFrame:

@@ -32,6 +32,7 @@ def trained_preset_model() -> tuple[TrainedTask, np.ndarray]:
     return task, inputs
 
 
+@pytest.mark.slow
 def test_export_carries_metadata_and_matches_torch() -> None:
     task, inputs = trained_preset_model()
     proto = to_onnx(task, {"macro_f1": 0.71})

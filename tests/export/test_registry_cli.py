@@ -55,6 +55,7 @@ def states(project: Path) -> dict[str, tuple[str, float]]:
     return {row.version: (row.status, row.rollout_pct) for row in table.itertuples()}
 
 
+@pytest.mark.slow
 def test_promote_rollout_rollback_rebuild_the_bundle(project: Path) -> None:
     bundle = project / BUNDLE
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from sqlalchemy import create_engine
 
 from mixai_inference import load_audio
@@ -44,6 +45,7 @@ def read_tables(db_url: str) -> dict[str, pd.DataFrame]:
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_demo_data_pipeline_writes_the_world(db_url: str, tmp_path: Path) -> None:
     """The tiny world through the catalog: tables, audio where ``jobs`` says, ground truth."""
     project = run_demo_data(db_url, tmp_path, {"n_workers": 1})

@@ -228,6 +228,7 @@ def _digests(root: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_identical_tables_and_audio_bytes(
     tiny_world: tuple[World, Path], tmp_path: Path
 ) -> None:
@@ -246,6 +247,7 @@ def test_the_same_seed_gives_identical_tables_and_audio_bytes(
     )
 
 
+@pytest.mark.slow
 def test_every_job_has_its_files_and_three_labels(tiny_world: tuple[World, Path]) -> None:
     world, root = tiny_world
     truth = world.truth.set_index("job_id")
@@ -271,6 +273,7 @@ def test_every_job_has_its_files_and_three_labels(tiny_world: tuple[World, Path]
     assert set(tasks.index) == set(world.jobs["job_id"])
 
 
+@pytest.mark.slow
 def test_labels_are_contract_json_from_the_truth(tiny_world: tuple[World, Path]) -> None:
     world, _ = tiny_world
     truth = world.truth.set_index("job_id")
@@ -291,6 +294,7 @@ def test_labels_are_contract_json_from_the_truth(tiny_world: tuple[World, Path])
             assert label["offset_ms"] == pytest.approx(fact["offset_ms"], abs=0.01)
 
 
+@pytest.mark.slow
 def test_ground_truth_is_json_with_every_hidden_parameter(tiny_world: tuple[World, Path]) -> None:
     world, _ = tiny_world
     truth = json.loads(json.dumps(ground_truth(world, {"exp": {"true_effects": {}}})))
@@ -304,6 +308,7 @@ def test_ground_truth_is_json_with_every_hidden_parameter(tiny_world: tuple[Worl
     assert summary["aligner_failure_rate"] == pytest.approx(1 - world.truth["aligned_ok"].mean())
 
 
+@pytest.mark.slow
 def test_realistic_clips_fail_the_aligner_in_a_meaningful_minority(tmp_path: Path) -> None:
     """On 8 s clips (as in the default world), 15-35 % is the design; a small sample is noisy."""
     params = demo_params(size="check", n_workers=2)
