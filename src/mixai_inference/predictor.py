@@ -420,7 +420,7 @@ class Predictor:
                     prov = prov.fallback("bad_output")
             if values is None:
                 values = spec.rule(self.rules, row)[0].tolist()
-            answers[spec.name] = Answer(spec.answer(values), prov)
+            answers[spec.name] = Answer(spec, values, prov)
             end = clock()
             seconds.append(end - start)
             start = end

@@ -7,13 +7,13 @@ answered, the reason (a key of :data:`REASONS`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from mixai_inference.metrics import MetricRecord
-from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESET_CLS
+from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESET_CLS, TaskSpec
 
 _DELIBERATE: Final = {  # the rules answer by configuration: recorded with ok=true
     "disabled": "the task's flag (or enable_cpu_ml) is off",
@@ -70,13 +70,24 @@ class Provenance:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """One task's answer: its JSON fields (:meth:`TaskSpec.answer
-    <mixai_inference.tasks.TaskSpec.answer>`) and where it came from."""
+class Answer(NamedTuple):
+    """One task's answer: its output values and where they came from.
 
-    fields: Mapping[str, Any]
+    A named tuple: the hot path makes one per task and call, and the JSON fields are
+    made only when read.
+    """
+
+    spec: TaskSpec
+    values: Sequence[float]
+    """The usable output row (:meth:`TaskSpec.finish <mixai_inference.tasks.TaskSpec.finish>`,
+    or the rule's); read-only."""
     provenance: Provenance
+
+    @property
+    def fields(self) -> Mapping[str, Any]:
+        """The answer's JSON fields (:meth:`TaskSpec.answer
+        <mixai_inference.tasks.TaskSpec.answer>`)."""
+        return self.spec.answer(self.values)
 
 
 def _merged(answers: Mapping[str, Answer]) -> dict[str, Any]:
@@ -92,8 +103,7 @@ def _merged(answers: Mapping[str, Answer]) -> dict[str, Any]:
     return merged
 
 
-@dataclass(frozen=True, slots=True)
-class Prediction:
+class Prediction(NamedTuple):
     """The answer of :meth:`Predictor.predict <mixai_inference.Predictor.predict>`: one
     :class:`Answer` per task that reads the mix's features."""
 
@@ -128,8 +138,7 @@ class Prediction:
         return _merged(self.answers)
 
 
-@dataclass(frozen=True, slots=True)
-class AlignResult:
+class AlignResult(NamedTuple):
     """The answer of :meth:`Predictor.align <mixai_inference.Predictor.align>`."""
 
     offset_ms: float

@@ -13,7 +13,7 @@ scikit-learn baseline, the metrics) are looked up in ``mixai_ml`` by :attr:`Task
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from operator import le
@@ -198,7 +198,7 @@ class TaskSpec:
             return [v / total for v in values] if abs(total - 1.0) > 1e-6 else values
         return [min(max(values[0], 0.0), 1.0)]
 
-    def answer(self, values: list[float]) -> Mapping[str, Any]:
+    def answer(self, values: Sequence[float]) -> Mapping[str, Any]:
         """The answer's JSON fields (``mixai-infer --json``, docs/data_contracts.md §8).
 
         ``regression``: each output by name; ``classification``: ``<label_key>`` (the
