@@ -55,6 +55,7 @@ def test_export_carries_metadata_and_matches_torch() -> None:
     assert report["max_abs_diff"] <= 1e-5
 
 
+@pytest.mark.slow
 def test_a_model_that_drifts_from_torch_fails_the_export_loudly() -> None:
     task, inputs = trained_preset_model()
     proto = to_onnx(task, {})
