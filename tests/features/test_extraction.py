@@ -110,8 +110,8 @@ def test_missing_files_are_failures_not_crashes(world: World) -> None:
     del files["jobs/j1/vocal.flac"]
     ready, missing = extraction.job_audio(jobs.iloc[:2], files)
     assert [job.job_id for job in ready] == ["j0"]
-    assert missing[0].failures[0][1] == "AudioFileNotFoundError"
-    assert "jobs/j1/vocal.flac" in missing[0].failures[0][2]
+    assert missing[0].failures[0].error_class == "AudioFileNotFoundError"
+    assert "jobs/j1/vocal.flac" in missing[0].failures[0].message
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,15 @@ class JobAudio:
     instrumental: AudioLoader
 
 
+class StageFailure(NamedTuple):
+    """A stage of one job that failed: a ``feature_failures`` row."""
+
+    stage: str
+    """``load``, ``track`` or ``alignment``."""
+    error_class: str
+    message: str
+
+
 @dataclass
 class JobFeatures:
     """What extraction produced for one job, and what failed."""
@@ -53,8 +63,7 @@ class JobFeatures:
     job_id: str
     track: np.ndarray | None = None
     alignment: np.ndarray | None = None
-    failures: list[tuple[str, str, str]] = field(default_factory=list)
-    """``(stage, error class, message)`` per failed stage (``track`` or ``alignment``)."""
+    failures: list[StageFailure] = field(default_factory=list)
 
 
 def jobs_to_extract(
@@ -97,7 +106,10 @@ def job_audio(
         if absent:
             message = f"missing audio file(s): {', '.join(absent)}"
             missing.append(
-                JobFeatures(str(row.job_id), failures=[("load", "AudioFileNotFoundError", message)])
+                JobFeatures(
+                    str(row.job_id),
+                    failures=[StageFailure("load", "AudioFileNotFoundError", message)],
+                )
             )
             continue
         ready.append(
@@ -118,7 +130,7 @@ def extract_job(job: JobAudio) -> JobFeatures:
         audio, sr = job.mix()
         result.track = extract_features(audio, sr)
     except Exception as error:
-        result.failures.append(("track", type(error).__name__, str(error)))
+        result.failures.append(StageFailure("track", type(error).__name__, str(error)))
     try:
         vocal, vocal_sr = job.vocal()
         instrumental, inst_sr = job.instrumental()
@@ -126,7 +138,7 @@ def extract_job(job: JobAudio) -> JobFeatures:
             instrumental = resample(instrumental, inst_sr, vocal_sr)
         result.alignment = estimate_alignment(vocal, instrumental, vocal_sr).features
     except Exception as error:
-        result.failures.append(("alignment", type(error).__name__, str(error)))
+        result.failures.append(StageFailure("alignment", type(error).__name__, str(error)))
     return result
 
 
