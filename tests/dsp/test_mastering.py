@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -274,26 +272,3 @@ def test_master_keeps_shape_and_returns_float32() -> None:
 def test_master_rejects_bad_audio(audio: np.ndarray, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         render_master(audio, SR, MasteringParams())
-
-
-def test_master_renders_at_least_50_times_faster_than_real_time() -> None:
-    audio = music_like(10.0).astype(np.float32)
-    params = MasteringParams(
-        target_lufs=-9.0,
-        eq_low_gain_db=3.0,
-        eq_mid_gain_db=-2.0,
-        eq_high_gain_db=2.0,
-        comp_threshold_db=-14.0,
-        comp_ratio=4.0,
-        limiter_ceiling_dbtp=-1.0,
-        stereo_width=1.2,
-    )
-    render_master(audio, SR, params)
-    best = min(_timed(lambda: render_master(audio, SR, params)) for _ in range(3))
-    assert best < 10.0 / 50.0, f"10 s of stereo took {best:.3f} s of CPU"
-
-
-def _timed(run: Callable[[], object]) -> float:
-    start = time.process_time()
-    run()
-    return time.process_time() - start
