@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, inspect, select, text
 
 from mixai_ml.db import schema
-from mixai_ml.db.ensure import EnsureTable, MigrationError, ensure, table_at
+from mixai_ml.db.ensure import EnsureTable, MigrationError, ensure
 from mixai_ml.db.migrations import (
     LATEST,
     MIGRATIONS,
@@ -18,6 +18,7 @@ from mixai_ml.db.migrations import (
     database_status,
     schema_version,
 )
+from mixai_ml.db.shapes import table_at
 
 from .app_database import (
     APP_ONLY_COLUMNS,

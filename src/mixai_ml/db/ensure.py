@@ -1,6 +1,6 @@
 """Migration steps that bring a database towards :mod:`mixai_ml.db.schema`, never away from it.
 
-:class:`EnsureTable` makes one table match its shape at a migration version (:func:`table_at`):
+:class:`EnsureTable` makes one table match its shape at a migration version (:func:`mixai_ml.db.shapes.table_at`):
 it creates the table when it is missing; on a table that exists already (made by the
 application, a bulk load or an older release) it adds the missing columns, the table's key and
 its indexes. It never drops, retypes or rewrites anything: columns the schema does not know stay
@@ -25,130 +25,23 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import (
-    CheckConstraint,
-    Column,
-    Connection,
-    Index,
-    MetaData,
-    PrimaryKeyConstraint,
-    Table,
-    and_,
-    column,
-    func,
-    inspect,
-    or_,
-    select,
-    table,
-)
+from sqlalchemy import Column, Connection, Index, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-EXAMPLES = 5
-"""How many offending key values an error message shows."""
-
-DOCS = "docs/database.md"
+from mixai_ml.db.collisions import advice, collisions
+from mixai_ml.db.shapes import (
+    LiveTable,
+    introduced_by,
+    key_columns,
+    primary_key_name,
+    table_at,
+    unique_key_index_name,
+)
 
 
 class MigrationError(RuntimeError):
     """The data prevents a change (duplicate or NULL keys); the message says how to fix it."""
-
-
-def introduced_by(item: Column[object] | Index | CheckConstraint) -> int:
-    """The migration that adds ``item`` to an existing table (0: part of the table's creation)."""
-    return int(item.info.get("added_in", 0))
-
-
-def table_at(source: Table, version: int) -> Table:
-    """``source`` as migration ``version`` leaves it: without what later migrations add."""
-    columns = []
-    for original in source.columns:
-        if introduced_by(original) <= version:
-            copy = original._copy()
-            copy.index = None  # indexes are copied below, with their names
-            columns.append(copy)
-    constraints: list[PrimaryKeyConstraint | CheckConstraint] = []
-    if source.primary_key.name:
-        constraints.append(
-            PrimaryKeyConstraint(
-                *source.primary_key.columns.keys(), name=str(source.primary_key.name)
-            )
-        )
-    constraints += [
-        CheckConstraint(constraint.sqltext, name=constraint.name, info=dict(constraint.info))
-        for constraint in source._sorted_constraints  # declaration order: stable DDL
-        if isinstance(constraint, CheckConstraint) and introduced_by(constraint) <= version
-    ]
-    shaped = Table(source.name, MetaData(), *columns, *constraints)
-    for index in sorted(source.indexes, key=lambda index: str(index.name)):
-        if introduced_by(index) <= version:
-            Index(
-                str(index.name),
-                *(shaped.c[part.name] for part in index.columns),
-                unique=index.unique,
-                info=dict(index.info),
-                **index.dialect_kwargs,
-            )
-    return shaped
-
-
-def key_columns(shaped: Table) -> tuple[str, ...]:
-    """The columns of the table's key (its primary key in the schema)."""
-    return tuple(part.name for part in shaped.primary_key.columns)
-
-
-def primary_key_name(shaped: Table) -> str:
-    """The primary key's name (PostgreSQL's own default when the schema names none)."""
-    return str(shaped.primary_key.name or f"{shaped.name}_pkey")
-
-
-def unique_key_index_name(shaped: Table) -> str:
-    """The unique index that enforces the key where a primary key cannot be added."""
-    return f"uq_{shaped.name}_key"
-
-
-@dataclass(frozen=True)
-class LiveTable:
-    """What a table in the database has, as far as the schema cares."""
-
-    columns: frozenset[str]
-    primary_key: tuple[str, ...]
-    unique_keys: frozenset[tuple[str, ...]]
-    indexes: frozenset[str]
-
-    @classmethod
-    def read(cls, connection: Connection, name: str) -> LiveTable | None:
-        """The table ``name``, or ``None`` if the database has none."""
-        inspector = inspect(connection)
-        if not inspector.has_table(name):
-            return None
-        indexes = inspector.get_indexes(name)
-        partial = {
-            index["name"]
-            for index in indexes
-            if any(key.endswith("_where") for key in index.get("dialect_options", {}))
-        }
-        unique = {
-            tuple(str(part) for part in index["column_names"])
-            for index in indexes
-            if index["unique"]
-            and index["name"] not in partial
-            and None not in index["column_names"]
-        }
-        unique |= {
-            tuple(constraint["column_names"])
-            for constraint in inspector.get_unique_constraints(name)
-        }
-        return cls(
-            columns=frozenset(part["name"] for part in inspector.get_columns(name)),
-            primary_key=tuple(inspector.get_pk_constraint(name)["constrained_columns"]),
-            unique_keys=frozenset(unique),
-            indexes=frozenset(str(index["name"]) for index in indexes),
-        )
-
-    def has_key(self, key: Sequence[str]) -> bool:
-        """Whether ``key`` is enforced: as the primary key or by a unique index or constraint."""
-        return self.primary_key == tuple(key) or tuple(key) in self.unique_keys
 
 
 # --- changes: what one database needs ----------------------------------------------------------
@@ -242,7 +135,7 @@ class AddKey(Change):
         return [f"CREATE UNIQUE INDEX {quote.quote(self._index_name())} ON {name} ({parts})"]
 
     def obstacle(self, connection: Connection) -> str | None:
-        return _collisions(connection, self.table, key_columns(self.shaped), key=True)
+        return collisions(connection, self.table, key_columns(self.shaped), key=True)
 
 
 @dataclass(frozen=True)
@@ -265,7 +158,7 @@ class CreateMissingIndex(Change):
         if not self.index.unique:
             return None
         names = tuple(part.name for part in self.index.columns)
-        return _collisions(connection, self.table, names, key=False)
+        return collisions(connection, self.table, names, key=False)
 
 
 @dataclass(frozen=True)
@@ -406,71 +299,6 @@ def add_column_sql(
     return f"ALTER TABLE {quote.format_table(shaped)} ADD COLUMN {guard}{' '.join(spec)}"
 
 
-def _listing_query(table_name: str, names: Sequence[str], *, key: bool) -> str:
-    parts = ", ".join(names)
-    where = "" if key else " WHERE " + " AND ".join(f"{name} IS NOT NULL" for name in names)
-    return f"SELECT {parts}, count(*) FROM {table_name}{where} GROUP BY {parts} HAVING count(*) > 1"
-
-
-def _advice(table_name: str, names: Sequence[str], *, key: bool) -> tuple[str, str]:
-    """The headline and the how-to-fix of an error about colliding values."""
-    what = "key" if key else "unique columns"
-    headline = f"{table_name}: cannot enforce the {what} ({', '.join(names)})"
-    fix = (
-        f"Keep one row per value{' (and none with a NULL)' if key else ''}, then migrate again. "
-        f"List them with: {_listing_query(table_name, names, key=key)}. "
-        f"See {DOCS}, section 'When the data prevents a key'."
-    )
-    return headline, fix
-
-
-def _collisions(
-    connection: Connection, table_name: str, names: Sequence[str], *, key: bool
-) -> str | None:
-    """Duplicate values of ``names`` (and for a key, NULLs) in the table, explained; or ``None``.
-
-    A column still to be added counts as NULL in every row.
-    """
-    present = {part["name"] for part in inspect(connection).get_columns(table_name)}
-    missing = [name for name in names if name not in present]
-    if missing:
-        n_rows = connection.execute(select(func.count()).select_from(table(table_name))).scalar()
-        if not key or not n_rows:
-            return None
-        headline, fix = _advice(table_name, names, key=key)
-        return f"{headline}: {n_rows} rows have a NULL in the key (no column {missing}).\n{fix}"
-    live = table(table_name, *(column(name) for name in names))
-    parts = [live.c[name] for name in names]
-    count = func.count()
-    groups = (
-        select(*parts, count.label("n"))
-        .where(and_(*(part.is_not(None) for part in parts)))
-        .group_by(*parts)
-        .having(func.count() > 1)
-    )
-    n_duplicates = connection.execute(
-        select(func.count()).select_from(groups.subquery())
-    ).scalar_one()
-    n_nulls = 0
-    if key:
-        n_nulls = connection.execute(
-            select(func.count()).select_from(live).where(or_(*(part.is_(None) for part in parts)))
-        ).scalar_one()
-    if not n_duplicates and not n_nulls:
-        return None
-    headline, fix = _advice(table_name, names, key=key)
-    problems = []
-    if n_duplicates:
-        examples = connection.execute(
-            groups.order_by(func.count().desc(), *parts).limit(EXAMPLES)
-        ).all()
-        shown = ", ".join(f"{tuple(row[:-1])!r} in {row[-1]} rows" for row in examples)
-        problems.append(f"{n_duplicates} values occur more than once, e.g. {shown}")
-    if n_nulls:
-        problems.append(f"{n_nulls} rows have a NULL in the key")
-    return f"{headline}: {'; '.join(problems)}.\n{fix}"
-
-
 def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -488,7 +316,7 @@ def _pg_key_block(shaped: Table, dialect: Dialect) -> str:
     parts = _column_list(names, dialect)
     expected = ", ".join(_sql_text(part) for part in names)
     any_null = " OR ".join(f"{quote.quote(part)} IS NULL" for part in names)
-    headline, fix = _advice(shaped.name, names, key=True)
+    headline, fix = advice(shaped.name, names, key=True)
     unique_index, primary_key = (
         AddKey(shaped, as_primary_key, 0).statements(dialect)[0] for as_primary_key in (False, True)
     )
@@ -527,7 +355,7 @@ def _pg_unique_index_guard(index: Index, dialect: Dialect) -> str:
     names = [part.name for part in index.columns]
     parts = _column_list(names, dialect)
     not_null = " AND ".join(f"{quote.quote(part)} IS NOT NULL" for part in names)
-    headline, fix = _advice(str(index.table.name), names, key=False)  # type: ignore[union-attr]
+    headline, fix = advice(str(index.table.name), names, key=False)  # type: ignore[union-attr]
     return f"""DO $$
 BEGIN
   IF to_regclass({_sql_text(quote.quote(str(index.name)))}) IS NULL AND EXISTS (
