@@ -1,10 +1,11 @@
 """Migration steps that bring a database towards :mod:`mixai_ml.db.schema`, never away from it.
 
-:class:`EnsureTable` makes one table match its shape at a migration version (:func:`mixai_ml.db.shapes.table_at`):
-it creates the table when it is missing; on a table that exists already (made by the
-application, a bulk load or an older release) it adds the missing columns, the table's key and
-its indexes. It never drops, retypes or rewrites anything: columns the schema does not know stay
-as they are, with their data. :class:`DropIndex` retires an index the schema no longer has.
+:class:`EnsureTable` makes one table match its shape at a migration version
+(:func:`mixai_ml.db.shapes.table_at`): it creates the table when it is missing; on a table that
+exists already (made by the application, a bulk load or an older release) it adds the missing
+columns, the table's key and its indexes. It never drops, retypes or rewrites anything: columns
+the schema does not know stay as they are, with their data. :class:`DropIndex` retires an index
+the schema no longer has; :class:`UpdateRows` rewrites values an older release wrote.
 
 Each step works two ways from one description, with the same DDL text:
 
@@ -25,7 +26,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Connection, Index, Table
+from sqlalchemy import Column, Connection, Index, Table, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -178,6 +179,24 @@ class DropOldIndex(Change):
         return [f"DROP INDEX {dialect.identifier_preparer.quote(self.name)}"]
 
 
+@dataclass(frozen=True)
+class RewriteRows(Change):
+    table_name: str
+    sql: str
+    reason: str
+    since: int
+
+    @property
+    def table(self) -> str:
+        return self.table_name
+
+    def describe(self) -> str:
+        return f"{self.table}: {self.reason}"
+
+    def statements(self, dialect: Dialect) -> list[str]:
+        return [self.sql]
+
+
 # --- steps: what a migration does ---------------------------------------------------------------
 
 
@@ -256,6 +275,36 @@ class DropIndex(Step):
     def script(self, dialect: Dialect, version: int) -> tuple[str, list[str]]:
         name = dialect.identifier_preparer.quote(self.name)
         return f"{self.table_name}: drop {self.name}", [f"DROP INDEX IF EXISTS {name}"]
+
+
+@dataclass(frozen=True)
+class UpdateRows(Step):
+    """Rewrite values that an older release wrote in another form.
+
+    ``where`` selects exactly the rows still in the old form, so the ``UPDATE`` is idempotent
+    and the plan is empty once it has run. Portable SQL without ``%`` only: it runs as is on
+    both dialects and their drivers.
+    """
+
+    table_name: str
+    assignments: str
+    where: str
+    reason: str
+
+    @property
+    def sql(self) -> str:
+        return f"UPDATE {self.table_name} SET {self.assignments} WHERE {self.where}"
+
+    def plan(self, connection: Connection, version: int) -> list[Change]:
+        if not inspect(connection).has_table(self.table_name):
+            return []
+        count = f"SELECT count(*) FROM {self.table_name} WHERE {self.where}"
+        if not connection.exec_driver_sql(count).scalar():
+            return []
+        return [RewriteRows(self.table_name, self.sql, self.reason, version)]
+
+    def script(self, dialect: Dialect, version: int) -> tuple[str, list[str]]:
+        return f"{self.table_name}: {self.reason}", [self.sql]
 
 
 def ensure(*tables: Table) -> tuple[EnsureTable, ...]:

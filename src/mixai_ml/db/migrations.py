@@ -22,7 +22,15 @@ from sqlalchemy import Connection, Engine, insert, inspect, select, text
 from sqlalchemy.schema import CreateTable
 
 from mixai_ml.db import schema
-from mixai_ml.db.ensure import Change, DropIndex, EnsureTable, MigrationError, Step, ensure
+from mixai_ml.db.ensure import (
+    Change,
+    DropIndex,
+    EnsureTable,
+    MigrationError,
+    Step,
+    UpdateRows,
+    ensure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +68,8 @@ _ML_TABLES = (
 )
 _AB_TABLES = (schema.ab_test_assignments, schema.ab_test_metrics, schema.ab_test_results)
 
+_OLD_STORE_PREFIX = "data/06_models/registry/"
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1, "application tables: jobs, consent, exclusions, labels", ensure(*_APPLICATION_TABLES)
@@ -90,6 +100,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         8,
         "run-time control: feature flags, experiments, admin audit log",
         ensure(schema.ml_feature_flags, schema.ab_experiments, schema.admin_audit_log),
+    ),
+    # Release 0.1.0 wrote registry paths from the project root; they are relative to the store.
+    Migration(
+        15,
+        "model_registry: uri relative to the model store",
+        (
+            UpdateRows(
+                "model_registry",
+                f"uri = substr(uri, {len(_OLD_STORE_PREFIX) + 1})",
+                f"substr(uri, 1, {len(_OLD_STORE_PREFIX)}) = '{_OLD_STORE_PREFIX}'",
+                "make uri relative to the model store",
+            ),
+        ),
     ),
 )
 
