@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml src/mixai_inference/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "MIXAI ML needs Python 3.11 or newer, found " + sys.version.split()[0]'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ./src/mixai_inference -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e './src/mixai_inference[serve]' -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -64,28 +64,48 @@ class ThrowawayCluster:
             shutil.chown(self.root, "postgres", "postgres")
             self._as_postgres = ["runuser", "-u", "postgres", "--"]
         self._run([initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        log = self.root / "server.log"
-        self._run([pg_ctl, "-D", str(self.data), "-o", options, "-l", str(log), "-w", "start"])
+        self.start_server()
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, command: list[str]) -> None:
         subprocess.run([*self._as_postgres, *command], check=True, capture_output=True)
 
+    def start_server(self) -> None:
+        """Start (or start again) the server on the same port and data."""
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = self.root / "server.log"
+        self._run([self._pg_ctl, "-D", str(self.data), "-o", options, "-l", str(log), "-w", "start"])
+
+    def stop_server(self) -> None:
+        """Stop the server as a crash would (connections cut), keeping its data."""
+        self._run([self._pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"])
+
+    def is_running(self) -> bool:
+        done = subprocess.run(
+            [*self._as_postgres, self._pg_ctl, "-D", str(self.data), "status"], capture_output=True
+        )
+        return done.returncode == 0
+
     def stop(self) -> None:
         try:
-            self._run([self._pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"])
+            self.stop_server()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
+def postgres_server(request: pytest.FixtureRequest) -> str:
     """URL of a PostgreSQL server whose user may create databases."""
     configured = os.environ.get("MIXAI_TEST_POSTGRES_URL")
     if configured:
-        yield configured
-        return
+        return configured
+    cluster: ThrowawayCluster = request.getfixturevalue("throwaway_cluster")
+    return cluster.url
+
+
+@pytest.fixture(scope="session")
+def throwaway_cluster() -> Iterator[ThrowawayCluster]:
+    """The suite's own PostgreSQL cluster (started once; see :class:`ThrowawayCluster`)."""
     try:
         cluster = ThrowawayCluster()
     except (FileNotFoundError, subprocess.CalledProcessError, KeyError, LookupError) as error:
@@ -98,9 +118,20 @@ def postgres_server() -> Iterator[str]:
             pytest.fail(reason)
         pytest.skip(reason)
     try:
-        yield cluster.url
+        yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def restartable_postgres(throwaway_cluster: ThrowawayCluster) -> Iterator[ThrowawayCluster]:
+    """The throwaway cluster, for a test that stops and restarts it (fault tests); running
+    again afterwards whatever the test did. Not with ``MIXAI_TEST_POSTGRES_URL``."""
+    try:
+        yield throwaway_cluster
+    finally:
+        if not throwaway_cluster.is_running():
+            throwaway_cluster.start_server()
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ __all__ = [
     "MIN_SAMPLE_RATE",
     "as_float_audio",
     "load_audio",
+    "load_pair",
     "resample",
     "to_mono",
 ]
@@ -373,3 +374,23 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
     _check_duration(decoded, sr, what=file.name)
     _check_finite(audio)
     return audio, sr
+
+
+def load_pair(vocal: str | Path, instrumental: str | Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """A vocal and its instrumental at the vocal's sample rate (the instrumental resampled).
+
+    Returns
+    -------
+    vocal, instrumental : np.ndarray, float32, shape ``(channels, samples)``
+    sr : int, Hz
+
+    Raises
+    ------
+    AudioError
+        As :func:`load_audio`, for either file.
+    """
+    vocal_audio, sr = load_audio(vocal)
+    inst_audio, inst_sr = load_audio(instrumental)
+    if inst_sr != sr:
+        inst_audio = resample(inst_audio, inst_sr, sr)
+    return vocal_audio, inst_audio, sr

@@ -453,11 +453,13 @@ def _validate_model(task: str, version: str, model: ModelEntry) -> None:
         raise BundleError(f"{where}: " + "; ".join(problems))
 
 
-def _validate_experiment(manifest: Manifest, experiment_id: str, experiment: Experiment) -> None:
-    where = f"experiments.{experiment_id}"
+def experiment_problems(experiment: Experiment) -> list[str]:
+    """What makes ``experiment`` unusable on its own (names, weights, coverage); empty if valid.
+
+    The one check of an experiment's shape, for manifests and for the database's
+    ``ab_experiments`` rows (:mod:`mixai_inference.control`).
+    """
     problems = []
-    if experiment.experiment_id != experiment_id:
-        problems.append(f"entry id {experiment.experiment_id!r} differs from its key")
     if experiment.task not in task_names():
         problems.append(f"unknown task {experiment.task!r}")
     if not experiment.variants:
@@ -471,10 +473,20 @@ def _validate_experiment(manifest: Manifest, experiment_id: str, experiment: Exp
             f"weights {sorted(experiment.weights)} must name the same variants as "
             f"variants {sorted(experiment.variants)}"
         )
-    elif any(w < 0 for w in experiment.weights.values()) or sum(experiment.weights.values()) <= 0:
+    elif any(not w >= 0 for w in experiment.weights.values()) or not (
+        sum(experiment.weights.values()) > 0
+    ):
         problems.append("weights must be non-negative and not all zero")
     if not 0.0 <= experiment.coverage <= 1.0:
         problems.append(f"coverage must be in [0, 1], got {experiment.coverage}")
+    return problems
+
+
+def _validate_experiment(manifest: Manifest, experiment_id: str, experiment: Experiment) -> None:
+    where = f"experiments.{experiment_id}"
+    problems = experiment_problems(experiment)
+    if experiment.experiment_id != experiment_id:
+        problems.insert(0, f"entry id {experiment.experiment_id!r} differs from its key")
     task = manifest.tasks.get(experiment.task)
     shipped = {} if task is None else task.models
     for variant, version in experiment.variants.items():

@@ -28,8 +28,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mixai_inference._version import __version__
 from mixai_inference.errors import AudioError
 
@@ -109,13 +107,10 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _align(args: argparse.Namespace) -> dict[str, Any]:
-    from mixai_inference.audio import load_audio, resample
+    from mixai_inference.audio import load_pair
     from mixai_inference.predictor import Predictor
 
-    vocal, sr = load_audio(args.vocal)
-    instrumental, inst_sr = load_audio(args.instrumental)
-    if inst_sr != sr:
-        instrumental = np.stack([resample(channel, inst_sr, sr) for channel in instrumental])
+    vocal, instrumental, sr = load_pair(args.vocal, args.instrumental)
     if args.bundle is None:
         predictor = Predictor.rules_only()
     else:

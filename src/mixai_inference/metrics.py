@@ -10,7 +10,8 @@ Each JSONL line is one ``model_metrics`` row::
     {"recorded_at": "2025-01-10T03:00:00.123456+00:00", "task": "master_reg",
      "model_version": "20250110-a1b2", "variant": "treatment", "source": "ml",
      "latency_ms": 0.041, "ok": true, "error": null, "user_id": "u1", "job_id": "j1",
-     "prediction": "{\\"target_lufs\\": -14.0, ...}"}
+     "prediction": "{\\"target_lufs\\": -14.0, ...}", "request_id": "9f1c…",
+     "experiment_id": null}
 
 ``ok`` is false only when a failure made the rules answer (a reason in
 :data:`mixai_inference.predictor.FAILURE_REASONS`); ``error`` holds the fallback reason
@@ -38,7 +39,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,10 @@ class MetricRecord(NamedTuple):
     user_id: str | None
     job_id: str | None
     prediction: Mapping[str, Any] | None
+    request_id: str | None = None
+    """The request answered; with ``task``, the row's key (idempotent ingestion)."""
+    experiment_id: str | None = None
+    """The experiment that routed the answer, if any."""
 
     def to_row(self) -> dict[str, Any]:
         """The ``model_metrics`` row: ISO 8601 UTC time, ``prediction`` as JSON text."""
@@ -91,6 +96,20 @@ def _unchanged(records: Sequence[MetricRecord]) -> Sequence[MetricRecord]:
 
 def _expand(entries: Iterable[Entry]) -> list[MetricRecord]:
     return [record for build, payload in entries for record in build(payload)]
+
+
+class RecordWriter(Protocol):
+    """Where a :class:`MetricsSink` sends each call's entry: :class:`JsonlWriter`, or the
+    service's database writer (:mod:`mixai_inference.serve.writer`)."""
+
+    def add(self, entry: Entry) -> None:
+        """Take one call's entry; cheap, never blocks on I/O."""
+
+    def flush(self) -> int:
+        """Write what is queued now; how many records were written."""
+
+    def close(self) -> None:
+        """Write what is queued and stop."""
 
 
 class JsonlWriter:
@@ -182,6 +201,8 @@ class MetricsSink:
             ``align`` one) the ring buffer keeps.
         jsonl_path: Append every record to this JSON Lines file (see :class:`JsonlWriter`).
         flush_interval_s: How often the JSONL writer writes.
+        writer: Send every call's records there instead (e.g. the service's database
+            writer); excludes ``jsonl_path``.
     """
 
     def __init__(
@@ -190,16 +211,19 @@ class MetricsSink:
         jsonl_path: str | os.PathLike[str] | None = None,
         *,
         flush_interval_s: float = 1.0,
+        writer: RecordWriter | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
+        if writer is not None and jsonl_path is not None:
+            raise ValueError("give jsonl_path or writer, not both")
         self._ring: deque[Entry] = deque(maxlen=capacity)
         self._lock = threading.Lock()
         self._count = 0
-        self.writer = (
-            None
-            if jsonl_path is None
-            else JsonlWriter(jsonl_path, flush_interval_s=flush_interval_s)
+        self.writer: RecordWriter | None = (
+            JsonlWriter(jsonl_path, flush_interval_s=flush_interval_s)
+            if jsonl_path is not None
+            else writer
         )
 
     @classmethod

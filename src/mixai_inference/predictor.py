@@ -34,7 +34,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -42,7 +42,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from mixai_inference.bundle import BundleError, Manifest, read_manifest, sha256_file
-from mixai_inference.flags import Flags, resolve_flags
+from mixai_inference.control import Control
+from mixai_inference.flags import Flags
 from mixai_inference.metrics import MetricsSink
 from mixai_inference.results import (
     FAILURE_REASONS,
@@ -64,7 +65,7 @@ from mixai_inference.sessions import (
     load_verified,
     session_options,
 )
-from mixai_inference.tasks import Source, TaskSpec, task_specs
+from mixai_inference.tasks import Source, task_spec, task_specs
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -94,6 +95,15 @@ class _Route:
     output_shape: tuple[int, int] = (0, 0)
 
 
+class _State(NamedTuple):
+    """Everything a control decides, swapped in as one object (:meth:`Predictor.set_control`)."""
+
+    control: Control
+    plans: dict[str, TaskPlan]
+    routes: Callable[[str | None], tuple[_Route, ...]]
+    """User → each task's route, cached (LRU)."""
+
+
 class Predictor:
     """Answers every registered task from a bundle's ONNX models, falling back to the rules.
 
@@ -106,7 +116,8 @@ class Predictor:
         manifest: Manifest | None,
         bundle_dir: Path | None,
         *,
-        flags: Flags,
+        flags: Flags | None = None,
+        control: Control | None = None,
         metrics_sink: MetricsSink,
         rules: Rules,
         feature_schema_version: str,
@@ -118,17 +129,17 @@ class Predictor:
         self.manifest = manifest
         self.bundle_dir = bundle_dir
         self.bundle_error = bundle_error
-        self.flags = flags
         self.metrics = metrics_sink
         self.rules = rules
         self.feature_schema_version = feature_schema_version
+        self._unavailable = unavailable_reason
+        self._route_cache_size = route_cache_size
         self._sessions = SessionCache(max_sessions, self._load_session)
         self._session_options: onnxruntime.SessionOptions | None = None
         self._warned: set[tuple[str, str, str]] = set()
-        self._checks: dict[SessionKey, ModelCheck] = {}
         self._width = {source: len(rules.source_names(source)) for source in ("mix", "alignment")}
         served: dict[Source, list[_Served]] = {"mix": [], "alignment": []}
-        self._plans: dict[str, TaskPlan] = {}
+        self._input_dims: dict[str, int] = {}
         for index, spec in enumerate(task_specs()):
             names = rules.source_names(spec.source)
             columns = None
@@ -140,12 +151,11 @@ class Predictor:
                     )
                 columns = np.array([names.index(name) for name in spec.columns])
             served[spec.source].append(_Served(spec, index, columns))
-            input_dim = len(spec.input_names(names))
-            self._plans[spec.name] = self._plan(spec, input_dim, unavailable_reason)
+            self._input_dims[spec.name] = len(spec.input_names(names))
         self._served = {source: tuple(tasks) for source, tasks in served.items()}
         self._position = {s.spec.name: s.position for tasks in self._served.values() for s in tasks}
-        self._shared_routes: dict[tuple[str, Decision], _Route] = {}
-        self._routes = functools.lru_cache(maxsize=route_cache_size)(self._route_all)
+        self._checks, self._file_failures = self._check_files()
+        self._state = self._build_state(control or Control.from_manifest(manifest, flags))
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -154,6 +164,7 @@ class Predictor:
         path: str | Path,
         *,
         flags: Flags | None = None,
+        control: Control | None = None,
         metrics_sink: MetricsSink | None = None,
         max_sessions: int = 5,
         preload: bool = True,
@@ -173,6 +184,8 @@ class Predictor:
             path: The bundle folder (``manifest.json`` and the ONNX files).
             flags: Effective flags; default: :func:`~mixai_inference.flags.resolve_flags`
                 of the manifest's flags and the environment.
+            control: The whole run-time control (flags, versions, experiments; see
+                :mod:`mixai_inference.control`); default: the manifest's, with ``flags``.
             metrics_sink: Where answers are recorded; default
                 :meth:`MetricsSink.from_env() <mixai_inference.metrics.MetricsSink.from_env>`.
             max_sessions: Most onnxruntime sessions alive at once.
@@ -195,7 +208,8 @@ class Predictor:
         predictor = cls(
             manifest,
             bundle_dir,
-            flags=flags or resolve_flags(manifest.flags if manifest else None),
+            flags=flags,
+            control=control,
             metrics_sink=metrics_sink or MetricsSink.from_env(),
             rules=rules or Rules.default(),
             feature_schema_version=feature_schema_version or _package_schema_version(),
@@ -220,75 +234,156 @@ class Predictor:
         return cls(
             None,
             None,
-            flags=flags or resolve_flags(),
+            flags=flags,
             metrics_sink=metrics_sink or MetricsSink.from_env(),
             rules=rules or Rules.default(),
             feature_schema_version=_package_schema_version(),
             unavailable_reason="no_bundle",
         )
 
-    def _plan(self, spec: TaskSpec, input_dim: int, unavailable: str | None) -> TaskPlan:
-        task = spec.name
+    def _check_files(self) -> tuple[dict[SessionKey, ModelCheck], dict[SessionKey, str]]:
+        """Every shipped model's load check, and the versions unusable before loading.
+
+        Read once per bundle (the SHA-256 of every file): control changes reuse them.
+        """
+        checks: dict[SessionKey, ModelCheck] = {}
+        failures: dict[SessionKey, str] = {}
         manifest, bundle_dir = self.manifest, self.bundle_dir
+        if manifest is None or bundle_dir is None:
+            return checks, failures
+        for task, entry in manifest.tasks.items():
+            spec = task_spec(task)
+            input_dim = self._input_dims[task]
+            for version, model in entry.models.items():
+                key = SessionKey(task, version)
+                checks[key] = check = ModelCheck(
+                    path=bundle_dir / model.file,
+                    sha256=model.sha256,
+                    feature_schema_version=self.feature_schema_version,
+                    input_name=spec.input_tensor,
+                    input_dim=input_dim,
+                    output_name=spec.output_tensor,
+                    output_dim=len(spec.outputs),
+                )
+                if (model.feature_schema_version, model.input_dim) != (
+                    self.feature_schema_version,
+                    input_dim,
+                ):
+                    failures[key] = "schema_mismatch"
+                elif not check.path.is_file():
+                    failures[key] = "file_missing"
+                elif sha256_file(check.path) != model.sha256:
+                    failures[key] = "sha256_mismatch"
+        for key, failure in failures.items():
+            logger.warning("%s %s answers from the rules: %s", *key, failure)
+        return checks, failures
+
+    def _plan(self, task: str, control: Control) -> TaskPlan:
+        manifest = self.manifest
         # an unusable bundle outranks the flags: its flags are lost with it
-        reason = unavailable or (None if self.flags.ml_enabled(task) else "disabled")
+        reason = self._unavailable or (None if control.flags.ml_enabled(task) else "disabled")
         if (
             reason is None
             and manifest
             and manifest.feature_schema_version != self.feature_schema_version
         ):
             reason = "schema_mismatch"
-        entry = manifest.tasks.get(task) if manifest else None
-        if reason is not None or entry is None or manifest is None or bundle_dir is None:
+        if reason is not None or manifest is None:
             return TaskPlan(task, reason or "no_model", None, 0.0, (), {})
-
-        failures = {}
-        for version, model in entry.models.items():
-            check = ModelCheck(
-                path=bundle_dir / model.file,
-                sha256=model.sha256,
-                feature_schema_version=self.feature_schema_version,
-                input_name=spec.input_tensor,
-                input_dim=input_dim,
-                output_name=spec.output_tensor,
-                output_dim=len(spec.outputs),
-            )
-            self._checks[SessionKey(task, version)] = check
-            if model.status == "retired":
-                continue
-            if (model.feature_schema_version, model.input_dim) != (
-                self.feature_schema_version,
-                input_dim,
-            ):
-                failures[version] = "schema_mismatch"
-            elif not check.path.is_file():
-                failures[version] = "file_missing"
-            elif sha256_file(check.path) != model.sha256:
-                failures[version] = "sha256_mismatch"
-        for version, failure in failures.items():
-            logger.warning("%s %s answers from the rules: %s", task, version, failure)
+        served = control.tasks.get(task)
+        active = served.active_version if served else None
         experiments = tuple(
             ExperimentRoute(eid, exp.variants, exp.weights, exp.coverage, exp.salt)
-            for eid, exp in sorted(manifest.experiments.items())
+            for eid, exp in sorted(control.experiments.items())
             if exp.task == task
         )
-        active = entry.active
+        routed = {active} | {v for exp in experiments for v in exp.variants.values()}
+        failures = {}
+        for version in sorted(v for v in routed if v is not None):
+            key = SessionKey(task, version)
+            failure = "not_in_bundle" if key not in self._checks else self._file_failures.get(key)
+            if failure is not None:
+                failures[version] = failure
         return TaskPlan(
             task=task,
             reason=None,
-            active=entry.active_version,
-            rollout=0.0 if active is None else active.rollout_pct / 100.0,
+            active=active,
+            rollout=0.0 if served is None else served.rollout_pct / 100.0,
             experiments=experiments,
             static_failures=failures,
         )
 
+    def _build_state(self, control: Control) -> _State:
+        plans = {spec.name: self._plan(spec.name, control) for spec in task_specs()}
+        shared: dict[tuple[str, Decision], _Route] = {}
+
+        def route_all(user_id: str | None) -> tuple[_Route, ...]:
+            routes = []
+            for task, plan in plans.items():
+                decision = (task, decide(plan, user_id))
+                route = shared.get(decision)
+                if route is None:  # users routed alike share one object: fewer cache misses
+                    route = shared.setdefault(decision, self._make_route(*decision))
+                routes.append(route)
+            return tuple(routes)
+
+        return _State(control, plans, functools.lru_cache(self._route_cache_size)(route_all))
+
+    @property
+    def control(self) -> Control:
+        """The run-time control in force (flags, versions, rollout, experiments)."""
+        return self._state.control
+
+    @property
+    def flags(self) -> Flags:
+        """The effective feature flags."""
+        return self._state.control.flags
+
+    def set_control(self, control: Control, *, preload: bool = True) -> None:
+        """Serve ``control`` from now on, without rebuilding the sessions.
+
+        The new routing is built (and, with ``preload``, the models it routes to are loaded
+        and warmed) first, then swapped in with one assignment: a request sees the old
+        control or the new one, never a mix; the per-user routing cache starts afresh.
+        """
+        state = self._build_state(control)
+        if preload:
+            self._preload(state)
+        self._state = state
+
+    def routed_versions(self) -> dict[str, set[str]]:
+        """Per task whose model may answer, the versions the control in force routes to
+        (active and experiments), usable or not."""
+        return {
+            task: {
+                v
+                for v in (plan.active, *(v for e in plan.experiments for v in e.variants.values()))
+                if v is not None
+            }
+            for task, plan in self._state.plans.items()
+            if plan.reason is None
+        }
+
     def preload(self) -> None:
-        """Load and warm the active model of every task that may use one (failures are
+        """Load and warm every model the control in force routes to (failures are
         remembered and answered by the rules)."""
-        for plan in self._plans.values():
-            if plan.reason is None and plan.active and plan.active not in plan.static_failures:
+        self._preload(self._state)
+
+    def _preload(self, state: _State) -> None:
+        for plan in state.plans.values():
+            if plan.reason is not None:
+                continue
+            versions = {plan.active, *(v for e in plan.experiments for v in e.variants.values())}
+            for version in sorted(v for v in versions if v and v not in plan.static_failures):
                 with contextlib.suppress(LoadFailure):
-                    self._sessions.load(SessionKey(plan.task, plan.active))
+                    self._sessions.load(SessionKey(plan.task, version))
+
+    def load_failures(self) -> dict[SessionKey, str]:
+        """Models that could not be used: file checks and remembered load failures."""
+        failures = dict(self._file_failures)
+        for key, reason in self._sessions.info().get("failures", {}).items():
+            failures[SessionKey(*key)] = reason
+        return failures
 
     def cache_info(self) -> dict[str, Any]:
         """The session cache: loaded ``(task, version)`` keys, loads, evictions, failures."""
@@ -302,17 +397,7 @@ class Predictor:
 
     def route(self, task: str, user_id: str | None = None) -> Provenance:
         """Where ``user_id``'s requests for ``task`` go (before any model runs)."""
-        return self._routes(user_id)[self._position[task]].provenance
-
-    def _route_all(self, user_id: str | None) -> tuple[_Route, ...]:
-        routes = []
-        for task, plan in self._plans.items():
-            decision = (task, decide(plan, user_id))
-            route = self._shared_routes.get(decision)
-            if route is None:  # users routed alike share one object: fewer cache misses
-                route = self._shared_routes.setdefault(decision, self._make_route(*decision))
-            routes.append(route)
-        return tuple(routes)
+        return self._state.routes(user_id)[self._position[task]].provenance
 
     def _make_route(self, task: str, decision: Decision) -> _Route:
         version, variant, experiment_id, reason = decision
@@ -329,7 +414,11 @@ class Predictor:
     # --- answering ---------------------------------------------------------------------------
 
     def predict(
-        self, features: Any, user_id: str | None = None, job_id: str | None = None
+        self,
+        features: Any,
+        user_id: str | None = None,
+        job_id: str | None = None,
+        request_id: str | None = None,
     ) -> Prediction:
         """Every task that reads a mix's features: mastering parameters and preset.
 
@@ -338,16 +427,18 @@ class Predictor:
                 shape ``(1, n)``).
             user_id: Routes the user to a model version (A/B and rollout); recorded.
             job_id: Recorded with the metrics.
+            request_id: Recorded with the metrics: with the task, the key of the answer's
+                ``model_metrics`` row (the service makes one per request).
 
         Raises:
             ValueError: If ``features`` has the wrong shape or is not numeric.
         """
         x, valid = _checked_row(features, self._width["mix"], "features")
         served = self._served["mix"]
-        answers, seconds = self._answer(served, x, valid, self._routes(user_id))
+        answers, seconds = self._answer(served, x, valid, self._state.routes(user_id))
         self.metrics.record_lazy(
             answer_records,
-            (time.time(), user_id, job_id, served, answers, seconds, {}),
+            (time.time(), user_id, job_id, request_id, served, answers, seconds, {}),
             len(served),
         )
         return Prediction(answers)
@@ -359,6 +450,7 @@ class Predictor:
         sr: int,
         user_id: str | None = None,
         job_id: str | None = None,
+        request_id: str | None = None,
     ) -> AlignResult:
         """Offset of the vocal against the instrumental and the confidence in it.
 
@@ -373,7 +465,11 @@ class Predictor:
 
         alignment = estimate_alignment(vocal, instrumental, sr)
         return self.align_from_features(
-            alignment.offset_ms, alignment.features, user_id=user_id, job_id=job_id
+            alignment.offset_ms,
+            alignment.features,
+            user_id=user_id,
+            job_id=job_id,
+            request_id=request_id,
         )
 
     def align_from_features(
@@ -382,6 +478,7 @@ class Predictor:
         features: Any,
         user_id: str | None = None,
         job_id: str | None = None,
+        request_id: str | None = None,
     ) -> AlignResult:
         """:meth:`align` for an alignment already estimated (e.g. stored features).
 
@@ -390,11 +487,20 @@ class Predictor:
         """
         a, valid = _checked_row(features, self._width["alignment"], "alignment features")
         served = self._served["alignment"]
-        answers, seconds = self._answer(served, a, valid, self._routes(user_id))
+        answers, seconds = self._answer(served, a, valid, self._state.routes(user_id))
         offset = float(offset_ms)
         self.metrics.record_lazy(
             answer_records,
-            (time.time(), user_id, job_id, served, answers, seconds, {"offset_ms": offset}),
+            (
+                time.time(),
+                user_id,
+                job_id,
+                request_id,
+                served,
+                answers,
+                seconds,
+                {"offset_ms": offset},
+            ),
             len(served),
         )
         return AlignResult(offset, answers)

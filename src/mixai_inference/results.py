@@ -26,6 +26,7 @@ _FAILURES: Final = {  # something went wrong: recorded with ok=false
     "bundle_unavailable": "the bundle's manifest is missing, unreadable or invalid",
     "invalid_features": "the input features contain NaN or infinity",
     "file_missing": "the model file named by the manifest does not exist",
+    "not_in_bundle": "the run-time control routes to a version the bundle does not ship",
     "sha256_mismatch": "the model file's SHA-256 differs from the manifest (tampered/corrupt)",
     "schema_mismatch": "the model's feature schema or input width differs from the package's",
     "metadata_mismatch": "the ONNX metadata_props task/version differ from the manifest",
@@ -163,11 +164,12 @@ class AlignResult(NamedTuple):
 def answer_records(payload: tuple[Any, ...]) -> tuple[MetricRecord, ...]:
     """The ``model_metrics`` rows of one predictor call: one per task answered.
 
-    ``payload``: ``(time, user_id, job_id, served, answers, seconds, extra)``; ``served``
+    ``payload``: ``(time, user_id, job_id, request_id, served, answers, seconds, extra)``;
+    ``served``
     the tasks in order (each with its ``spec``), ``seconds`` what each took, ``extra``
     fields added to every prediction (e.g. the alignment's ``offset_ms``).
     """
-    now, user_id, job_id, served, answers, seconds, extra = payload
+    now, user_id, job_id, request_id, served, answers, seconds, extra = payload
     records = []
     for task, elapsed in zip(served, seconds, strict=True):
         spec = task.spec
@@ -188,6 +190,8 @@ def answer_records(payload: tuple[Any, ...]) -> tuple[MetricRecord, ...]:
                 {**extra, **spec.prediction(answer.fields)}
                 if extra
                 else spec.prediction(answer.fields),
+                request_id,
+                prov.experiment_id,
             )
         )
     return tuple(records)

@@ -16,10 +16,11 @@ from slim_boundary import forbidden_distributions
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def slim_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with nothing but the built wheel and its dependencies."""
-    root = tmp_path_factory.mktemp("slim")
+SERVE_VENV_LIMIT_MB = 230.0
+
+
+def make_venv(root: Path, extra: str = "") -> Path:
+    """A fresh venv with nothing but the built wheel (with ``extra``) and its dependencies."""
     subprocess.run(
         [
             sys.executable,
@@ -38,11 +39,32 @@ def slim_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert len(wheels) == 1
     subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
     subprocess.run(
-        [str(root / "venv/bin/python"), "-m", "pip", "install", "--quiet", str(wheels[0])],
+        [str(root / "venv/bin/python"), "-m", "pip", "install", "--quiet", f"{wheels[0]}{extra}"],
         check=True,
         capture_output=True,
     )
     return root / "venv"
+
+
+@pytest.fixture(scope="session")
+def slim_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_venv(tmp_path_factory.mktemp("slim"))
+
+
+@pytest.fixture(scope="session")
+def serve_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_venv(tmp_path_factory.mktemp("serve"), "[serve]")
+
+
+def site_packages_mb(venv: Path) -> float:
+    """The venv's installed packages, without pip itself (which a deployment may omit)."""
+    (site,) = (venv / "lib").glob("python3*/site-packages")
+    files = [
+        f
+        for f in site.rglob("*")
+        if f.is_file() and not f.is_symlink() and not f.relative_to(site).parts[0].startswith("pip")
+    ]
+    return sum(f.stat().st_size for f in files) / 1e6
 
 
 def installed(venv: Path) -> set[str]:
@@ -88,3 +110,57 @@ def test_the_wheel_alone_serves_the_tiny_bundle(slim_venv: Path, tiny_project: P
         slim_venv, "align", str(job / "vocal.flac"), str(job / "inst.flac"), "--bundle", str(bundle)
     )
     assert "offset_ms" in json.dumps(aligned)
+
+
+@pytest.mark.slow
+def test_mixai_serve_from_the_wheel_serves_the_demo_on_its_database(
+    serve_venv: Path, tiny_project: Path, tmp_path: Path
+) -> None:
+    """The issue's "done when": the wheel with its extra, no heavy package, at most 230 MB,
+    serves the demo bundle on the demo database (its flags and experiments), and a flag
+    switched in the database changes the answers without a restart."""
+    packages = installed(serve_venv)
+    assert {"starlette", "uvicorn", "prometheus-client", "sqlalchemy", "psycopg"} <= packages
+    assert not packages & forbidden_distributions() - {"sqlalchemy", "psycopg", "psycopg-binary"}
+    size = site_packages_mb(serve_venv)
+    assert size <= SERVE_VENV_LIMIT_MB, f"{size:.0f} MB"
+
+    sys.path.insert(0, str(PROJECT / "tests" / "serve"))
+    from service_support import FEATURES, Service
+    from sqlalchemy import create_engine, text
+
+    database = f"sqlite:///{tiny_project / 'data/mixai.db'}"
+    bundle = tiny_project / "data/06_models/bundle"
+    service = Service(bundle, database, tmp_path, {}, [str(serve_venv / "bin/mixai-serve")])
+    service.start()
+    try:
+        client = service.client()
+        service.wait_until(lambda: client.call("GET", "/readyz")[0] == 200, 60, "ready")
+        experiments = set()
+        for n in range(300):
+            status, answer = client.predict(f"demo-user-{n}")
+            assert status == 200, answer
+            experiments |= {answer[task]["experiment_id"] for task in ("master_reg", "preset_cls")}
+        assert {"master-reg-candidate", "preset-ml-vs-rules"} & experiments, experiments
+        assert answer["master_reg"]["reason"] != "disabled"
+        engine = create_engine(database)
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE ml_feature_flags SET enabled = false WHERE flag = 'enable_cpu_ml'")
+            )
+        engine.dispose()
+        service.wait_until(
+            lambda: client.call("POST", "/v1/predict", {"features": FEATURES})[1]["master_reg"][
+                "reason"
+            ]
+            == "disabled",
+            what="the flag obeyed",
+        )
+    finally:
+        service.stop()
+        engine = create_engine(database)
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE ml_feature_flags SET enabled = true WHERE flag = 'enable_cpu_ml'")
+            )
+        engine.dispose()

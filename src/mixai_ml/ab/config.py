@@ -6,6 +6,8 @@ fails early, with the offending key in the message, on anything it cannot use.
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -89,8 +91,18 @@ class AbSettings:
     experiments: Mapping[str, ExperimentSettings] = field(default_factory=dict)
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> AbSettings:
-        """Settings from the ``ab_analysis`` parameters (see the YAML file for every key)."""
+    def from_params(
+        cls,
+        params: Mapping[str, Any],
+        experiment_weights: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> AbSettings:
+        """Settings from the ``ab_analysis`` parameters (see the YAML file for every key).
+
+        Args:
+            params: The ``ab_analysis`` parameters.
+            experiment_weights: Each experiment's weights, from ``ab_experiments``
+                (:func:`weights_from_table`): the one definition of an experiment.
+        """
         power = params.get("power", {}) or {}
         sequential = params.get("sequential", {}) or {}
         unknown = params.get("unknown_metrics", {}) or {}
@@ -99,16 +111,24 @@ class AbSettings:
             str(name): _metric_spec(str(name), spec or {}, default_mde)
             for name, spec in (params.get("metrics", {}) or {}).items()
         }
+        overrides = {str(k): v or {} for k, v in (params.get("experiments", {}) or {}).items()}
+        misplaced = sorted(name for name, spec in overrides.items() if "weights" in spec)
+        if misplaced:
+            raise ValueError(
+                f"ab_analysis.experiments {misplaced}: weights are defined in the ab_experiments "
+                "table (the one definition of an experiment), not in the parameters"
+            )
+        weights = dict(experiment_weights or {})
         experiments = {
-            str(name): ExperimentSettings(
-                weights=_weights(spec.get("weights"), f"experiments.{name}.weights"),
+            name: ExperimentSettings(
+                weights=_weights(weights.get(name), f"ab_experiments {name}: weights"),
                 tuning_n_per_variant=(
-                    float(spec["tuning_n_per_variant"])
-                    if spec.get("tuning_n_per_variant") is not None
+                    float(overrides[name]["tuning_n_per_variant"])
+                    if overrides.get(name, {}).get("tuning_n_per_variant") is not None
                     else None
                 ),
             )
-            for name, spec in (params.get("experiments", {}) or {}).items()
+            for name in sorted(set(overrides) | set(weights))
         }
         return cls(
             alpha=_fraction(params.get("alpha", 0.05), "alpha"),
@@ -172,8 +192,19 @@ def _weights(raw: Any, key: str) -> dict[str, float] | None:
         return None
     weights = {str(name): float(value) for name, value in dict(raw).items()}
     if any(value < 0 for value in weights.values()) or sum(weights.values()) <= 0:
-        raise ValueError(f"ab_analysis.{key} must be non-negative and not all zero, got {raw!r}")
+        raise ValueError(f"{key} must be non-negative and not all zero, got {raw!r}")
     return weights
+
+
+def weights_from_table(experiments: Any) -> dict[str, dict[str, float]]:
+    """Experiment id → weights, from the ``ab_experiments`` table (a DataFrame; JSON text).
+
+    An experiment with assignments but no row here is analysed with equal expected weights.
+    """
+    return {
+        str(row.experiment_id): {str(k): float(v) for k, v in json.loads(row.weights).items()}
+        for row in experiments.itertuples()
+    }
 
 
 def _metric_spec(name: str, raw: Mapping[str, Any], default_mde: float) -> MetricSpec:

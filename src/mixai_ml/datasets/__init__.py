@@ -3,6 +3,7 @@
 from mixai_ml.datasets.audio import AudioDataset, AudioFolderDataset
 from mixai_ml.datasets.bundle import BundleDataset
 from mixai_ml.datasets.derived import DerivedFilesDataset
+from mixai_ml.datasets.journals import ServiceJournalsDataset
 from mixai_ml.datasets.model_artifact import TrainedTaskDataset
 from mixai_ml.datasets.model_store import ModelStoreDataset
 from mixai_ml.datasets.sql import AppQueryDataset, AppTableDataset, DatabaseDataset
@@ -16,5 +17,6 @@ __all__ = [
     "DatabaseDataset",
     "DerivedFilesDataset",
     "ModelStoreDataset",
+    "ServiceJournalsDataset",
     "TrainedTaskDataset",
 ]

@@ -10,8 +10,10 @@ Examples::
 It works on the project it is run in (the folder, or a parent of it, holding the Kedro
 ``pyproject.toml``; ``--project`` names another): every change is written to that
 project's ``model_registry`` (``MIXAI_DB_URL``) and its bundle (the catalog's
-``model_bundle``) is rebuilt atomically from its model store with its export
-configuration (``conf/*/parameters_export.yml``), as ``kedro run`` would.
+``model_bundle``) is rebuilt atomically from its model store with the database's flags
+and running experiments (``ml_feature_flags``, ``ab_experiments``), as ``kedro run``
+would. A running ``mixai-serve`` reads the registry within its refresh interval and
+reloads the bundle when its manifest changes: no restart.
 """
 
 from __future__ import annotations
@@ -80,9 +82,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 changed = registry.set_rollout(current, args.task, args.percent)
             else:
                 changed = registry.rollback(current, args.task, now)
-            params = context.params["export"]
+            # the database's flags and experiments, never the operator's shell
+            flags, experiments = registry.bundle_control(
+                context.params["export"]["flags"],
+                catalog.load("ml_feature_flags"),
+                catalog.load("ab_experiments"),
+            )
             manifest, files = registry.build_manifest(
-                changed, params["flags"], params["experiments"], now, catalog.load("model_store")
+                changed, flags, experiments, now, catalog.load("model_store")
             )
         except (ValueError, LookupError, FileNotFoundError) as error:
             print(f"mixai-registry: {error}", file=sys.stderr)

@@ -3,8 +3,13 @@
 Statuses (docs/data_contracts.md §6): ``candidate`` (exported, not serving), ``active`` (serves
 ``rollout_pct`` % of users; the rest get the rules), ``shadow`` (shipped, not
 served), ``retired``. At most one version per task is active. The bundle ships
-each task's active version, every shadow version and whatever the configured
-experiments route to.
+each task's active version, every shadow version, whatever the running experiments
+route to, and the versions the database may switch to without a new bundle: the newest
+candidate (a promotion) and the previous active version (a rollback).
+
+The bundle's flags and experiments are a snapshot of the database's run-time control
+(``ml_feature_flags``, ``ab_experiments``; :func:`bundle_control`), never of the shell
+that builds it; the service reads the database itself and falls back on the snapshot.
 """
 
 from __future__ import annotations
@@ -138,6 +143,47 @@ def _role_version(registry: pd.DataFrame, task: str, role: str) -> str | None:
     return role
 
 
+def bundle_control(
+    flag_defaults: Mapping[str, bool], flag_rows: pd.DataFrame, experiment_rows: pd.DataFrame
+) -> tuple[dict[str, bool], dict[str, dict[str, Any]]]:
+    """The bundle's flags and experiments from the database's run-time control tables.
+
+    Args:
+        flag_defaults: ``export.flags`` (conf): flags that have no ``ml_feature_flags`` row.
+        flag_rows: The ``ml_feature_flags`` table.
+        experiment_rows: The ``ab_experiments`` table; the ``running`` ones are shipped.
+
+    Returns:
+        The flags, and the experiments as :func:`build_manifest` takes them.
+    """
+    flags = {**flag_defaults}
+    flags.update((str(row.flag), bool(row.enabled)) for row in flag_rows.itertuples())
+    experiments = {
+        str(row.experiment_id): {
+            "task": str(row.task),
+            "variants": json.loads(row.variants),
+            "weights": json.loads(row.weights),
+            "coverage": float(row.coverage),
+        }
+        for row in experiment_rows.itertuples()
+        if row.status == "running"
+    }
+    return flags, experiments
+
+
+def _switchable(rows: pd.DataFrame) -> set[str]:
+    """The newest candidate and the previous active version: what the database may promote
+    or roll back to while the bundle stays."""
+    chosen = set()
+    candidates = rows[rows["status"] == "candidate"].sort_values("created_at")
+    if len(candidates):
+        chosen.add(str(candidates.iloc[-1]["version"]))
+    previous = rows[(rows["status"] == "retired") & rows["promoted_at"].notna()]
+    if len(previous):
+        chosen.add(str(previous.sort_values("promoted_at").iloc[-1]["version"]))
+    return chosen
+
+
 def build_manifest(
     registry: pd.DataFrame,
     flags: Mapping[str, bool],
@@ -195,8 +241,10 @@ def build_manifest(
         spec = task_spec(task)
         rows = registry[registry["task"] == task]
         active = rows[rows["status"] == "active"]
-        chosen[task] |= set(active["version"]) | set(
-            rows.loc[rows["status"] == "shadow", "version"]
+        chosen[task] |= (
+            set(active["version"])
+            | set(rows.loc[rows["status"] == "shadow", "version"])
+            | _switchable(rows)
         )
         models = {}
         for row in rows[rows["version"].isin(chosen[task])].itertuples():

@@ -9,7 +9,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from mixai_ml.ab.analysis import analyse_experiments, combine_daily_stats
-from mixai_ml.ab.config import AbSettings
+from mixai_ml.ab.config import AbSettings, weights_from_table
 from mixai_ml.ab.report import forest_plot, markdown_report, sequential_plot
 
 
@@ -17,6 +17,7 @@ def analyse_ab_tests(
     assignment_counts: pd.DataFrame,
     metric_stats: pd.DataFrame,
     covariate_stats: pd.DataFrame,
+    experiments: pd.DataFrame,
     params: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Every experiment × metric × non-control variant, one decision per experiment, paths.
@@ -25,6 +26,7 @@ def analyse_ab_tests(
         assignment_counts: ``ab_assignment_counts`` (SQL).
         metric_stats: ``ab_metric_daily_stats`` (SQL).
         covariate_stats: ``ab_covariate_daily_stats`` (SQL).
+        experiments: ``ab_experiments``: each experiment's expected weights.
         params: ``ab_analysis`` parameters.
 
     Returns:
@@ -34,7 +36,7 @@ def analyse_ab_tests(
     analysis = analyse_experiments(
         assignment_counts,
         combine_daily_stats(metric_stats, covariate_stats),
-        AbSettings.from_params(params),
+        AbSettings.from_params(params, weights_from_table(experiments)),
         analysed_at=datetime.now(UTC),
     )
     return analysis.results, analysis.decisions, analysis.paths

@@ -1,5 +1,6 @@
 """``ab_analysis``: reads only ``ab_test_assignments`` / ``ab_test_metrics`` (through SQL
-aggregates in ``catalog_ab_analysis.yml``) and its parameters."""
+aggregates in ``catalog_ab_analysis.yml``), ``ab_experiments`` (the expected weights) and its
+parameters."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                     "ab_assignment_counts",
                     "ab_metric_daily_stats",
                     "ab_covariate_daily_stats",
+                    "ab_experiments",
                     "params:ab_analysis",
                 ],
                 outputs=["ab_analysis_results", "ab_experiment_decisions", "ab_sequential_paths"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -56,6 +57,37 @@ def experiment_logs(
     return online.ab_experiments(
         config.experiments, config.ab_baseline, config.ab_users, config.seed, config.world_end
     )
+
+
+def run_time_control(params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``ml_feature_flags`` and ``ab_experiments`` rows at the world's end: the past
+    experiments ``stopped``, the running ones ``running``."""
+    end = pd.Timestamp(params["world_end"]).tz_convert("UTC")
+    flags = pd.DataFrame(
+        [
+            {"flag": flag, "enabled": bool(on), "updated_at": end, "updated_by": "demo_data"}
+            for flag, on in params["feature_flags"].items()
+        ]
+    )
+
+    def row(experiment: dict[str, Any], status: str, start: Any, stop: Any) -> dict[str, Any]:
+        return {
+            "experiment_id": experiment["experiment_id"],
+            "task": experiment["task"],
+            "variants": json.dumps(experiment["variants"], sort_keys=True),
+            "weights": json.dumps(experiment["weights"], sort_keys=True),
+            "coverage": float(experiment.get("coverage", 1.0)),
+            "status": status,
+            "started_at": start,
+            "stopped_at": stop,
+        }
+
+    days = pd.Timedelta(days=1)
+    experiments = [
+        row(e, "stopped", end - e["days"][0] * days, end - e["days"][1] * days)
+        for e in params["experiments"]
+    ] + [row(e, "running", end, pd.NaT) for e in params["running_experiments"]]
+    return flags, pd.DataFrame(experiments)
 
 
 def world_truth(

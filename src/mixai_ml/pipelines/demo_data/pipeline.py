@@ -42,6 +42,12 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 name="write_experiment_logs",
             ),
             node(
+                nodes.run_time_control,
+                inputs="params:demo_data",
+                outputs=["ml_feature_flags", "ab_experiments"],
+                name="write_run_time_control",
+            ),
+            node(
                 nodes.world_truth,
                 inputs=["demo_world", "demo_experiment_truth"],
                 outputs=["demo_ground_truth", "demo_ground_truth_users", "demo_ground_truth_jobs"],

@@ -56,10 +56,13 @@ def publish(
     promotion_decision: dict[str, Any],
     model_registry: pd.DataFrame,
     model_store: ModelStore,
+    ml_feature_flags: pd.DataFrame,
+    ab_experiments: pd.DataFrame,
     params: dict[str, Any],
     *export_reports: dict[str, Any],
 ) -> tuple[pd.DataFrame, tuple[Manifest, dict[str, bytes]], dict[str, Any]]:
-    """Register the exported candidates, apply the promotion decision, build the bundle."""
+    """Register the exported candidates, apply the promotion decision, build the bundle
+    with the database's flags and running experiments."""
     now = datetime.now(UTC)
     exported = [
         registry.ExportedModel(
@@ -69,7 +72,6 @@ def publish(
         if report["status"] == "exported"
     ]
     table = registry.register_candidates(model_registry, exported, promotion_decision, now)
-    manifest, files = registry.build_manifest(
-        table, params["flags"], params["experiments"], now, model_store
-    )
+    flags, experiments = registry.bundle_control(params["flags"], ml_feature_flags, ab_experiments)
+    manifest, files = registry.build_manifest(table, flags, experiments, now, model_store)
     return table, (manifest, files), registry.bundle_summary(manifest)

@@ -34,6 +34,8 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                     "promotion_decision",
                     "model_registry",
                     "model_store",
+                    "ml_feature_flags",
+                    "ab_experiments",
                     "params:export",
                     *(f"{task}.export_report" for task in tasks),
                 ],

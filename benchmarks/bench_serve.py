@@ -1,0 +1,200 @@
+"""Benchmark of ``mixai-serve``; results go to docs/benchmarks.md.
+
+1. **Features over HTTP**: ``POST /v1/predict`` with a feature vector, from 1, 8 and 32
+   concurrent keep-alive clients (an asyncio load generator in its own process, on the same
+   machine), for ``--seconds`` each: requests per second, p50 and p99 latency as the client
+   sees it. Goal: at least 1,500 requests/s, p99 at most 10 ms at 8 clients.
+2. **Overhead**: the same request's p50 at 1 client against ``Predictor.predict`` in
+   process on the same bundle (what HTTP, JSON, validation and the database writer add).
+3. **Upload**: a 30 s stereo 44.1 kHz WAV uploaded to ``/v1/predict`` end to end (decode,
+   features, models, answer); median of ``--uploads`` runs.
+
+Every answer is written to a SQLite database as in production (the writer runs in the
+service process). The models are the demo bundle's (``data/06_models/bundle``) when it
+exists, else the synthetic TabularNet models of ``bench_predict.py``.
+
+    .venv/bin/python benchmarks/bench_serve.py [--seconds 10] [--workers 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "tests" / "serve"))
+sys.path.insert(0, str(ROOT / "tests" / "inference"))
+
+from bench_predict import synthetic_bundle  # noqa: E402
+from service_support import FEATURES, Service, migrated  # noqa: E402
+
+from mixai_inference import MetricsSink, Predictor  # noqa: E402
+
+LOAD_CLIENT = r"""
+import asyncio, json, sys, time
+
+async def client(port, body, deadline, latencies, errors):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = (f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        writer.write(head + body)
+        status = await reader.readline()
+        length = 0
+        while (line := await reader.readline()) != b"\r\n":
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+        latencies.append(time.perf_counter() - start)
+        if b" 200 " not in status:
+            errors.append(status)
+    writer.close()
+
+async def main():
+    port, clients, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+    body = sys.stdin.buffer.read()
+    latencies, errors = [], []
+    warm = time.perf_counter() + 1.0
+    await asyncio.gather(*(client(port, body, warm, [], []) for _ in range(clients)))
+    start = time.perf_counter()
+    deadline = start + seconds
+    await asyncio.gather(*(client(port, body, deadline, latencies, errors) for _ in range(clients)))
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"n": len(latencies), "seconds": elapsed, "errors": len(errors),
+                      "latencies": latencies}))
+
+asyncio.run(main())
+"""
+
+
+def percentile_ms(samples: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(samples) * 1e3, q))
+
+
+def load(port: int, clients: int, seconds: float) -> dict[str, float]:
+    body = json.dumps({"features": FEATURES, "user_id": "bench-user"}).encode()
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_CLIENT, str(port), str(clients), str(seconds)],
+        input=body, capture_output=True, check=True,
+    )  # fmt: skip
+    result = json.loads(done.stdout)
+    latencies = result["latencies"]
+    return {
+        "clients": clients,
+        "requests": result["n"],
+        "errors": result["errors"],
+        "requests_per_s": result["n"] / result["seconds"],
+        "p50_ms": percentile_ms(latencies, 50),
+        "p99_ms": percentile_ms(latencies, 99),
+    }
+
+
+def in_process_ms(bundle: Path, n: int = 3000) -> dict[str, float]:
+    predictor = Predictor.from_bundle(bundle, metrics_sink=MetricsSink())
+    x = np.asarray(FEATURES, dtype=np.float32)
+    for _ in range(200):
+        predictor.predict(x, user_id="bench-user")
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        predictor.predict(FEATURES, user_id="bench-user")
+        times.append(time.perf_counter() - start)
+    return {"p50_ms": percentile_ms(times, 50), "p99_ms": percentile_ms(times, 99)}
+
+
+def wav_30s() -> bytes:
+    sr = 44_100
+    t = np.arange(30 * sr) / sr
+    rng = np.random.default_rng(0)
+    left = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size)
+    right = 0.3 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal(t.size)
+    buffer = io.BytesIO()
+    sf.write(buffer, np.stack([left, right], axis=1), sr, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def upload_s(service: Service, runs: int) -> dict[str, float]:
+    audio = wav_30s()
+    boundary = "mixai-bench"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="mix.wav"\r\n'
+        "Content-Type: audio/wav\r\n\r\n"
+    ).encode() + audio + f"\r\n--{boundary}--\r\n".encode()
+    client = service.client()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        status, answer = client.call(
+            "POST", "/v1/predict", raw=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )  # fmt: skip
+        times.append(time.perf_counter() - start)
+        assert status == 200, answer
+    return {"upload_mb": len(body) / 1e6, "median_s": statistics.median(times), "runs": runs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--uploads", type=int, default=5)
+    parser.add_argument("--bundle", type=Path, default=ROOT / "data/06_models/bundle")
+    args = parser.parse_args()
+    report: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(),
+            "load_avg_at_start": os.getloadavg(),
+        }
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        bundle = args.bundle
+        if not (bundle / "manifest.json").is_file():
+            bundle = synthetic_bundle(work / "bundle")
+        report["bundle"] = str(bundle)
+        report["in_process"] = in_process_ms(bundle)
+        for workers in args.workers:
+            url = migrated(f"sqlite:///{work / f'bench-{workers}.db'}")
+            service = Service(bundle, url, work / f"service-{workers}", {"ENABLE_CPU_ML": "true"})
+            service.start("--workers", str(workers))
+            try:
+                runs = [load(service.port, clients, args.seconds) for clients in args.clients]
+                report[f"http_workers_{workers}"] = runs
+                if workers == args.workers[0]:
+                    report["upload_30s"] = upload_s(service, args.uploads)
+            finally:
+                service.stop()
+            engine = create_engine(url)
+            with engine.connect() as connection:
+                stored = connection.execute(text("SELECT COUNT(*) FROM model_metrics")).scalar_one()
+            engine.dispose()
+            answered = sum(run["requests"] for run in runs)
+            report[f"rows_workers_{workers}"] = {"answered_x2": 2 * answered, "stored": stored}
+        one = next(r for r in report[f"http_workers_{args.workers[0]}"] if r["clients"] == 1)
+        report["overhead_p50_ms"] = one["p50_ms"] - report["in_process"]["p50_ms"]
+    report["machine"]["load_avg_at_end"] = os.getloadavg()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
