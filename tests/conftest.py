@@ -137,7 +137,8 @@ def restartable_postgres(throwaway_cluster: ThrowawayCluster) -> Iterator[Throwa
 @pytest.fixture
 def pg_database(postgres_server: str) -> Iterator[Callable[[], str]]:
     """Makes fresh, empty PostgreSQL databases (URLs) for one test, dropped afterwards."""
-    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    # pre-ping: a fault test may have restarted the server under the pooled connection
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     names: list[str] = []
 
     def make() -> str:

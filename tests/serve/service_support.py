@@ -158,16 +158,20 @@ class Service:
         assert self.process is not None
         self.process.send_signal(number)
 
-    def stop(self) -> int:
-        """Stop as a deployment would (SIGTERM: queued rows are written); the exit code."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+    def stop(self) -> bool:
+        """Stop as a deployment would (SIGTERM: queued rows are written); whether it stopped
+        cleanly (uvicorn ends a graceful shutdown by re-raising the signal it caught)."""
+        if self.process is None:
+            return True
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                return False
+        return self.process.returncode in (0, -signal.SIGTERM)
 
     def wait_until(self, check: Any, timeout: float = 20.0, what: str = "condition") -> Any:
         deadline = time.monotonic() + timeout

@@ -20,29 +20,32 @@ from service_support import FEATURES, Service, migrated, serve_bundle
 from test_service import rows, set_flag
 
 CLIENTS = 8
-REQUESTS = 500  # per client
+AT_LEAST = 2000  # requests in all
 REFRESH_S = 1.0
 
 
 class Load:
-    """``CLIENTS`` threads sending ``REQUESTS`` predictions each, with their own request ids."""
+    """``CLIENTS`` threads sending predictions, each with its own request ids, until stopped."""
 
     def __init__(self, service: Service) -> None:
         self.service = service
         self.answers: list[tuple[float, int, str, dict[str, Any]]] = []
         self._lock = threading.Lock()
+        self._stop = threading.Event()
         self.done = 0
         self.threads = [threading.Thread(target=self._client, args=(c,)) for c in range(CLIENTS)]
 
     def _client(self, number: int) -> None:
         client = self.service.client()
-        for i in range(REQUESTS):
+        i = 0
+        while not self._stop.is_set():
+            i += 1
             request_id = f"c{number}-{i}"
             sent = time.monotonic()
             status, answer = client.call(
                 "POST",
                 "/v1/predict",
-                {"features": FEATURES, "user_id": f"user-{(number * REQUESTS + i) % 300}"},
+                {"features": FEATURES, "user_id": f"user-{(number * 7919 + i) % 300}"},
                 headers={"X-Request-ID": request_id},
             )
             with self._lock:
@@ -54,11 +57,12 @@ class Load:
         for thread in self.threads:
             thread.start()
 
-    def wait_for(self, share: float) -> None:
-        while self.done < share * CLIENTS * REQUESTS:
+    def wait_for(self, requests: int) -> None:
+        while self.done < requests:
             time.sleep(0.02)
 
-    def join(self) -> None:
+    def stop(self) -> None:
+        self._stop.set()
         for thread in self.threads:
             thread.join()
 
@@ -68,30 +72,36 @@ def closed_loop(
 ) -> None:
     load = Load(service)
     load.start()
-    load.wait_for(0.2)
+    load.wait_for(500)
     with outage():
-        load.wait_for(0.4)
-        serve_bundle(
-            bundle, {MASTER_REG: ["w0", "w1"], PRESET_CLS: ["q0"], ALIGN_CONF: ["b0"]}
-        )  # v → w: the new bundle's versions
-        load.wait_for(0.5)
-    load.wait_for(0.65)
+        load.wait_for(load.done + 500)
+        # v → w: a new bundle swapped in while the database is down
+        serve_bundle(bundle, {MASTER_REG: ["w0", "w1"], PRESET_CLS: ["q0"], ALIGN_CONF: ["b0"]})
+        probe = service.client()
+        service.wait_until(
+            lambda: probe.predict()[1][MASTER_REG]["model_version"] == "w0", what="new bundle"
+        )
+        load.wait_for(load.done + 500)
+    load.wait_for(load.done + 500)
     set_flag(db_url, "enable_cpu_ml", False)
     switched = time.monotonic()
-    load.join()
-    assert service.stop() == 0
+    time.sleep(REFRESH_S + 3.0)
+    load.wait_for(AT_LEAST)
+    load.stop()
+    assert service.stop()
 
     statuses = {status for _, status, _, _ in load.answers}
     assert statuses == {200}, [a for a in load.answers if a[1] != 200][:3]
-    assert len(load.answers) == CLIENTS * REQUESTS
+    assert len(load.answers) >= AT_LEAST
     versions = {a[MASTER_REG]["model_version"] for _, _, _, a in load.answers}
     assert {"v0", "w0"} <= versions  # served both bundles
     late = [a for sent, _, _, a in load.answers if sent > switched + REFRESH_S + 1.0]
     assert late and all(a[MASTER_REG]["reason"] == "disabled" for a in late)
 
     stored = rows(db_url, "SELECT task, request_id FROM model_metrics")
-    assert len(stored) == len(set(stored)) == 2 * CLIENTS * REQUESTS
-    assert {r for _, r in stored} == {request_id for _, _, request_id, _ in load.answers}
+    probes = {r for _, r in stored} - {request_id for _, _, request_id, _ in load.answers}
+    assert len(stored) == len(set(stored)) == 2 * (len(load.answers) + len(probes))
+    assert {request_id for _, _, request_id, _ in load.answers} <= {r for _, r in stored}
     assert rows(db_url, "SELECT COUNT(DISTINCT user_id) FROM ab_test_assignments")[0][0] <= 300
     assert not list(service.journal_dir.glob("*.jsonl")), "journals left behind"
 

@@ -6,31 +6,38 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from service_support import FEATURES, Client, Service
+from service_support import FEATURES, Client, Service, migrated, serve_bundle
 
 TOKEN = "s3cret-token-for-tests"
 
 
-@pytest.fixture
-def service(bundle: Path, sqlite_db: str, start_service: Callable[..., Service], tmp_path: Path) -> Service:
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """One service for the module: every test also checks that it keeps serving."""
+    tmp_path = tmp_path_factory.mktemp("security")
     root = tmp_path / "audio"
     (root / "inside").mkdir(parents=True)
     (tmp_path / "secret.wav").write_bytes(b"RIFF not for you")
     (root / "inside" / "link.wav").symlink_to(tmp_path / "secret.wav")
     (root / "noise.wav").write_bytes(os.urandom(4096))
-    return start_service(
-        bundle,
-        sqlite_db,
-        MIXAI_SERVICE_TOKEN=TOKEN,
-        MIXAI_AUDIO_ROOT=str(root),
-        MIXAI_MAX_BODY_BYTES="65536",
-        MIXAI_MAX_UPLOAD_BYTES="200000",
-    )
+    env = {
+        "MIXAI_SERVICE_TOKEN": TOKEN,
+        "MIXAI_AUDIO_ROOT": str(root),
+        "MIXAI_MAX_BODY_BYTES": "65536",
+        "MIXAI_MAX_UPLOAD_BYTES": "200000",
+    }
+    database = migrated(f"sqlite:///{tmp_path / 'mixai.db'}")
+    running = Service(serve_bundle(tmp_path / "bundle"), database, tmp_path / "service", env)
+    running.start()
+    try:
+        yield running
+    finally:
+        assert running.stop()
 
 
 @pytest.mark.parametrize(

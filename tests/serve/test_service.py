@@ -180,7 +180,9 @@ def test_database_control_switches_answers_without_a_restart(
     # the operator's environment beats the database
     service.stop()
     override = start_service(bundle, sqlite_db, ENABLE_CPU_ML="true")
-    assert override.client().predict("u1")[1][MASTER_REG]["source"] == "ml"
+    served = [override.client().predict(f"user-{i}")[1][MASTER_REG] for i in range(10)]
+    assert not any(a["reason"] == "disabled" for a in served)
+    assert any(a["source"] == "ml" for a in served)
 
 
 def test_a_new_bundle_is_swapped_in_and_a_broken_one_refused(

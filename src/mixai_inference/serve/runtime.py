@@ -127,6 +127,7 @@ class Runtime:
         self._rows = rows
         self.status.read_at, self.status.error = time.monotonic(), None
         self.refreshes["ok"] += 1
+        self.writer.retry_now()
         if apply:
             with self._swap:
                 self._apply(self.predictor)

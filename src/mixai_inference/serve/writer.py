@@ -10,8 +10,9 @@ Policy, so that the answer never waits for the database and no row is lost:
 
 * **Database down** (connection refused, timeout, missing table): the batch goes to the
   journal (:mod:`mixai_inference.serve.journal`); the database is retried after 1 s,
-  then with doubling waits up to ``max_retry_s``. Once it takes rows again, the journal
-  files (this process's and any left behind by others) are replayed and deleted.
+  then with doubling waits up to ``max_retry_s`` (at once when the control refresh reaches
+  it, and once more at shutdown). Once it takes rows again, the journal files (this
+  process's and any left behind by others) are replayed and deleted.
 * **Queue full** (``max_pending`` calls waiting): the request's own thread writes its
   rows straight to the journal, a local file append, and the spill is counted. Nothing
   is dropped and nobody waits for the database.
@@ -67,7 +68,7 @@ class DatabaseWriter:
         max_pending: int = 20_000,
         batch_calls: int = 1000,
         interval_s: float = 0.1,
-        max_retry_s: float = 10.0,
+        max_retry_s: float = 5.0,
         remembered_assignments: int = 200_000,
     ) -> None:
         self.engine = engine
@@ -126,12 +127,20 @@ class DatabaseWriter:
         """Write what is queued now (and replay journals if the database is back)."""
         return self._drain()
 
+    def retry_now(self) -> None:
+        """Try the database at the next write, whatever the back-off (it answered elsewhere)."""
+        if self.db_up is False:
+            self._retry_at = 0.0
+            self._wake.set()
+
     def close(self) -> None:
-        """Stop the thread and write what is queued (idempotent)."""
+        """Stop the thread and write what is queued (idempotent); the database gets a last
+        try whatever the back-off, and what it does not take stays in the journal."""
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
+        self._retry_at = 0.0
         self._drain()
         with self._journal_lock:
             self._journal.seal()
