@@ -19,7 +19,6 @@ exists, else the synthetic TabularNet models of ``bench_predict.py``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import io
 import json
 import os
@@ -41,9 +40,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests" / "serve"))
 sys.path.insert(0, str(ROOT / "tests" / "inference"))
 
-from bench_predict import synthetic_bundle  # noqa: E402
 from service_support import FEATURES, Service, migrated  # noqa: E402
 
+from bench_predict import synthetic_bundle  # noqa: E402
 from mixai_inference import MetricsSink, Predictor  # noqa: E402
 
 LOAD_CLIENT = r"""
@@ -134,9 +133,13 @@ def upload_s(service: Service, runs: int) -> dict[str, float]:
     audio = wav_30s()
     boundary = "mixai-bench"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="mix.wav"\r\n'
-        "Content-Type: audio/wav\r\n\r\n"
-    ).encode() + audio + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="mix.wav"\r\n'
+            "Content-Type: audio/wav\r\n\r\n"
+        ).encode()
+        + audio
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     client = service.client()
     times = []
     for _ in range(runs):

@@ -74,7 +74,9 @@ class ThrowawayCluster:
         """Start (or start again) the server on the same port and data."""
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
         log = self.root / "server.log"
-        self._run([self._pg_ctl, "-D", str(self.data), "-o", options, "-l", str(log), "-w", "start"])
+        self._run(
+            [self._pg_ctl, "-D", str(self.data), "-o", options, "-l", str(log), "-w", "start"]
+        )
 
     def stop_server(self) -> None:
         """Stop the server as a crash would (connections cut), keeping its data."""

@@ -8,18 +8,30 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 _CONFIG = Path(__file__).resolve().parents[1] / "src" / "mixai_inference" / "pyproject.toml"
+_BANNED: dict[str, dict[str, str]] = tomllib.loads(_CONFIG.read_text("utf-8"))["tool"]["ruff"][
+    "lint"
+]["flake8-tidy-imports"]["banned-api"]
+_SERVE_EXTRA = "the serve extra"
 
-FORBIDDEN_MODULES: frozenset[str] = frozenset(
-    tomllib.loads(_CONFIG.read_text("utf-8"))["tool"]["ruff"]["lint"]["flake8-tidy-imports"][
-        "banned-api"
-    ]
+SERVE_EXTRA_MODULES: frozenset[str] = frozenset(
+    name for name, entry in _BANNED.items() if entry["msg"].startswith(_SERVE_EXTRA)
 )
-"""Top-level modules ``mixai_inference`` must not import."""
+"""Top-level modules of the ``serve`` extra: only ``mixai_inference.serve`` imports them."""
+
+FORBIDDEN_MODULES: frozenset[str] = frozenset(_BANNED) - SERVE_EXTRA_MODULES
+"""Top-level modules no part of ``mixai_inference`` may import (the service neither)."""
+
+
+def _distributions(modules: frozenset[str]) -> frozenset[str]:
+    providers = packages_distributions()
+    return frozenset(name.lower() for module in modules for name in providers.get(module, ()))
 
 
 def forbidden_distributions() -> frozenset[str]:
     """The installed distributions that provide a forbidden module (lower case)."""
-    providers = packages_distributions()
-    return frozenset(
-        name.lower() for module in FORBIDDEN_MODULES for name in providers.get(module, ())
-    )
+    return _distributions(FORBIDDEN_MODULES)
+
+
+def serve_extra_distributions() -> frozenset[str]:
+    """The installed distributions of the ``serve`` extra (lower case)."""
+    return _distributions(SERVE_EXTRA_MODULES)

@@ -152,9 +152,7 @@ def _experiment(row: ExperimentRow, tasks: Mapping[str, TaskControl]) -> Experim
     if row.task not in tasks:
         raise ValueError(f"unknown task {row.task!r}")
     roles = _json_mapping(row.variants, "variants")
-    weights = {
-        name: float(value) for name, value in _json_mapping(row.weights, "weights").items()
-    }
+    weights = {name: float(value) for name, value in _json_mapping(row.weights, "weights").items()}
     task = tasks[row.task]
     variants: dict[str, str | None] = {}
     for name, role in roles.items():

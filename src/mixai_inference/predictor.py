@@ -65,7 +65,7 @@ from mixai_inference.sessions import (
     load_verified,
     session_options,
 )
-from mixai_inference.tasks import Source, task_spec, task_specs
+from mixai_inference.tasks import Source, TaskSpec, task_spec, task_specs
 
 if TYPE_CHECKING:
     import onnxruntime

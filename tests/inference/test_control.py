@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from bundle_factory import RULES, SCHEMA, build_bundle, typical_features
+
 from mixai_inference.bundle import Experiment, read_manifest
 from mixai_inference.control import (
     Control,
@@ -35,7 +35,8 @@ def manifest_dir(tmp_path: Path) -> Path:
 
 def test_without_the_database_the_bundle_decides(manifest_dir: Path) -> None:
     control = resolve_control(read_manifest(manifest_dir), None, {})
-    assert control.flags.enable_cpu_ml and not control.flags.enable_align_confidence
+    assert control.flags.enable_cpu_ml
+    assert not control.flags.enable_align_confidence
     assert control.tasks[MASTER_REG].active_version == "v0"
     assert control.tasks[MASTER_REG].rollout_pct == 40.0
     assert control.tasks[MASTER_REG].candidate_version in {"v1", "v2"}
@@ -73,7 +74,8 @@ def test_database_rows_override_the_bundle_item_by_item(manifest_dir: Path) -> N
     assert list(control.experiments) == ["db-exp"]
     served = control.experiments["db-exp"]
     assert dict(served.variants) == {"control": "v2", "treatment": "v1", "off": None}
-    assert served.coverage == 0.5 and served.salt is None
+    assert served.coverage == 0.5
+    assert served.salt is None
 
 
 def test_the_environment_beats_the_database(manifest_dir: Path) -> None:
@@ -102,7 +104,8 @@ def test_an_unusable_experiment_row_is_left_out_and_said(
     )
     control = resolve_control(None, rows, {})
     assert control.experiments == {}
-    assert len(control.problems) == 1 and problem in control.problems[0]
+    assert len(control.problems) == 1
+    assert problem in control.problems[0]
 
 
 def test_set_control_switches_answers_without_reloading_sessions(manifest_dir: Path) -> None:

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bundle_factory import build_bundle
 from sqlalchemy import create_engine
 
-from bundle_factory import build_bundle
 from mixai_inference import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from mixai_inference.alignment import ALIGNMENT_FEATURE_NAMES
 from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESET_CLS
@@ -31,7 +31,9 @@ FEATURES = [0.0] * len(FEATURE_NAMES)
 """A valid request's features (the models are affine: their answer is their bias)."""
 
 
-def serve_bundle(path: Path, versions: Mapping[str, list[str]] | None = None, **kwargs: Any) -> Path:
+def serve_bundle(
+    path: Path, versions: Mapping[str, list[str]] | None = None, **kwargs: Any
+) -> Path:
     """A bundle for the real feature width: master_reg v0 (active) and v1 (candidate);
     v ``k`` answers ``target_lufs = -19.5 + 0.5 k``."""
     versions = versions or {MASTER_REG: ["v0", "v1"], PRESET_CLS: ["p0"], ALIGN_CONF: ["a0"]}

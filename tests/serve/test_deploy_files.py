@@ -20,7 +20,8 @@ def test_the_dockerfile_installs_the_extra_and_runs_mixai_serve() -> None:
     assert command[0] == "mixai-serve"
     args = _parser().parse_args(command[1:])
     assert (args.host, args.port, args.bundle) == ("0.0.0.0", 8080, "/srv/bundle")
-    assert "EXPOSE 8080" in text and "MIXAI_JOURNAL_DIR" in text
+    assert "EXPOSE 8080" in text
+    assert "MIXAI_JOURNAL_DIR" in text
 
 
 def test_the_systemd_unit_runs_mixai_serve_and_reloads_with_sighup() -> None:
@@ -32,6 +33,8 @@ def test_the_systemd_unit_runs_mixai_serve_and_reloads_with_sighup() -> None:
     command = shlex.split(unit["ExecStart"])
     assert command[0].endswith("/mixai-serve")
     args = _parser().parse_args(command[1:])
-    assert args.host == "127.0.0.1" and args.bundle == "/srv/mixai/bundle"
+    assert args.host == "127.0.0.1"
+    assert args.bundle == "/srv/mixai/bundle"
     assert unit["ExecReload"] == "/bin/kill -HUP $MAINPID"
-    assert unit["KillSignal"] == "SIGTERM" and "MIXAI_JOURNAL_DIR" in unit["Environment"]
+    assert unit["KillSignal"] == "SIGTERM"
+    assert "MIXAI_JOURNAL_DIR" in unit["Environment"]

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from service_support import FEATURES, Service, migrated, serve_bundle
 from sqlalchemy import create_engine, text
+from test_service import rows, set_flag
 
 from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESET_CLS
-from service_support import FEATURES, Service, migrated, serve_bundle
-from test_service import rows, set_flag
 
 CLIENTS = 8
 AT_LEAST = 2000  # requests in all
@@ -67,9 +67,7 @@ class Load:
             thread.join()
 
 
-def closed_loop(
-    service: Service, db_url: str, outage: Callable[[], Any], bundle: Path
-) -> None:
+def closed_loop(service: Service, db_url: str, outage: Callable[[], Any], bundle: Path) -> None:
     load = Load(service)
     load.start()
     load.wait_for(500)
@@ -96,7 +94,8 @@ def closed_loop(
     versions = {a[MASTER_REG]["model_version"] for _, _, _, a in load.answers}
     assert {"v0", "w0"} <= versions  # served both bundles
     late = [a for sent, _, _, a in load.answers if sent > switched + REFRESH_S + 1.0]
-    assert late and all(a[MASTER_REG]["reason"] == "disabled" for a in late)
+    assert late
+    assert all(a[MASTER_REG]["reason"] == "disabled" for a in late)
 
     stored = rows(db_url, "SELECT task, request_id FROM model_metrics")
     probes = {r for _, r in stored} - {request_id for _, _, request_id, _ in load.answers}
@@ -113,7 +112,7 @@ def control_experiment(url: str) -> None:
         connection.execute(
             text(
                 "INSERT INTO ab_experiments (experiment_id, task, variants, weights, coverage, "
-                "status) VALUES ('exp-load', 'preset_cls', '{\"a\": \"active\", \"b\": \"rules\"}',"
+                'status) VALUES (\'exp-load\', \'preset_cls\', \'{"a": "active", "b": "rules"}\','
                 " '{\"a\": 1, \"b\": 1}', 0.5, 'running')"
             )
         )
@@ -145,7 +144,8 @@ def test_postgresql_stopped_and_restarted_mid_run_loses_nothing(
 
     closed_loop(service, url, outage, bundle)
     log = service.log.read_text()
-    assert "journalling them" in log and "replaying the journals" in log
+    assert "journalling them" in log
+    assert "replaying the journals" in log
 
 
 @pytest.mark.slow

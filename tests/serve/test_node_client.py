@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from service_support import FEATURES, Service
 from test_service import tone
 
@@ -24,7 +23,9 @@ def example_as_javascript() -> str:
     code = code.replace("export async function", "async function")
     code = re.sub(r"\): Promise<any> \{", ") {", code)
     code = re.sub(r"const headers: Record<string, string> =", "const headers =", code)
-    return re.sub(r"(\w): (?:string \| FormData|string|boolean|number\[\]|Blob)(?=[,)])", r"\1", code)
+    return re.sub(
+        r"(\w): (?:string \| FormData|string|boolean|number\[\]|Blob)(?=[,)])", r"\1", code
+    )
 
 
 def test_the_documented_typescript_calls_the_service(
@@ -39,9 +40,14 @@ def test_the_documented_typescript_calls_the_service(
 (async () => {{
   const byFeatures = await masteringFromFeatures({json.dumps(FEATURES)}, "user-ts", "job-ts");
   const bytes = require("fs").readFileSync({json.dumps(str(mix))});
-  const byAudio = await masteringFromAudio(new Blob([bytes], {{ type: "audio/wav" }}), "user-ts", "job-2");
+  const wav = new Blob([bytes], {{ type: "audio/wav" }});
+  const byAudio = await masteringFromAudio(wav, "user-ts", "job-2");
   let refused = null;
-  try {{ await masteringFromFeatures([1, 2, 3], "user-ts", "job-3"); }} catch (e) {{ refused = e.message; }}
+  try {{
+    await masteringFromFeatures([1, 2, 3], "user-ts", "job-3");
+  }} catch (e) {{
+    refused = e.message;
+  }}
   console.log(JSON.stringify({{ byFeatures, byAudio, refused }}));
 }})().catch((e) => {{ console.error(e); process.exit(1); }});
 """
@@ -55,5 +61,6 @@ def test_the_documented_typescript_calls_the_service(
     out = json.loads(done.stdout)
     assert out["byFeatures"]["master_reg"]["source"] == "ml"
     assert out["byFeatures"]["target_lufs"] == -19.5
-    assert out["byAudio"]["preset"] and len(out["byAudio"]["request_id"]) == 32
+    assert out["byAudio"]["preset"]
+    assert len(out["byAudio"]["request_id"]) == 32
     assert out["refused"].startswith("mixai-serve 400: features must have 175 numbers")

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from service_support import FEATURES, Client, Service, migrated, serve_bundle
 
 TOKEN = "s3cret-token-for-tests"
@@ -40,6 +39,12 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         assert running.stop()
 
 
+def upload_of(name: str, data: bytes, boundary: str) -> bytes:
+    """A multipart body with ``data`` as the ``audio`` file ``name``."""
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="{name}"'
+    return f"{head}\r\n\r\n".encode() + data + f"\r\n--{boundary}--\r\n".encode()
+
+
 @pytest.mark.parametrize(
     "header",
     [None, "Bearer wrong-token", f"Basic {TOKEN}", f"Bearer {TOKEN}x", "Bearer", f"bearer{TOKEN}"],
@@ -48,7 +53,8 @@ def test_v1_needs_the_token(service: Service, header: str | None) -> None:
     client = Client(service.port)
     headers = {} if header is None else {"Authorization": header}
     status, answer = client.call("POST", "/v1/predict", {"features": FEATURES}, headers=headers)
-    assert status == 401 and "Bearer" in answer["error"]
+    assert status == 401
+    assert "Bearer" in answer["error"]
     assert Client(service.port).call("GET", "/healthz")[0] == 200  # probes need none
 
 
@@ -91,33 +97,39 @@ def test_paths_that_leave_the_root_or_hold_no_audio_are_refused(
         (b'{"features": [' + b"0, " * 174 + b'0], "user_id": "' + b"u" * 65 + b'"}', "1 to 64"),
     ],
 )
-def test_bad_json_is_a_400_that_says_what_to_send(service: Service, raw: bytes, message: str) -> None:
+def test_bad_json_is_a_400_that_says_what_to_send(
+    service: Service, raw: bytes, message: str
+) -> None:
     client = service.client()
     status, answer = client.call(
         "POST", "/v1/predict", raw=raw, headers={"Content-Type": "application/json"}
     )
-    assert status == 400 and message in answer["error"], answer
+    assert status == 400, answer
+    assert message in answer["error"]
     assert client.predict("still-serving")[0] == 200
 
 
 def test_oversize_bodies_and_uploads_are_refused(service: Service) -> None:
     client = service.client()
     big = b'{"features": [' + b"0.0, " * 20_000 + b"0]}"
-    status, answer = client.call("POST", "/v1/predict", raw=big, headers={"Content-Type": "application/json"})
-    assert status == 413 and "65536" in answer["error"]
-    boundary = "b"
-    upload = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n\r\n'.encode()
-        + b"\0" * 300_000
-        + f"\r\n--{boundary}--\r\n".encode()
+    status, answer = client.call(
+        "POST", "/v1/predict", raw=big, headers={"Content-Type": "application/json"}
     )
+    assert status == 413
+    assert "65536" in answer["error"]
+    boundary = "b"
+    upload = upload_of("a.wav", b"\0" * 300_000, boundary)
     status, answer = client.call(
         "POST", "/v1/predict", raw=upload,
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
     )  # fmt: skip
-    assert status == 413 and "200000" in answer["error"]
+    assert status == 413
+    assert "200000" in answer["error"]
     status, answer = client.call(
-        "POST", "/v1/predict", raw=b"x=1", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        "POST",
+        "/v1/predict",
+        raw=b"x=1",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert status == 415
     assert client.predict()[0] == 200
@@ -125,17 +137,14 @@ def test_oversize_bodies_and_uploads_are_refused(service: Service) -> None:
 
 def test_an_undecodable_upload_is_a_400(service: Service) -> None:
     boundary = "b"
-    upload = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="a.mp3"\r\n\r\n'.encode()
-        + os.urandom(20_000)
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
+    upload = upload_of("a.mp3", os.urandom(20_000), boundary)
     client = service.client()
     status, answer = client.call(
         "POST", "/v1/predict", raw=upload,
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
     )  # fmt: skip
-    assert status == 400 and "accepted" in answer["error"], answer
+    assert status == 400, answer
+    assert "accepted" in answer["error"]
     assert client.predict()[0] == 200
 
 
@@ -143,7 +152,8 @@ def test_a_public_address_without_a_token_is_refused(bundle: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "MIXAI_SERVICE_TOKEN"}
     for host in ("0.0.0.0", "192.0.2.1", "example.org"):
         done = subprocess.run(
-            [sys.executable, "-m", "mixai_inference.serve.cli", "--bundle", str(bundle), "--host", host],
+            [sys.executable, "-m", "mixai_inference.serve.cli", "--bundle", str(bundle),
+             "--host", host],
             capture_output=True, text=True, env=env, timeout=60,
         )  # fmt: skip
         assert done.returncode == 2

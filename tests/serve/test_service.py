@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from service_support import Service, serve_bundle
 from sqlalchemy import create_engine, text
 
 from mixai_inference.bundle import MANIFEST_NAME
 from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESET_CLS
-from service_support import Service, serve_bundle
 
 
 def rows(url: str, sql: str) -> list[tuple[object, ...]]:
@@ -59,9 +59,17 @@ def test_predict_answers_the_cli_json_with_a_request_id_and_records_it(
     client = service.client()
     status, answer = client.predict("user-1", job_id="job-1")
     assert status == 200, answer
-    assert answer[MASTER_REG]["source"] == "ml" and answer[MASTER_REG]["model_version"] == "v0"
-    assert answer["target_lufs"] == -19.5 and answer["preset"]
-    assert set(answer[PRESET_CLS]) == {"source", "model_version", "variant", "experiment_id", "reason"}
+    assert answer[MASTER_REG]["source"] == "ml"
+    assert answer[MASTER_REG]["model_version"] == "v0"
+    assert answer["target_lufs"] == -19.5
+    assert answer["preset"]
+    assert set(answer[PRESET_CLS]) == {
+        "source",
+        "model_version",
+        "variant",
+        "experiment_id",
+        "reason",
+    }
     assert len(answer["request_id"]) == 32
     status, again = client.call(
         "POST", "/v1/predict", {"features": [0.0] * 175}, headers={"X-Request-ID": "mine-1"}
@@ -84,7 +92,8 @@ def test_predict_answers_the_cli_json_with_a_request_id_and_records_it(
     assert 'mixai_requests_total{route="/v1/predict",status="200"} 2.0' in text_metrics
     assert 'mixai_answers_total{reason="",source="ml",task="master_reg"} 2.0' in text_metrics
     status, ready = client.call("GET", "/readyz")
-    assert status == 200 and ready["ready"], ready
+    assert status == 200, ready
+    assert ready["ready"]
 
 
 def test_uploads_and_paths_under_the_audio_root_are_analysed(
@@ -101,10 +110,14 @@ def test_uploads_and_paths_under_the_audio_root_are_analysed(
     assert status == 200, by_path
     boundary = "mixai-test-boundary"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"user_id\"\r\n\r\nu\r\n"
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"mix.wav\"\r\n"
-        "Content-Type: audio/wav\r\n\r\n"
-    ).encode() + (root / "mix.wav").read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="user_id"\r\n\r\nu\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="mix.wav"\r\n'
+            "Content-Type: audio/wav\r\n\r\n"
+        ).encode()
+        + (root / "mix.wav").read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     status, uploaded = client.call(
         "POST",
         "/v1/predict",
@@ -118,7 +131,8 @@ def test_uploads_and_paths_under_the_audio_root_are_analysed(
         "POST", "/v1/align", {"vocal_path": "vocal.wav", "instrumental_path": "inst.wav"}
     )
     assert status == 200, aligned
-    assert abs(aligned["offset_ms"]) < 50 and aligned[ALIGN_CONF]["source"] == "ml"
+    assert abs(aligned["offset_ms"]) < 50
+    assert aligned[ALIGN_CONF]["source"] == "ml"
     # the CLI answers the same JSON (without the request id)
     cli = subprocess.run(
         [sys.executable, "-m", "mixai_inference.cli", "predict", str(root / "mix.wav"),
@@ -160,9 +174,11 @@ def test_database_control_switches_answers_without_a_restart(
         w=json.dumps({"control": 1, "treatment": 1}),
     )
     answers = service.wait_until(
-        lambda: [
-            a[MASTER_REG] for a in (client.predict(f"user-{i}")[1] for i in range(40))
-        ] if client.predict("user-0")[1][MASTER_REG]["experiment_id"] else None,
+        lambda: (
+            [a[MASTER_REG] for a in (client.predict(f"user-{i}")[1] for i in range(40))]
+            if client.predict("user-0")[1][MASTER_REG]["experiment_id"]
+            else None
+        ),
         what="experiment",
     )
     variants = {a["variant"] for a in answers}
@@ -191,7 +207,11 @@ def test_a_new_bundle_is_swapped_in_and_a_broken_one_refused(
     service = start_service(bundle, sqlite_db)
     client = service.client()
     assert client.predict()[1]["target_lufs"] == -19.5
-    serve_bundle(bundle, {MASTER_REG: ["w0", "w1", "w2"], PRESET_CLS: ["p0"], ALIGN_CONF: ["a0"]}, active={MASTER_REG: "w2"})
+    serve_bundle(
+        bundle,
+        {MASTER_REG: ["w0", "w1", "w2"], PRESET_CLS: ["p0"], ALIGN_CONF: ["a0"]},
+        active={MASTER_REG: "w2"},
+    )
     service.wait_until(lambda: client.predict()[1]["target_lufs"] == -18.5, what="new bundle")
 
     # a bundle whose model file does not match its manifest is refused
@@ -199,12 +219,16 @@ def test_a_new_bundle_is_swapped_in_and_a_broken_one_refused(
     broken = tmp_path / "broken"
     shutil.copytree(bundle, broken)
     (broken / manifest["tasks"][MASTER_REG]["models"]["w2"]["file"]).write_bytes(b"not onnx")
-    (broken / MANIFEST_NAME).write_text(json.dumps({**manifest, "created_at": "2030-01-01T00:00:00Z"}))
+    (broken / MANIFEST_NAME).write_text(
+        json.dumps({**manifest, "created_at": "2030-01-01T00:00:00Z"})
+    )
     swapped = bundle.with_name("old")
     bundle.rename(swapped)
     broken.rename(bundle)
     service.wait_until(
-        lambda: 'mixai_bundle_reloads_total{outcome="refused"} 1.0' in client.call("GET", "/metrics")[1],
+        lambda: (
+            'mixai_bundle_reloads_total{outcome="refused"} 1.0' in client.call("GET", "/metrics")[1]
+        ),
         what="refusal counted",
     )
     assert client.predict()[1]["target_lufs"] == -18.5  # the old bundle keeps serving
@@ -215,15 +239,19 @@ def test_a_new_bundle_is_swapped_in_and_a_broken_one_refused(
     swapped.rename(bundle)
     for reloads in ("2.0", "3.0"):
         service.wait_until(
-            lambda n=reloads: f'mixai_bundle_reloads_total{{outcome="ok"}} {n}'
-            in client.call("GET", "/metrics")[1],
+            lambda n=reloads: (
+                f'mixai_bundle_reloads_total{{outcome="ok"}} {n}'
+                in client.call("GET", "/metrics")[1]
+            ),
             what=f"{reloads} reloads",
         )
         service.signal(signal.SIGHUP)
     assert client.predict()[1]["target_lufs"] == -18.5
 
 
-def test_readiness_says_why_not(bundle: Path, sqlite_url: str, start_service: Callable[..., Service]) -> None:
+def test_readiness_says_why_not(
+    bundle: Path, sqlite_url: str, start_service: Callable[..., Service]
+) -> None:
     service = start_service(bundle, sqlite_url)  # a database nobody migrated
     client = service.client()
     status, ready = client.call("GET", "/readyz")

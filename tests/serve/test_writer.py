@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from service_support import migrated
 from sqlalchemy import create_engine, text
 
 from mixai_inference.metrics import MetricRecord
@@ -15,7 +16,6 @@ from mixai_inference.serve import journal
 from mixai_inference.serve.store import engine_for, schema_problems
 from mixai_inference.serve.writer import DatabaseWriter
 from mixai_ml.ingest import ingest_journals
-from service_support import migrated
 
 
 def record(request: int, task: str = "master_reg", user: str | None = "u1") -> MetricRecord:
@@ -47,7 +47,9 @@ def counts(url: str) -> tuple[int, int, int]:
         distinct = connection.execute(
             text("SELECT COUNT(*) FROM (SELECT DISTINCT task, request_id FROM model_metrics) d")
         ).scalar_one()
-        assignments = connection.execute(text("SELECT COUNT(*) FROM ab_test_assignments")).scalar_one()
+        assignments = connection.execute(
+            text("SELECT COUNT(*) FROM ab_test_assignments")
+        ).scalar_one()
     engine.dispose()
     return metrics, distinct, assignments
 
@@ -60,18 +62,22 @@ def test_rows_are_written_once_with_one_assignment_per_user(db_url: str, tmp_pat
     writer.add(entry(record(0)))  # the same answer again (a client's retry with its id)
     writer.close()
     assert counts(url) == (100, 100, 1)
-    assert writer.counts["written"] > 0 and writer.counts["journaled"] == 0
+    assert writer.counts["written"] > 0
+    assert writer.counts["journaled"] == 0
     assert writer.answers[("master_reg", "ml", "")] == 51
 
 
-def test_an_unusable_database_fills_the_journal_which_is_replayed(sqlite_url: str, tmp_path: Path) -> None:
+def test_an_unusable_database_fills_the_journal_which_is_replayed(
+    sqlite_url: str, tmp_path: Path
+) -> None:
     engine = engine_for(sqlite_url)  # no tables yet: every insert fails
     assert "table model_metrics is missing" in schema_problems(engine)
     writer = DatabaseWriter(engine, tmp_path / "journal", interval_s=0.05)
     for request in range(30):
         writer.add(entry(record(request)))
     writer.flush()
-    assert writer.db_up is False and writer.counts["journaled"] == 30 + 1
+    assert writer.db_up is False
+    assert writer.counts["journaled"] == 30 + 1
     assert writer.journal_bytes() > 0
 
     migrated(sqlite_url)  # the database is back
@@ -85,7 +91,9 @@ def test_an_unusable_database_fills_the_journal_which_is_replayed(sqlite_url: st
     assert writer.counts["replayed"] >= 31  # and the record(100) calls journalled meanwhile
 
 
-def test_a_full_queue_spills_to_the_journal_without_losing_rows(sqlite_url: str, tmp_path: Path) -> None:
+def test_a_full_queue_spills_to_the_journal_without_losing_rows(
+    sqlite_url: str, tmp_path: Path
+) -> None:
     url = migrated(sqlite_url)
     writer = DatabaseWriter(engine_for(url), tmp_path / "journal", max_pending=5, interval_s=60)
     for request in range(20):
@@ -112,7 +120,8 @@ def test_ingest_loads_journals_left_behind_and_skips_held_ones(db_url: str, tmp_
     engine = create_engine(url)
     report = ingest_journals(folder, engine)
     assert report["rows"] == {"model_metrics": 3}
-    assert len(report["loaded"]) == 2 and len(report["held"]) == 1
+    assert len(report["loaded"]) == 2
+    assert len(report["held"]) == 1
     assert counts(url)[:2] == (3, 3)
     # loading again (a journal replayed by both a service and ingest) adds nothing
     again = journal.Journal(folder)

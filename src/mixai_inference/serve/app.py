@@ -1,12 +1,14 @@
 """The HTTP API of ``mixai-serve`` (CONTRACTS §9), on Starlette.
 
-| route | what |
-|---|---|
-| ``POST /v1/predict`` | ``{"features": [...], "user_id", "job_id"}``, or ``{"audio_path": ...}``, or a multipart upload ``audio``: the JSON of ``mixai-infer predict --json`` plus ``request_id`` |
-| ``POST /v1/align`` | ``{"vocal_path", "instrumental_path", ...}`` or uploads ``vocal`` and ``instrumental``: the JSON of ``mixai-infer align --json`` plus ``request_id`` |
-| ``GET /healthz`` | the process is alive |
-| ``GET /readyz`` | 200 when a bundle is loaded and the control is fresh, else 503 with the reasons |
-| ``GET /metrics`` | Prometheus text format |
+* ``POST /v1/predict``: ``{"features": [...], "user_id", "job_id"}``, or ``{"audio_path":
+  ...}``, or a multipart upload ``audio``; the JSON of ``mixai-infer predict --json`` plus
+  ``request_id``;
+* ``POST /v1/align``: ``{"vocal_path", "instrumental_path", ...}`` or uploads ``vocal`` and
+  ``instrumental``; the JSON of ``mixai-infer align --json`` plus ``request_id``;
+* ``GET /healthz``: the process is alive;
+* ``GET /readyz``: 200 when a bundle is loaded and the control is fresh, else 503 with the
+  reasons;
+* ``GET /metrics``: the Prometheus text format (:mod:`mixai_inference.serve.telemetry`).
 
 A request with features is answered on the event loop (tens of microseconds); audio is
 decoded and analysed in a pool of ``audio_concurrency`` threads, with a timeout.
@@ -83,7 +85,9 @@ class Api:
         self.settings = settings
         self.telemetry = Telemetry(runtime)
         self._token = settings.token.encode() if settings.token else None
-        self._pool = ThreadPoolExecutor(settings.audio_concurrency, thread_name_prefix="mixai-audio")
+        self._pool = ThreadPoolExecutor(
+            settings.audio_concurrency, thread_name_prefix="mixai-audio"
+        )
         self._slots: asyncio.Semaphore | None = None
 
     # --- plumbing ----------------------------------------------------------------------------
@@ -93,7 +97,9 @@ class Api:
             return
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self._token):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), self._token
+        ):
             raise BadRequest(401, "send the service token as 'Authorization: Bearer <token>'")
 
     def endpoint(self, route: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -115,7 +121,9 @@ class Api:
                 response = JSONResponse({"error": exc.detail}, exc.status_code)
             except _TooLarge:
                 limit = self._limit(request)
-                response = JSONResponse({"error": f"the body is over the limit of {limit} bytes"}, 413)
+                response = JSONResponse(
+                    {"error": f"the body is over the limit of {limit} bytes"}, 413
+                )
             except Exception:  # a bug: say so, keep serving
                 logger.exception("%s failed", route)
                 response = JSONResponse({"error": "internal error; it is logged"}, 500)
@@ -138,7 +146,9 @@ class Api:
             raise BadRequest(400, "X-Request-ID must be 1 to 64 letters, digits or . _ : @ -")
         return given
 
-    async def _inputs(self, request: Request, files: tuple[str, ...]) -> tuple[dict[str, Any], FormData | None]:
+    async def _inputs(
+        self, request: Request, files: tuple[str, ...]
+    ) -> tuple[dict[str, Any], FormData | None]:
         """The JSON object or the multipart form of a request, within the size limits."""
         limited = _limited(request, self._limit(request))
         content_type = request.headers.get("content-type", "")
@@ -159,7 +169,9 @@ class Api:
         try:
             await asyncio.wait_for(self._slots.acquire(), timeout)
         except TimeoutError:
-            raise BadRequest(503, f"busy analysing audio; retry in a while ({timeout:g} s)") from None
+            raise BadRequest(
+                503, f"busy analysing audio; retry in a while ({timeout:g} s)"
+            ) from None
         future = asyncio.get_running_loop().run_in_executor(self._pool, work)
         future.add_done_callback(lambda _: self._slots.release() if self._slots else None)
         try:

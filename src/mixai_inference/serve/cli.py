@@ -59,7 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_REFUSED
     import uvicorn
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     os.environ[_BUNDLE_VARIABLE] = str(settings.bundle.resolve())
     uvicorn.run(
         "mixai_inference.serve.cli:app_from_env",

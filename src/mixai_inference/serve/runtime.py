@@ -152,7 +152,9 @@ class Runtime:
     # --- bundle ------------------------------------------------------------------------------
 
     def _open(self) -> Predictor:
-        predictor = Predictor.from_bundle(self.settings.bundle, metrics_sink=self.sink, preload=False)
+        predictor = Predictor.from_bundle(
+            self.settings.bundle, metrics_sink=self.sink, preload=False
+        )
         self._apply(predictor)
         predictor.preload()
         return predictor

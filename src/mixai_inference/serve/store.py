@@ -133,7 +133,7 @@ def schema_problems(engine: Engine) -> list[str]:
             problems.append(f"table {table.name} is missing")
             continue
         present = {column["name"] for column in inspector.get_columns(table.name)}
-        missing = [name for name in table.columns.keys() if name not in present]
+        missing = [column.name for column in table.columns if column.name not in present]
         if missing:
             problems.append(f"{table.name} lacks columns {missing}")
     for name, key in UNIQUE_KEYS.items():
@@ -203,10 +203,11 @@ def insert_missing(
 
 def _typed(table_name: str, row: Mapping[str, Any]) -> dict[str, Any]:
     """A journal row (JSON values) as the table takes it: the timestamp as a datetime."""
-    typed = {name: row.get(name) for name in WRITTEN[table_name].columns.keys()}
+    typed = {column.name: row.get(column.name) for column in WRITTEN[table_name].columns}
     stamp = TIMESTAMPS[table_name]
-    if isinstance(typed[stamp], str):
-        typed[stamp] = datetime.fromisoformat(typed[stamp])
+    value = typed[stamp]
+    if isinstance(value, str):
+        typed[stamp] = datetime.fromisoformat(value)
     return typed
 
 

@@ -10,7 +10,8 @@ from the runtime when scraped, so that answering costs one histogram observation
 | ``mixai_answers_total`` | counter | ``task``, ``source``, ``reason`` (empty for model answers) |
 | ``mixai_queue_depth`` | gauge | calls waiting for the database writer |
 | ``mixai_journal_bytes`` | gauge | journals waiting to be replayed |
-| ``mixai_rows_total`` | counter | ``outcome``: ``written``, ``journaled``, ``spilled``, ``replayed``, ``rejected``, ``lost`` |
+| ``mixai_rows_total`` | counter | ``outcome``: ``written``, ``journaled``, ``spilled``, |
+|  |  | ``replayed``, ``rejected``, ``lost`` |
 | ``mixai_database_up`` | gauge | 1 when the last write reached the database |
 | ``mixai_bundle_reloads_total`` | counter | ``outcome``: ``ok``, ``refused`` |
 | ``mixai_control_refreshes_total`` | counter | ``outcome``: ``ok``, ``failed`` |
@@ -42,7 +43,8 @@ class _RuntimeCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         runtime, writer = self.runtime, self.runtime.writer
         answers = CounterMetricFamily(
-            "mixai_answers", "Answers by task, source and fallback reason",
+            "mixai_answers",
+            "Answers by task, source and fallback reason",
             labels=["task", "source", "reason"],
         )
         for (task, source, reason), count in sorted(writer.answers.items()):
@@ -52,14 +54,17 @@ class _RuntimeCollector(Collector):
             "mixai_queue_depth", "Calls waiting for the database writer", writer.queue_depth
         )
         yield GaugeMetricFamily(
-            "mixai_journal_bytes", "Bytes of journals waiting to be replayed", writer.journal_bytes()
+            "mixai_journal_bytes",
+            "Bytes of journals waiting to be replayed",
+            writer.journal_bytes(),
         )
         rows = CounterMetricFamily("mixai_rows", "Rows by what became of them", labels=["outcome"])
         for outcome in ("written", "journaled", "spilled", "replayed", "rejected", "lost"):
             rows.add_metric([outcome], writer.counts[outcome])
         yield rows
         yield GaugeMetricFamily(
-            "mixai_database_up", "1 when the last write reached the database",
+            "mixai_database_up",
+            "1 when the last write reached the database",
             0 if writer.db_up is False else 1,
         )
         for name, counts, outcomes, text in (
@@ -73,7 +78,8 @@ class _RuntimeCollector(Collector):
         read_at = runtime.status.read_at
         if read_at is not None:
             yield GaugeMetricFamily(
-                "mixai_control_age_seconds", "Seconds since the control was read",
+                "mixai_control_age_seconds",
+                "Seconds since the control was read",
                 time.monotonic() - read_at,
             )
         ready, _ = runtime.readiness()
@@ -86,12 +92,17 @@ class Telemetry:
     def __init__(self, runtime: Runtime) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests = Counter(
-            "mixai_requests", "Requests by route and status", ["route", "status"],
+            "mixai_requests",
+            "Requests by route and status",
+            ["route", "status"],
             registry=self.registry,
         )
         self._latency = Histogram(
-            "mixai_request_duration_seconds", "Time to answer a request", ["route"],
-            buckets=_BUCKETS, registry=self.registry,
+            "mixai_request_duration_seconds",
+            "Time to answer a request",
+            ["route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
         )
         self.registry.register(_RuntimeCollector(runtime))
         self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}

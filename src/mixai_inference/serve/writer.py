@@ -249,7 +249,9 @@ class DatabaseWriter:
                 self._journal.append(rows)
         except OSError as exc:  # nowhere left to keep them
             self.counts["lost"] += len(rows)
-            logger.error("cannot write the journal in %s: %s; %d rows lost", self.journal_dir, exc, len(rows))
+            logger.error(
+                "cannot write the journal in %s: %s; %d rows lost", self.journal_dir, exc, len(rows)
+            )
         self._replay_due = True
 
     def _went_down(self, exc: SQLAlchemyError) -> None:

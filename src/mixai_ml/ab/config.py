@@ -7,7 +7,6 @@ fails early, with the offending key in the message, on anything it cannot use.
 from __future__ import annotations
 
 import json
-
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
