@@ -13,7 +13,7 @@ from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
 from mixai_ml.ab.analysis import CONTRACT_COLUMNS, EXTRA_COLUMNS, RESULT_COLUMNS
-from mixai_ml.ab.config import AbSettings
+from mixai_ml.ab.config import AbSettings, weights_from_table
 from mixai_ml.ab.report import FOREST_PLOT, SEQUENTIAL_PLOT
 from mixai_ml.datasets import AppTableDataset
 from mixai_ml.db import schema
@@ -161,3 +161,37 @@ def test_settings_reject_bad_configuration() -> None:
     assert settings.metric_spec("latency_ms", False).absolute_margin(200.0) == pytest.approx(20.0)
     assert settings.metric_spec("new_metric", True).kind == "proportion"
     assert settings.weights("any", ["control", "treatment"]) == {"control": 1.0, "treatment": 1.0}
+
+
+def test_expected_weights_come_from_ab_experiments() -> None:
+    table = pd.DataFrame(
+        {"experiment_id": ["exp_srm"], "weights": ['{"control": 6, "treatment": 4}']}
+    )
+    settings = AbSettings.from_params(ab_parameters(), weights_from_table(table))
+    assert settings.weights("exp_srm", ["control", "treatment"]) == {"control": 6, "treatment": 4}
+    # an experiment with assignments but no row: an even split
+    assert settings.weights("other", ["control", "treatment"]) == {"control": 1, "treatment": 1}
+    with pytest.raises(ValueError, match="weights are defined in the ab_experiments table"):
+        AbSettings.from_params({**ab_parameters(), "experiments": {"x": {"weights": {"a": 1}}}})
+
+
+def test_the_srm_check_uses_the_weights_of_ab_experiments(tmp_path: Path) -> None:
+    """An experiment split 6:4 on purpose is no sample-ratio mismatch once its row says so."""
+    url = f"sqlite:///{tmp_path / 'ab.db'}"
+    rng = np.random.default_rng(3)
+    assignments, metrics = simulate_experiment(
+        rng, "exp_uneven", 3000, weights={"control": 6, "treatment": 4}
+    )
+    save(url, assignments, metrics)
+    row = {
+        "experiment_id": "exp_uneven",
+        "task": "master_reg",
+        "variants": '{"control": "active", "treatment": "candidate"}',
+        "weights": '{"control": 6, "treatment": 4}',
+        "coverage": 1.0,
+        "status": "stopped",
+    }
+    AppTableDataset(table_name="ab_experiments", credentials={"con": url}).save(pd.DataFrame([row]))
+    run_pipeline(url, tmp_path, ab_parameters())
+    results = pd.read_csv(tmp_path / "ab_test_results.csv")
+    assert (results["srm_p_value"] > 0.001).all()

@@ -114,3 +114,44 @@ def test_outside_a_project_it_says_where_to_run_it(
     monkeypatch.chdir(tmp_path)
     assert main(["list"]) == 2
     assert "is not inside a MIXAI ML project" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_bundle_takes_flags_and_experiments_from_the_database_not_the_shell(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old bug: run from a shell without ENABLE_CPU_ML, the CLI wrote
+    ``enable_cpu_ml=false`` into the bundle. Now the database's flags and running
+    experiments are shipped, whatever the shell says."""
+    database = str(project / "data" / "mixai.db")
+
+    def table(name: str) -> AppTableDataset:
+        return AppTableDataset(
+            table_name=name, credentials={"con": None}, filepath=database, write_mode="upsert"
+        )
+
+    table("ml_feature_flags").save(
+        pd.DataFrame([{"flag": "enable_cpu_ml", "enabled": True, "updated_at": NOW}])
+    )
+    experiment = {
+        "experiment_id": "canary",
+        "task": "master_reg",
+        "variants": '{"control": "active", "treatment": "candidate"}',
+        "weights": '{"control": 9, "treatment": 1}',
+        "coverage": 0.5,
+        "status": "running",
+    }
+    stopped = {**experiment, "experiment_id": "old", "status": "stopped"}
+    table("ab_experiments").save(pd.DataFrame([experiment, stopped]))
+    monkeypatch.setenv("ENABLE_CPU_ML", "false")  # the operator's shell says nothing that counts
+
+    assert main(["rollout", "master_reg", "50"]) == 0
+    manifest = read_manifest(project / BUNDLE)
+    assert manifest.flags["enable_cpu_ml"] is True
+    assert list(manifest.experiments) == ["canary"]
+    assert dict(manifest.experiments["canary"].variants) == {"control": "v1", "treatment": "v2"}
+    assert manifest.experiments["canary"].coverage == 0.5
+    # the previous active version stays shipped after a promotion: a rollback in the
+    # database alone is served without a new bundle
+    assert main(["promote", "master_reg", "v2"]) == 0
+    assert set(read_manifest(project / BUNDLE).tasks["master_reg"].models) == {"v1", "v2"}

@@ -81,3 +81,45 @@ def test_demo_data_pipeline_writes_the_world(db_url: str, tmp_path: Path) -> Non
         assert trimmed == (jobs_truth.loc[job.job_id, "trimmed_s"] > 0)
     users = pd.read_parquet(raw / "ground_truth_users.parquet")
     assert set(tables["jobs"]["user_id"]) <= set(users["user_id"])
+
+
+def test_the_demo_seeds_the_run_time_control_of_its_config() -> None:
+    """``ml_feature_flags`` and ``ab_experiments`` as the config says: ML on, the simulated
+    experiments stopped when their window closed, the running ones served by mixai-serve."""
+    import yaml
+
+    from mixai_inference.control import ControlRows, ExperimentRow, RegistryRow, resolve_control
+    from mixai_ml.pipelines.demo_data.nodes import run_time_control
+
+    conf = Path(__file__).resolve().parents[2] / "conf/base/parameters_demo_data.yml"
+    params = yaml.safe_load(conf.read_text())["demo_data"]
+    flags, experiments = run_time_control(params)
+    assert dict(zip(flags["flag"], flags["enabled"], strict=True))["enable_cpu_ml"]
+    status = dict(zip(experiments["experiment_id"], experiments["status"], strict=True))
+    assert status == {
+        "master_v2_vs_v1": "stopped",
+        "aa_check": "stopped",
+        "master-reg-candidate": "running",
+        "preset-ml-vs-rules": "running",
+    }
+    end = pd.Timestamp(params["world_end"])
+    stopped = experiments.set_index("experiment_id").loc["master_v2_vs_v1", "stopped_at"]
+    assert stopped == end - pd.Timedelta(days=7)
+    # the service serves the running rows once the registry has their roles
+    rows = ControlRows(
+        models=[
+            RegistryRow("master_reg", "m1", "active", 100.0),
+            RegistryRow("master_reg", "m2", "candidate", 0.0),
+            RegistryRow("preset_cls", "p1", "active", 100.0),
+        ],
+        experiments=[
+            ExperimentRow(r.experiment_id, r.task, r.variants, r.weights, r.coverage, r.status)
+            for r in experiments.itertuples()
+        ],
+    )
+    control = resolve_control(None, rows, {})
+    assert list(control.experiments) == ["master-reg-candidate", "preset-ml-vs-rules"]
+    assert dict(control.experiments["preset-ml-vs-rules"].variants) == {
+        "control": None,
+        "treatment": "p1",
+    }
