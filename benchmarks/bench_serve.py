@@ -69,15 +69,15 @@ async def client(port, body, deadline, latencies, errors):
 async def main():
     port, clients, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
     body = sys.stdin.buffer.read()
-    latencies, errors = [], []
+    latencies, errors, warm_up = [], [], []
     warm = time.perf_counter() + 1.0
-    await asyncio.gather(*(client(port, body, warm, [], []) for _ in range(clients)))
+    await asyncio.gather(*(client(port, body, warm, warm_up, []) for _ in range(clients)))
     start = time.perf_counter()
     deadline = start + seconds
     await asyncio.gather(*(client(port, body, deadline, latencies, errors) for _ in range(clients)))
     elapsed = time.perf_counter() - start
     print(json.dumps({"n": len(latencies), "seconds": elapsed, "errors": len(errors),
-                      "latencies": latencies}))
+                      "latencies": latencies, "warm_up": len(warm_up)}))
 
 asyncio.run(main())
 """
@@ -87,12 +87,31 @@ def percentile_ms(samples: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(samples) * 1e3, q))
 
 
-def load(port: int, clients: int, seconds: float) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` and its children (uvicorn's workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def load(service: Service, clients: int, seconds: float) -> dict[str, float]:
+    """Requests per second and latency; and the service's CPU time per request, which does
+    not depend on how busy the rest of the machine is."""
     body = json.dumps({"features": FEATURES, "user_id": "bench-user"}).encode()
+    assert service.process is not None
+    cpu_before = cpu_seconds(service.process.pid)
     done = subprocess.run(
-        [sys.executable, "-c", LOAD_CLIENT, str(port), str(clients), str(seconds)],
+        [sys.executable, "-c", LOAD_CLIENT, str(service.port), str(clients), str(seconds)],
         input=body, capture_output=True, check=True,
     )  # fmt: skip
+    cpu = cpu_seconds(service.process.pid) - cpu_before
     result = json.loads(done.stdout)
     latencies = result["latencies"]
     return {
@@ -102,6 +121,7 @@ def load(port: int, clients: int, seconds: float) -> dict[str, float]:
         "requests_per_s": result["n"] / result["seconds"],
         "p50_ms": percentile_ms(latencies, 50),
         "p99_ms": percentile_ms(latencies, 99),
+        "service_cpu_ms_per_request": 1e3 * cpu / (result["n"] + result["warm_up"]),
     }
 
 
@@ -181,7 +201,7 @@ def main() -> None:
             service = Service(bundle, url, work / f"service-{workers}", {"ENABLE_CPU_ML": "true"})
             service.start("--workers", str(workers))
             try:
-                runs = [load(service.port, clients, args.seconds) for clients in args.clients]
+                runs = [load(service, clients, args.seconds) for clients in args.clients]
                 report[f"http_workers_{workers}"] = runs
                 if workers == args.workers[0]:
                     report["upload_30s"] = upload_s(service, args.uploads)

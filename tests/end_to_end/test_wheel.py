@@ -56,13 +56,19 @@ def serve_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_venv(tmp_path_factory.mktemp("serve"), "[serve]")
 
 
+VENV_BOOTSTRAP = ("pip", "setuptools", "pkg_resources", "_distutils_hack", "distutils-precedence")
+"""What ``python -m venv`` installs by itself, not the wheel's dependencies."""
+
+
 def site_packages_mb(venv: Path) -> float:
-    """The venv's installed packages, without pip itself (which a deployment may omit)."""
+    """The size of what the wheel installed in the venv (without the venv's own pip)."""
     (site,) = (venv / "lib").glob("python3*/site-packages")
     files = [
         f
         for f in site.rglob("*")
-        if f.is_file() and not f.is_symlink() and not f.relative_to(site).parts[0].startswith("pip")
+        if f.is_file()
+        and not f.is_symlink()
+        and not f.relative_to(site).parts[0].startswith(VENV_BOOTSTRAP)
     ]
     return sum(f.stat().st_size for f in files) / 1e6
 
