@@ -454,11 +454,8 @@ def _validate_model(task: str, version: str, model: ModelEntry) -> None:
 
 
 def experiment_problems(experiment: Experiment) -> list[str]:
-    """What makes ``experiment`` unusable on its own (names, weights, coverage); empty if valid.
-
-    The one check of an experiment's shape, for manifests and for the database's
-    ``ab_experiments`` rows (:mod:`mixai_inference.control`).
-    """
+    """What makes ``experiment`` unusable on its own (names, weights, coverage); empty if
+    valid. For manifests and for ``ab_experiments`` rows (:mod:`mixai_inference.control`)."""
     problems = []
     if experiment.task not in task_names():
         problems.append(f"unknown task {experiment.task!r}")

@@ -4,9 +4,8 @@
 answers every registered task (:mod:`mixai_inference.tasks`): :meth:`~Predictor.predict`
 the tasks that read a mix's features (mastering parameters and preset), and
 :meth:`~Predictor.align` those that read the alignment features (the confidence in the
-vocal offset). Every answer says
-where it came from: ``source`` (``ml`` or ``rules``), the model version and A/B
-variant it was routed to, and the reason when the rules answered.
+vocal offset). Every answer says where it came from: ``source`` (``ml`` or ``rules``), the
+model version and A/B variant it was routed to, and the reason when the rules answered.
 
 Guarantees:
 
@@ -30,18 +29,15 @@ Guarantees:
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from mixai_inference.bundle import BundleError, Manifest, read_manifest, sha256_file
+from mixai_inference.bundle import BundleError, Manifest, read_manifest
 from mixai_inference.control import Control
 from mixai_inference.flags import Flags
 from mixai_inference.metrics import MetricsSink
@@ -54,18 +50,19 @@ from mixai_inference.results import (
     Provenance,
     answer_records,
 )
-from mixai_inference.routing import Decision, ExperimentRoute, TaskPlan, decide
+from mixai_inference.route_table import Route, RouteTable, route_table
+from mixai_inference.routing import Decision, TaskPlan, plan_task
 from mixai_inference.rules import Rules
 from mixai_inference.sessions import (
     LoadFailure,
-    ModelCheck,
     RunError,
     SessionCache,
     SessionKey,
+    check_bundle,
     load_verified,
     session_options,
 )
-from mixai_inference.tasks import Source, TaskSpec, task_spec, task_specs
+from mixai_inference.tasks import Source, TaskSpec, task_specs
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -83,25 +80,6 @@ class _Served(NamedTuple):
     """Its position in a user's routes."""
     columns: np.ndarray | None
     """Positions of the model's inputs in the source vector; ``None``: all of it."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Route:
-    """A routing decision, with what the hot path needs precomputed."""
-
-    provenance: Provenance  # of the model's answer, or of the rules' when key is None
-    key: SessionKey | None = None  # the session to run
-    output_names: Sequence[str] = ()
-    output_shape: tuple[int, int] = (0, 0)
-
-
-class _State(NamedTuple):
-    """Everything a control decides, swapped in as one object (:meth:`Predictor.set_control`)."""
-
-    control: Control
-    plans: dict[str, TaskPlan]
-    routes: Callable[[str | None], tuple[_Route, ...]]
-    """User → each task's route, cached (LRU)."""
 
 
 class Predictor:
@@ -154,7 +132,9 @@ class Predictor:
             self._input_dims[spec.name] = len(spec.input_names(names))
         self._served = {source: tuple(tasks) for source, tasks in served.items()}
         self._position = {s.spec.name: s.position for tasks in self._served.values() for s in tasks}
-        self._checks, self._file_failures = self._check_files()
+        self._checks, self._file_failures = check_bundle(
+            manifest, bundle_dir, self._input_dims, feature_schema_version
+        )
         self._state = self._build_state(control or Control.from_manifest(manifest, flags))
 
     # --- construction ------------------------------------------------------------------------
@@ -241,93 +221,20 @@ class Predictor:
             unavailable_reason="no_bundle",
         )
 
-    def _check_files(self) -> tuple[dict[SessionKey, ModelCheck], dict[SessionKey, str]]:
-        """Every shipped model's load check, and the versions unusable before loading.
-
-        Read once per bundle (the SHA-256 of every file): control changes reuse them.
-        """
-        checks: dict[SessionKey, ModelCheck] = {}
-        failures: dict[SessionKey, str] = {}
-        manifest, bundle_dir = self.manifest, self.bundle_dir
-        if manifest is None or bundle_dir is None:
-            return checks, failures
-        for task, entry in manifest.tasks.items():
-            spec = task_spec(task)
-            input_dim = self._input_dims[task]
-            for version, model in entry.models.items():
-                key = SessionKey(task, version)
-                checks[key] = check = ModelCheck(
-                    path=bundle_dir / model.file,
-                    sha256=model.sha256,
-                    feature_schema_version=self.feature_schema_version,
-                    input_name=spec.input_tensor,
-                    input_dim=input_dim,
-                    output_name=spec.output_tensor,
-                    output_dim=len(spec.outputs),
-                )
-                if (model.feature_schema_version, model.input_dim) != (
-                    self.feature_schema_version,
-                    input_dim,
-                ):
-                    failures[key] = "schema_mismatch"
-                elif not check.path.is_file():
-                    failures[key] = "file_missing"
-                elif sha256_file(check.path) != model.sha256:
-                    failures[key] = "sha256_mismatch"
-        for key, failure in failures.items():
-            logger.warning("%s %s answers from the rules: %s", *key, failure)
-        return checks, failures
-
     def _plan(self, task: str, control: Control) -> TaskPlan:
-        manifest = self.manifest
+        schema = self.manifest.feature_schema_version if self.manifest else None
         # an unusable bundle outranks the flags: its flags are lost with it
         reason = self._unavailable or (None if control.flags.ml_enabled(task) else "disabled")
-        if (
-            reason is None
-            and manifest
-            and manifest.feature_schema_version != self.feature_schema_version
-        ):
-            reason = "schema_mismatch"
-        if reason is not None or manifest is None:
-            return TaskPlan(task, reason or "no_model", None, 0.0, (), {})
-        served = control.tasks.get(task)
-        active = served.active_version if served else None
-        experiments = tuple(
-            ExperimentRoute(eid, exp.variants, exp.weights, exp.coverage, exp.salt)
-            for eid, exp in sorted(control.experiments.items())
-            if exp.task == task
-        )
-        routed = {active} | {v for exp in experiments for v in exp.variants.values()}
-        failures = {}
-        for version in sorted(v for v in routed if v is not None):
-            key = SessionKey(task, version)
-            failure = "not_in_bundle" if key not in self._checks else self._file_failures.get(key)
-            if failure is not None:
-                failures[version] = failure
-        return TaskPlan(
-            task=task,
-            reason=None,
-            active=active,
-            rollout=0.0 if served is None else served.rollout_pct / 100.0,
-            experiments=experiments,
-            static_failures=failures,
-        )
+        if reason is None and schema != self.feature_schema_version:
+            reason = "no_model" if schema is None else "schema_mismatch"
+        shipped = {
+            key.version: self._file_failures.get(key) for key in self._checks if key.task == task
+        }
+        return plan_task(task, control, reason, shipped)
 
-    def _build_state(self, control: Control) -> _State:
+    def _build_state(self, control: Control) -> RouteTable:
         plans = {spec.name: self._plan(spec.name, control) for spec in task_specs()}
-        shared: dict[tuple[str, Decision], _Route] = {}
-
-        def route_all(user_id: str | None) -> tuple[_Route, ...]:
-            routes = []
-            for task, plan in plans.items():
-                decision = (task, decide(plan, user_id))
-                route = shared.get(decision)
-                if route is None:  # users routed alike share one object: fewer cache misses
-                    route = shared.setdefault(decision, self._make_route(*decision))
-                routes.append(route)
-            return tuple(routes)
-
-        return _State(control, plans, functools.lru_cache(self._route_cache_size)(route_all))
+        return route_table(control, plans, self._make_route, self._route_cache_size)
 
     @property
     def control(self) -> Control:
@@ -354,27 +261,16 @@ class Predictor:
     def routed_versions(self) -> dict[str, set[str]]:
         """Per task whose model may answer, the versions the control in force routes to
         (active and experiments), usable or not."""
-        return {
-            task: {
-                v
-                for v in (plan.active, *(v for e in plan.experiments for v in e.variants.values()))
-                if v is not None
-            }
-            for task, plan in self._state.plans.items()
-            if plan.reason is None
-        }
+        return {task: plan.versions() for task, plan in self._state.plans.items()}
 
     def preload(self) -> None:
         """Load and warm every model the control in force routes to (failures are
         remembered and answered by the rules)."""
         self._preload(self._state)
 
-    def _preload(self, state: _State) -> None:
+    def _preload(self, state: RouteTable) -> None:
         for plan in state.plans.values():
-            if plan.reason is not None:
-                continue
-            versions = {plan.active, *(v for e in plan.experiments for v in e.variants.values())}
-            for version in sorted(v for v in versions if v and v not in plan.static_failures):
+            for version in sorted(plan.versions() - set(plan.static_failures)):
                 with contextlib.suppress(LoadFailure):
                     self._sessions.load(SessionKey(plan.task, version))
 
@@ -399,12 +295,12 @@ class Predictor:
         """Where ``user_id``'s requests for ``task`` go (before any model runs)."""
         return self._state.routes(user_id)[self._position[task]].provenance
 
-    def _make_route(self, task: str, decision: Decision) -> _Route:
+    def _make_route(self, task: str, decision: Decision) -> Route:
         version, variant, experiment_id, reason = decision
         if reason is not None or version is None:
-            return _Route(Provenance("rules", version, variant, experiment_id, reason))
+            return Route(Provenance("rules", version, variant, experiment_id, reason))
         check = self._checks[SessionKey(task, version)]
-        return _Route(
+        return Route(
             Provenance("ml", version, variant, experiment_id, None),
             key=SessionKey(task, version),
             output_names=[check.output_name],
@@ -510,7 +406,7 @@ class Predictor:
         served: tuple[_Served, ...],
         x: np.ndarray,
         valid: bool,
-        routes: tuple[_Route, ...],
+        routes: tuple[Route, ...],
     ) -> tuple[dict[str, Answer], tuple[float, ...]]:
         """Each served task's answer, and the seconds each took (the hot path)."""
         answers = {}
@@ -533,7 +429,7 @@ class Predictor:
         return answers, tuple(seconds)
 
     def _run(
-        self, route: _Route, feed: dict[str, np.ndarray], valid: bool
+        self, route: Route, feed: dict[str, np.ndarray], valid: bool
     ) -> tuple[list[float] | None, Provenance]:
         """The routed model's output row, or ``None`` and the rules' provenance."""
         prov = route.provenance

@@ -22,11 +22,15 @@ that any implementation must reproduce exactly):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+if TYPE_CHECKING:
+    from mixai_inference.control import Control
 
 _UINT32 = 2**32
 
@@ -128,6 +132,49 @@ class TaskPlan:
     """The task's experiments, ids in ascending order."""
     static_failures: Mapping[str, str]
     """Version → reason found when the bundle was read (e.g. ``sha256_mismatch``)."""
+
+    def versions(self) -> set[str]:
+        """The versions this plan routes to (active and experiments), usable or not."""
+        if self.reason is not None:
+            return set()
+        routed = {self.active, *(v for e in self.experiments for v in e.variants.values())}
+        return {version for version in routed if version is not None}
+
+
+def plan_task(
+    task: str, control: Control, reason: str | None, shipped: Mapping[str, str | None]
+) -> TaskPlan:
+    """What ``task`` serves under ``control``.
+
+    Args:
+        task: The task.
+        control: The run-time control in force.
+        reason: Why the whole task answers from the rules (e.g. ``disabled``), if it does.
+        shipped: The bundle's versions of the task → why each is unusable, or ``None``.
+            A routed version the bundle does not ship answers ``not_in_bundle``.
+    """
+    if reason is not None:
+        return TaskPlan(task, reason, None, 0.0, (), {})
+    served = control.tasks.get(task)
+    experiments = tuple(
+        ExperimentRoute(eid, exp.variants, exp.weights, exp.coverage, exp.salt)
+        for eid, exp in sorted(control.experiments.items())
+        if exp.task == task
+    )
+    plan = TaskPlan(
+        task=task,
+        reason=None,
+        active=served.active_version if served else None,
+        rollout=0.0 if served is None else served.rollout_pct / 100.0,
+        experiments=experiments,
+        static_failures={},
+    )
+    failures = {
+        version: shipped.get(version, "not_in_bundle") for version in sorted(plan.versions())
+    }
+    return dataclasses.replace(
+        plan, static_failures={v: f for v, f in failures.items() if f is not None}
+    )
 
 
 class Decision(NamedTuple):

@@ -11,19 +11,23 @@ names and widths) and warms it with one run before it is used; any problem raise
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import numpy as np
 
-from mixai_inference.bundle import sha256_bytes
+from mixai_inference.bundle import Manifest, sha256_bytes, sha256_file
+from mixai_inference.tasks import task_spec
 
 if TYPE_CHECKING:
     import onnxruntime
+
+logger = logging.getLogger(__name__)
 
 
 class RunError(Exception):
@@ -281,3 +285,46 @@ def load_verified(
             "io_mismatch", f"output shape {warm.shape}, expected (1, {check.output_dim})"
         )
     return session
+
+
+def check_bundle(
+    manifest: Manifest | None,
+    bundle_dir: Path | None,
+    input_dims: Mapping[str, int],
+    feature_schema_version: str,
+) -> tuple[dict[SessionKey, ModelCheck], dict[SessionKey, str]]:
+    """Every shipped model's load check, and the versions unusable before any load
+    (``schema_mismatch``, ``file_missing``, ``sha256_mismatch``; each logged once).
+
+    Reads every model file once (its SHA-256): a predictor does it when it opens a bundle,
+    and control changes reuse the result.
+    """
+    checks: dict[SessionKey, ModelCheck] = {}
+    failures: dict[SessionKey, str] = {}
+    if manifest is None or bundle_dir is None:
+        return checks, failures
+    for task, entry in manifest.tasks.items():
+        spec = task_spec(task)
+        for version, model in entry.models.items():
+            key = SessionKey(task, version)
+            checks[key] = check = ModelCheck(
+                path=bundle_dir / model.file,
+                sha256=model.sha256,
+                feature_schema_version=feature_schema_version,
+                input_name=spec.input_tensor,
+                input_dim=input_dims[task],
+                output_name=spec.output_tensor,
+                output_dim=len(spec.outputs),
+            )
+            if (model.feature_schema_version, model.input_dim) != (
+                feature_schema_version,
+                input_dims[task],
+            ):
+                failures[key] = "schema_mismatch"
+            elif not check.path.is_file():
+                failures[key] = "file_missing"
+            elif sha256_file(check.path) != model.sha256:
+                failures[key] = "sha256_mismatch"
+    for key, failure in failures.items():
+        logger.warning("%s %s answers from the rules: %s", *key, failure)
+    return checks, failures
