@@ -90,6 +90,9 @@ def test_paths_that_leave_the_root_or_hold_no_audio_are_refused(
         (b'{"features": [' + b'"x", ' * 174 + b'"x"]}', "features[0] must be a finite number"),
         (b'{"features": [true' + b", 0" * 174 + b"]}", "features[0] must be a finite number"),
         (b'{"features": [1e400' + b", 0" * 174 + b"]}", "features[0] must be a finite number"),
+        (b'{"features": [1' + b"0" * 400 + b", 0" * 174 + b"]}", "an integer beyond float64"),
+        (b'{"features": [1' + b"0" * 5000 + b"]}", "not valid JSON"),  # Python's digit limit
+        (b'{"features": ' + b"[" * 60_000, "not valid JSON"),  # deeper than the parser goes
         (b"{not json", "not valid JSON"),
         (b"[1, 2]", "send a JSON object"),
         (b"{}", "send 'audio_path'"),
