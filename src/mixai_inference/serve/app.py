@@ -29,11 +29,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from mixai_inference.errors import AudioError
@@ -51,6 +52,15 @@ from mixai_inference.serve.telemetry import Telemetry
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[dict[str, Any]]]
+
+
+class JSONResponse(Response):
+    """A JSON answer, encoded by ``orjson`` (the answer's floats as Python writes them)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 class _TooLarge(Exception):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import orjson
 
 from mixai_inference.features import FEATURE_NAMES
 
@@ -41,13 +42,21 @@ def _reject_constant(name: str) -> float:
 def parse_json(body: bytes) -> dict[str, Any]:
     """The request's JSON object.
 
+    ``orjson`` parses on the hot path; a body it refuses is parsed again by the standard
+    library, whose result or message is the one that counts (it says what is wrong).
+
     Raises:
         BadRequest: If the body is not a JSON object (NaN and Infinity are refused).
     """
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:  # also too deep, or an int of 4,300+ digits
-        raise BadRequest(400, f"the body is not valid JSON ({exc}); send a JSON object") from None
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            data = json.loads(body, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:  # also too deep, or 4,300+ digits
+            raise BadRequest(
+                400, f"the body is not valid JSON ({exc}); send a JSON object"
+            ) from None
     if not isinstance(data, dict):
         raise BadRequest(400, f"send a JSON object, not {type(data).__name__}")
     return data
