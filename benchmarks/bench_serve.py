@@ -8,6 +8,8 @@
    process on the same bundle (what HTTP, JSON, validation and the database writer add).
 3. **Upload**: a 30 s stereo 44.1 kHz WAV uploaded to ``/v1/predict`` end to end (decode,
    features, models, answer); median of ``--uploads`` runs.
+4. **Floor**: ``GET /healthz`` (a route that does nothing) at 1 client: what uvicorn and
+   Starlette cost per request before the service does any work.
 
 Every answer is written to a SQLite database as in production (the writer runs in the
 service process). The models are the demo bundle's (``data/06_models/bundle``) when it
@@ -50,8 +52,11 @@ import asyncio, json, sys, time
 
 async def client(port, body, deadline, latencies, errors):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = (f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    if body:
+        head = (f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+    else:  # the floor of the HTTP stack: a route that does nothing
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     while time.perf_counter() < deadline:
         start = time.perf_counter()
         writer.write(head + body)
@@ -101,10 +106,13 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def load(service: Service, clients: int, seconds: float) -> dict[str, float]:
+def load(
+    service: Service, clients: int, seconds: float, *, features: bool = True
+) -> dict[str, float]:
     """Requests per second and latency; and the service's CPU time per request, which does
-    not depend on how busy the rest of the machine is."""
-    body = json.dumps({"features": FEATURES, "user_id": "bench-user"}).encode()
+    not depend on how busy the rest of the machine is. ``features=False``: ``GET /healthz``
+    instead, the floor of the HTTP stack."""
+    body = json.dumps({"features": FEATURES, "user_id": "bench-user"}).encode() if features else b""
     assert service.process is not None
     cpu_before = cpu_seconds(service.process.pid)
     done = subprocess.run(
@@ -204,6 +212,7 @@ def main() -> None:
                 runs = [load(service, clients, args.seconds) for clients in args.clients]
                 report[f"http_workers_{workers}"] = runs
                 if workers == args.workers[0]:
+                    report["healthz_1_client"] = load(service, 1, args.seconds, features=False)
                     report["upload_30s"] = upload_s(service, args.uploads)
             finally:
                 service.stop()
