@@ -55,7 +55,7 @@ from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESET_CLS, task_spec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from slim_boundary import forbidden_distributions  # noqa: E402
+from slim_boundary import canonical, forbidden_distributions  # noqa: E402
 
 
 def tabular_net_model(task: str, version: str, input_dim: int, seed: int) -> bytes:
@@ -278,7 +278,7 @@ def bench_venv(work: Path) -> tuple[dict[str, object], Path]:
     frozen = subprocess.run(
         [python, "-m", "pip", "list", "--format=json"], check=True, capture_output=True, text=True
     ).stdout
-    installed = {p["name"].lower(): p["version"] for p in json.loads(frozen)}
+    installed = {canonical(p["name"]): p["version"] for p in json.loads(frozen)}
     pip_mb = sum(folder_mb(p) for p in site.glob("pip*"))
     return {
         "wheel": wheel.name,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
@@ -22,16 +23,22 @@ FORBIDDEN_MODULES: frozenset[str] = frozenset(_BANNED) - SERVE_EXTRA_MODULES
 """Top-level modules no part of ``mixai_inference`` may import (the service neither)."""
 
 
+def canonical(name: str) -> str:
+    """A distribution's name as PEP 503 compares them (``prometheus_client`` is
+    ``prometheus-client``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _distributions(modules: frozenset[str]) -> frozenset[str]:
     providers = packages_distributions()
-    return frozenset(name.lower() for module in modules for name in providers.get(module, ()))
+    return frozenset(canonical(name) for module in modules for name in providers.get(module, ()))
 
 
 def forbidden_distributions() -> frozenset[str]:
-    """The installed distributions that provide a forbidden module (lower case)."""
+    """The installed distributions that provide a forbidden module (:func:`canonical`)."""
     return _distributions(FORBIDDEN_MODULES)
 
 
 def serve_extra_distributions() -> frozenset[str]:
-    """The installed distributions of the ``serve`` extra (lower case)."""
+    """The installed distributions of the ``serve`` extra (:func:`canonical`)."""
     return _distributions(SERVE_EXTRA_MODULES)

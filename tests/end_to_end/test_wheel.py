@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mixai_inference.tasks import PRESETS
-from slim_boundary import forbidden_distributions, serve_extra_distributions
+from slim_boundary import canonical, forbidden_distributions, serve_extra_distributions
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -80,7 +80,7 @@ def installed(venv: Path) -> set[str]:
         capture_output=True,
         text=True,
     )
-    return {package["name"].lower() for package in json.loads(listing.stdout)}
+    return {canonical(package["name"]) for package in json.loads(listing.stdout)}
 
 
 def infer(venv: Path, *args: str) -> dict[str, object]:
@@ -127,12 +127,19 @@ def test_mixai_serve_from_the_wheel_serves_the_demo_on_its_database(
     serves the demo bundle on the demo database (its flags and experiments), and a flag
     switched in the database changes the answers without a restart."""
     packages = installed(serve_venv)
-    assert {"starlette", "uvicorn", "prometheus-client", "sqlalchemy", "psycopg"} <= packages
+    assert {
+        "starlette",
+        "uvicorn",
+        "orjson",
+        "prometheus-client",
+        "sqlalchemy",
+        "psycopg",
+    } <= packages
     assert not packages & forbidden_distributions()
     size = site_packages_mb(serve_venv)
     assert size <= SERVE_VENV_LIMIT_MB, f"{size:.0f} MB"
 
-    sys.path.insert(0, str(PROJECT / "tests" / "serve"))
+    sys.path[:0] = [str(PROJECT / "tests" / folder) for folder in ("serve", "inference")]
     from service_support import FEATURES, Service
     from sqlalchemy import create_engine, text
 
