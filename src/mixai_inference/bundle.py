@@ -12,6 +12,7 @@ Layout::
       master_reg-<version>.onnx      # any file name; the manifest says which
       preset_cls-<version>.onnx
       align_conf-<version>.onnx
+      features.onnx, alignment.onnx  # optional edge graphs for the browser (docs/edge.md)
 
 ``manifest.json`` (``format_version`` 1)::
 
@@ -42,6 +43,12 @@ Layout::
                           "variants": {"control": "20250110-a1b2", "treatment": "20250117-c3d4"},
                           "weights": {"control": 50, "treatment": 50},
                           "coverage": 0.2, "salt": null}
+      },
+      "edge": {
+        "features": {"file": "features.onnx", "sha256": "<64 hex>",
+                     "sample_rates": [22050, 44100, 48000], "names": [<FEATURE_NAMES>]},
+        "alignment": {"file": "alignment.onnx", "sha256": "<64 hex>",
+                      "sample_rates": [16000, 44100, 48000], "names": [...]}
       }
     }
 
@@ -56,7 +63,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -66,24 +72,38 @@ from pathlib import Path
 from typing import Any, Final
 
 from mixai_inference._atomic import fsync_dir, swap_in, write_synced
-from mixai_inference.tasks import flag_names, task_names, task_spec
+from mixai_inference._manifest_rules import (
+    MANIFEST_NAME,
+    MODEL_STATUSES,
+    BundleError,
+    experiment_problems,
+    validate,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "MODEL_STATUSES",
+    "BundleError",
+    "EdgeGraph",
+    "Experiment",
+    "Manifest",
+    "ModelEntry",
+    "TaskEntry",
+    "experiment_problems",
+    "read_manifest",
+    "sha256_bytes",
+    "sha256_file",
+    "utc_now_iso",
+    "write_bundle",
+]
 
 FORMAT_VERSION: Final = 1
-MANIFEST_NAME: Final = "manifest.json"
-
-MODEL_STATUSES: Final = ("candidate", "active", "shadow", "retired")
-
-_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
 
 
 def utc_now_iso() -> str:
     """The current UTC time as ISO 8601 with a ``Z`` suffix, to the second."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class BundleError(ValueError):
-    """A bundle or manifest that cannot be read or does not follow the format."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +183,29 @@ class Experiment:
 
 
 @dataclass(frozen=True)
+class EdgeGraph:
+    """A graph the browser runs beside the models (docs/edge.md): ``features`` computes the
+    feature vector from decoded audio, ``alignment`` the alignment features of a pair."""
+
+    file: str
+    sha256: str
+    sample_rates: tuple[int, ...]
+    """The input sample rates the graph takes (the graph's ``supported_sample_rates``)."""
+    names: tuple[str, ...]
+    """The names of the values of its vector output (``FEATURE_NAMES``,
+    ``ALIGNMENT_FEATURE_NAMES``), in order."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest's JSON object of this graph (without its name, which is its key)."""
+        return {
+            "file": self.file,
+            "sha256": self.sha256,
+            "sample_rates": list(self.sample_rates),
+            "names": list(self.names),
+        }
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The content of ``manifest.json``; build one and pass it to :func:`write_bundle`."""
 
@@ -174,9 +217,22 @@ class Manifest:
     experiments: Mapping[str, Experiment] = field(default_factory=dict)
     created_at: str = field(default_factory=utc_now_iso)
     format_version: int = FORMAT_VERSION
+    edge: Mapping[str, EdgeGraph] = field(default_factory=dict)
+    """The edge graphs by name (``features``, ``alignment``); the Python runtime ignores
+    them, the web app (``make edge``) runs them. Optional: older manifests have none."""
 
     def __post_init__(self) -> None:
-        _validate(self)
+        validate(self)
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Every file the manifest lists (models and edge graphs) → its sha256."""
+        listed = {
+            model.file: model.sha256
+            for entry in self.tasks.values()
+            for model in entry.models.values()
+        }
+        return listed | {graph.file: graph.sha256 for graph in self.edge.values()}
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object written to ``manifest.json``."""
@@ -193,6 +249,7 @@ class Manifest:
                 for task, entry in self.tasks.items()
             },
             "experiments": {eid: exp.to_json() for eid, exp in self.experiments.items()},
+            "edge": {name: graph.to_json() for name, graph in self.edge.items()},
         }
 
     @classmethod
@@ -217,6 +274,10 @@ class Manifest:
             eid: _experiment_from_json(eid, raw)
             for eid, raw in _expect(obj.get("experiments", {}), dict, "experiments").items()
         }
+        edge = {
+            name: _edge_from_json(name, raw)
+            for name, raw in _expect(obj.get("edge", {}), dict, "edge").items()
+        }
         return cls(
             feature_schema_version=_expect(
                 obj.get("feature_schema_version"), str, "feature_schema_version"
@@ -226,6 +287,7 @@ class Manifest:
             experiments=experiments,
             created_at=_expect(obj.get("created_at"), str, "created_at"),
             format_version=version,
+            edge=edge,
         )
 
 
@@ -293,9 +355,7 @@ def write_bundle(
             SHA-256 differs from its manifest entry.
     """
     target = Path(bundle_dir)
-    listed = {
-        model.file: model for entry in manifest.tasks.values() for model in entry.models.values()
-    }
+    listed = manifest.files
     extra = sorted(set(files) - set(listed))
     missing = sorted(set(listed) - set(files))
     if extra or missing:
@@ -309,9 +369,9 @@ def write_bundle(
         for name, content in files.items():
             data = content if isinstance(content, bytes) else Path(content).read_bytes()
             digest = sha256_bytes(data)
-            if digest != listed[name].sha256:
+            if digest != listed[name]:
                 raise BundleError(
-                    f"{name}: sha256 {digest} differs from the manifest's {listed[name].sha256}"
+                    f"{name}: sha256 {digest} differs from the manifest's {listed[name]}"
                 )
             write_synced(staging / name, data)
         manifest_text = json.dumps(manifest.to_json(), indent=2, sort_keys=False) + "\n"
@@ -394,105 +454,14 @@ def _experiment_from_json(experiment_id: str, raw: Any) -> Experiment:
     )
 
 
-def _validate(manifest: Manifest) -> None:
-    """Check the cross-field rules of a manifest (types are checked while parsing)."""
-    if not manifest.feature_schema_version:
-        raise BundleError("feature_schema_version is empty")
-    known_flags = flag_names()
-    unknown_flags = sorted(set(manifest.flags) - set(known_flags))
-    if unknown_flags:
-        raise BundleError(f"unknown flags {unknown_flags}; known: {list(known_flags)}")
-    for name, value in manifest.flags.items():
-        if not isinstance(value, bool):
-            raise BundleError(f"flags.{name}: expected true or false, got {value!r}")
-    files: set[str] = set()
-    for task, entry in manifest.tasks.items():
-        if task not in task_names():
-            raise BundleError(f"unknown task {task!r}; expected one of {list(task_names())}")
-        for version, model in entry.models.items():
-            _validate_model(task, version, model)
-            if model.file in files:
-                raise BundleError(f"file {model.file!r} is listed twice")
-            files.add(model.file)
-        actives = sorted(v for v, m in entry.models.items() if m.status == "active")
-        expected = [] if entry.active_version is None else [entry.active_version]
-        if actives != expected:
-            raise BundleError(
-                f"tasks.{task}: active_version is {entry.active_version!r} but the models with "
-                f"status 'active' are {actives}; exactly the active version has that status"
-            )
-    for experiment_id, experiment in manifest.experiments.items():
-        _validate_experiment(manifest, experiment_id, experiment)
-
-
-def _validate_model(task: str, version: str, model: ModelEntry) -> None:
-    where = f"tasks.{task}.models.{version}"
-    spec = task_spec(task)
-    expected = (spec.input_tensor, spec.output_tensor, len(spec.outputs))
-    problems = []
-    if not _NAME_RE.fullmatch(version):
-        problems.append(f"version must match {_NAME_RE.pattern}")
-    if model.version != version:
-        problems.append(f"entry version {model.version!r} differs from its key")
-    if Path(model.file).name != model.file or model.file in ("", ".", "..", MANIFEST_NAME):
-        problems.append(f"file must be a plain file name, got {model.file!r}")
-    if not _SHA256_RE.fullmatch(model.sha256):
-        problems.append("sha256 must be 64 lowercase hex digits")
-    if model.status not in MODEL_STATUSES:
-        problems.append(f"status must be one of {list(MODEL_STATUSES)}, got {model.status!r}")
-    if not 0.0 <= model.rollout_pct <= 100.0:
-        problems.append(f"rollout_pct must be in [0, 100], got {model.rollout_pct}")
-    if (model.input_name, model.output_name, model.output_dim) != expected:
-        problems.append(
-            f"I/O must be {expected[0]!r} -> {expected[1]!r} [batch, {expected[2]}], got "
-            f"{model.input_name!r} -> {model.output_name!r} [batch, {model.output_dim}]"
-        )
-    if model.input_dim < 1:
-        problems.append(f"input_dim must be positive, got {model.input_dim}")
-    if problems:
-        raise BundleError(f"{where}: " + "; ".join(problems))
-
-
-def experiment_problems(experiment: Experiment) -> list[str]:
-    """What makes ``experiment`` unusable on its own (names, weights, coverage); empty if
-    valid. For manifests and for ``ab_experiments`` rows (:mod:`mixai_inference.control`)."""
-    problems = []
-    if experiment.task not in task_names():
-        problems.append(f"unknown task {experiment.task!r}")
-    if not experiment.variants:
-        problems.append("needs at least one variant")
-    # ASCII names keep the sort order of every language the same (see docs/deployment.md).
-    bad_names = sorted(n for n in experiment.variants if not _NAME_RE.fullmatch(n))
-    if bad_names:
-        problems.append(f"variant names must match {_NAME_RE.pattern}: {bad_names}")
-    if set(experiment.weights) != set(experiment.variants):
-        problems.append(
-            f"weights {sorted(experiment.weights)} must name the same variants as "
-            f"variants {sorted(experiment.variants)}"
-        )
-    elif any(not w >= 0 for w in experiment.weights.values()) or not (
-        sum(experiment.weights.values()) > 0
-    ):
-        problems.append("weights must be non-negative and not all zero")
-    if not 0.0 <= experiment.coverage <= 1.0:
-        problems.append(f"coverage must be in [0, 1], got {experiment.coverage}")
-    return problems
-
-
-def _validate_experiment(manifest: Manifest, experiment_id: str, experiment: Experiment) -> None:
-    where = f"experiments.{experiment_id}"
-    problems = experiment_problems(experiment)
-    if experiment.experiment_id != experiment_id:
-        problems.insert(0, f"entry id {experiment.experiment_id!r} differs from its key")
-    task = manifest.tasks.get(experiment.task)
-    shipped = {} if task is None else task.models
-    for variant, version in experiment.variants.items():
-        if version is None:
-            continue
-        model = shipped.get(version)
-        if model is None:
-            problems.append(f"variant {variant!r} names version {version!r}, not in the bundle")
-        elif model.status == "retired":
-            problems.append(f"variant {variant!r} names the retired version {version!r}")
-    if problems:
-        raise BundleError(f"{where}: " + "; ".join(problems))
+def _edge_from_json(name: str, raw: Any) -> EdgeGraph:
+    where = f"edge.{name}"
+    obj = _expect(raw, dict, where)
+    rates = _expect(obj.get("sample_rates"), list, f"{where}.sample_rates")
+    names = _expect(obj.get("names"), list, f"{where}.names")
+    return EdgeGraph(
+        file=_expect(obj.get("file"), str, f"{where}.file"),
+        sha256=_expect(obj.get("sha256"), str, f"{where}.sha256"),
+        sample_rates=tuple(_expect(rate, int, f"{where}.sample_rates[]") for rate in rates),
+        names=tuple(_expect(name, str, f"{where}.names[]") for name in names),
+    )

@@ -3,6 +3,7 @@
 from mixai_ml.datasets.audio import AudioDataset, AudioFolderDataset
 from mixai_ml.datasets.bundle import BundleDataset
 from mixai_ml.datasets.derived import DerivedFilesDataset
+from mixai_ml.datasets.edge import EdgeGraphsDataset
 from mixai_ml.datasets.journals import ServiceJournalsDataset
 from mixai_ml.datasets.model_artifact import TrainedTaskDataset
 from mixai_ml.datasets.model_store import ModelStoreDataset
@@ -16,6 +17,7 @@ __all__ = [
     "BundleDataset",
     "DatabaseDataset",
     "DerivedFilesDataset",
+    "EdgeGraphsDataset",
     "ModelStoreDataset",
     "ServiceJournalsDataset",
     "TrainedTaskDataset",

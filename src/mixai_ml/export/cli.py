@@ -89,7 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 catalog.load("ab_experiments"),
             )
             manifest, files = registry.build_manifest(
-                changed, flags, experiments, now, catalog.load("model_store")
+                changed,
+                flags,
+                experiments,
+                now,
+                catalog.load("model_store"),
+                catalog.load("edge_graphs"),
             )
         except (ValueError, LookupError, FileNotFoundError) as error:
             print(f"mixai-registry: {error}", file=sys.stderr)

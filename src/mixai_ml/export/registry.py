@@ -26,6 +26,7 @@ import pandas as pd
 from mixai_inference import FEATURE_SCHEMA_VERSION
 from mixai_inference.bundle import Experiment, Manifest, ModelEntry, TaskEntry
 from mixai_inference.tasks import task_names, task_spec
+from mixai_ml.edge import edge_bundle_entries
 from mixai_ml.export.store import ModelStore
 
 logger = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ def build_manifest(
     experiments: Mapping[str, Mapping[str, Any]],
     now: datetime,
     store: ModelStore,
+    edge_graphs: Mapping[str, bytes] | None = None,
 ) -> tuple[Manifest, dict[str, bytes]]:
     """The bundle's manifest and files from the registry and the export configuration.
 
@@ -202,6 +204,8 @@ def build_manifest(
             left out, with a log line.
         now: the bundle's creation time.
         store: the model store the registry's URIs point into.
+        edge_graphs: the browser's graphs by name (``features``, ``alignment``), shipped
+            beside the models (:func:`mixai_ml.edge.edge_bundle_entries`).
 
     Returns:
         The manifest, and each shipped file's name and bytes (read from the store).
@@ -268,14 +272,16 @@ def build_manifest(
                 created_at=pd.Timestamp(row.created_at).strftime("%Y-%m-%dT%H:%M:%SZ"),
             )
         tasks[task] = TaskEntry(str(active.iloc[0]["version"]) if len(active) else None, models)
+    edge, edge_files = edge_bundle_entries(edge_graphs or {})
     manifest = Manifest(
         feature_schema_version=FEATURE_SCHEMA_VERSION,
         tasks=tasks,
         flags=dict(flags),
         experiments=shipped_experiments,
         created_at=pd.Timestamp(now).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        edge=edge,
     )
-    return manifest, files
+    return manifest, files | edge_files
 
 
 def register_candidates(

@@ -10,6 +10,7 @@ import onnx
 import pandas as pd
 
 from mixai_inference.bundle import Manifest, sha256_bytes
+from mixai_ml import edge
 from mixai_ml.export import onnx_export, registry
 from mixai_ml.export.store import ModelStore
 from mixai_ml.training.artifact import TrainedTask
@@ -52,17 +53,23 @@ def export_model(
     }
 
 
+def build_edge_graphs(params: dict[str, Any]) -> dict[str, onnx.ModelProto]:
+    """The browser's graphs (``features.onnx``, ``alignment.onnx``), shipped in the bundle."""
+    return edge.build_edge_graphs(**params["edge"])
+
+
 def publish(
     promotion_decision: dict[str, Any],
     model_registry: pd.DataFrame,
     model_store: ModelStore,
     ml_feature_flags: pd.DataFrame,
     ab_experiments: pd.DataFrame,
+    edge_graphs: dict[str, bytes],
     params: dict[str, Any],
     *export_reports: dict[str, Any],
 ) -> tuple[pd.DataFrame, tuple[Manifest, dict[str, bytes]], dict[str, Any]]:
     """Register the exported candidates, apply the promotion decision, build the bundle
-    with the database's flags and running experiments."""
+    with the database's flags and running experiments, and the edge graphs."""
     now = datetime.now(UTC)
     exported = [
         registry.ExportedModel(
@@ -73,5 +80,7 @@ def publish(
     ]
     table = registry.register_candidates(model_registry, exported, promotion_decision, now)
     flags, experiments = registry.bundle_control(params["flags"], ml_feature_flags, ab_experiments)
-    manifest, files = registry.build_manifest(table, flags, experiments, now, model_store)
+    manifest, files = registry.build_manifest(
+        table, flags, experiments, now, model_store, edge_graphs
+    )
     return table, (manifest, files), registry.bundle_summary(manifest)

@@ -1,4 +1,4 @@
-"""``export``: per task ONNX export and parity; then registry and bundle."""
+"""``export``: per task ONNX export and parity; the edge graphs; then registry and bundle."""
 
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
     return per_task + Pipeline(
         [
             node(
+                nodes.build_edge_graphs,
+                inputs="params:export",
+                outputs="edge_graphs",
+                name="build_edge_graphs",
+            ),
+            node(
                 nodes.publish,
                 inputs=[
                     "promotion_decision",
@@ -36,6 +42,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                     "model_store",
                     "ml_feature_flags",
                     "ab_experiments",
+                    "edge_graphs",
                     "params:export",
                     *(f"{task}.export_report" for task in tasks),
                 ],
