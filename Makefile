@@ -11,12 +11,13 @@ export DO_NOT_TRACK := 1
 export MPLBACKEND := Agg
 export KEDRO_LOGGING_CONFIG := $(CURDIR)/conf/logging.yml
 
-.PHONY: install demo test lint typecheck wheel docs viz airflow-dags clean-data help
+.PHONY: install demo test lint typecheck wheel edge docs viz airflow-dags clean-data help
 
 help:
 	@echo "make demo   - create .venv, install, build the demo world, run every pipeline"
 	@echo "make test   - create/update .venv, lint, type-check and run the test suite"
 	@echo "make wheel  - build the slim inference wheel into dist/"
+	@echo "make edge   - build the offline web app into web/dist/ from data/06_models/bundle (after make demo)"
 	@echo "make docs   - build the documentation site into site/ (warnings are errors)"
 	@echo "make viz    - show the pipelines in Kedro-Viz (http://127.0.0.1:4141)"
 	@echo "make airflow-dags - generate the Airflow DAGs into airflow_dags/"
@@ -51,6 +52,10 @@ test: lint typecheck
 wheel: $(STAMP)
 	rm -f dist/mixai_inference-*.whl
 	$(BIN)/python -m build --wheel --no-isolation --outdir dist src/mixai_inference
+
+# The static web app (docs/edge.md): onnxruntime-web, the bundle's edge graphs and models.
+edge:
+	cd web && npm ci --no-audit --no-fund && npm run build
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

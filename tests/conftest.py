@@ -178,3 +178,16 @@ def sqlite_url(tmp_path: Path) -> str:
 def db_url(request: pytest.FixtureRequest) -> str:
     """Each database the project supports: the test runs once per backend."""
     return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url"))
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project with its own ``conf/`` and ``data/`` after ``make demo``'s
+    sequence on the tiny world (demo_data, purge, the default run); shared by the end-to-end
+    and browser tests, built once per session."""
+    from project_copy import copy_project, run_pipelines
+    from tiny_world import TINY
+
+    project = copy_project(tmp_path_factory.mktemp("tiny-project"))
+    run_pipelines(project, ["demo_data", "purge", "__default__"], TINY)
+    return project

@@ -176,10 +176,22 @@ def extract_features(audio: Any, sr: Any) -> np.ndarray:
         For rejected input (shape, channels, sample rate, duration 3-600 s, NaN/inf).
     """
     samples, rate = as_float_audio(audio, sr)
+    return features_of_resampled(
+        samples, rate, resample(to_mono(samples), rate, FEATURE_CONFIG["sample_rate"])
+    )
+
+
+def features_of_resampled(samples: np.ndarray, rate: int, y: np.ndarray) -> np.ndarray:
+    """:func:`extract_features` of validated ``samples`` whose mono downmix, resampled to
+    ``FEATURE_CONFIG["sample_rate"]``, is ``y`` (float32, 1-D).
+
+    For tools that study how the features depend on the resampled signal
+    (``mixai_ml.edge.parity.resampling_sensitivity``); production calls
+    :func:`extract_features`.
+    """
     cfg = FEATURE_CONFIG
     target_sr = cfg["sample_rate"]
     hop = cfg["hop_length"]
-    y = resample(to_mono(samples), rate, target_sr)
 
     spectrum = _spectral.analyze_spectrum(
         y,

@@ -1,7 +1,7 @@
 """Shared fixtures of the edge-graph tests: the graphs are built once per session.
 
-``tests/inference`` (``synthetic_audio``, the suite's signals) is put on ``sys.path``:
-``--import-mode=importlib`` does not.
+``tests/inference`` (``synthetic_audio``, the suite's signals; ``bundle_factory``) and this
+folder (``web_support``) are put on ``sys.path``: ``--import-mode=importlib`` does not.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-_SIGNALS = str(Path(__file__).resolve().parents[1] / "inference")
-if _SIGNALS not in sys.path:
-    sys.path.insert(0, _SIGNALS)
+_HERE = Path(__file__).resolve().parent
+for _helpers in (str(_HERE.parent / "inference"), str(_HERE)):  # signals, bundles; web_support
+    if _helpers not in sys.path:
+        sys.path.insert(0, _helpers)
 
 from mixai_ml.edge import build_alignment_graph, build_feature_graph  # noqa: E402
 from mixai_ml.edge.parity import FeatureGraphs  # noqa: E402

@@ -15,8 +15,7 @@ from mixai_inference.tasks import ALIGN_CONF, MASTER_PARAM_RANGES, MASTER_REG, P
 from mixai_ml.db import apply_migrations
 from mixai_ml.db.schema import FEATURE_COLUMNS
 from project_copy import copy_project, run_pipelines
-
-from .conftest import FAST_MODEL, TINY
+from tiny_world import FAST_MODEL, TINY
 
 N_USERS, JOBS_PER_USER, ALIGN_USERS = 30, 3, 8
 # fast models and the tiny world's split; the gate itself comes from the configuration

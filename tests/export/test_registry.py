@@ -116,3 +116,43 @@ def test_an_identical_retrain_is_recognised(tmp_path: Path) -> None:
     )
     assert registry.same_weights(frame, "master_reg", "20260201000000-bbbb2222") is None
     assert registry.same_weights(frame, "preset_cls", "20260201000000-aaaa1111") is None
+
+
+def _graph_with_metadata(name: str, **metadata: str) -> bytes:
+    """A tiny ONNX graph (Identity) with the metadata an edge graph carries."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], name, [value], [out])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    helper.set_model_props(model, metadata)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def test_the_bundle_ships_the_edge_graphs_under_their_sha256(tmp_path: Path) -> None:
+    frame = registry.promote(table(store(tmp_path, "master_reg", "v1")), "master_reg", "v1", NOW)
+    graphs = {
+        "features": _graph_with_metadata(
+            "f", supported_sample_rates="[22050, 44100, 48000]", feature_names='["a", "b"]'
+        ),
+        "alignment": _graph_with_metadata(
+            "a", supported_sample_rates="[16000]", alignment_feature_names='["c"]'
+        ),
+    }
+    manifest, files = registry.build_manifest(
+        frame, {}, {}, NOW, ModelStore(tmp_path / "store"), graphs
+    )
+    write_bundle(tmp_path / "bundle", manifest, files)
+    shipped = read_manifest(tmp_path / "bundle")
+    assert shipped.edge["features"].file == "features.onnx"
+    assert shipped.edge["features"].sample_rates == (22050, 44100, 48000)
+    assert shipped.edge["features"].names == ("a", "b")
+    assert shipped.edge["alignment"].sha256 == sha256_bytes(graphs["alignment"])
+    assert (tmp_path / "bundle" / "alignment.onnx").read_bytes() == graphs["alignment"]
+    with pytest.raises(ValueError, match="lacks the metadata"):
+        registry.build_manifest(
+            frame, {}, {}, NOW, ModelStore(tmp_path / "store"), {"features": graphs["alignment"]}
+        )

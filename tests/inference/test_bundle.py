@@ -201,3 +201,44 @@ def test_missing_or_broken_manifests_raise_bundle_error(tmp_path: Path) -> None:
     (tmp_path / MANIFEST_NAME).write_text("[]")
     with pytest.raises(BundleError, match="manifest: expected dict"):
         read_manifest(tmp_path)
+
+
+def test_edge_graphs_are_listed_verified_and_optional(tmp_path: Path) -> None:
+    from mixai_inference.bundle import EdgeGraph
+
+    graph = b"an onnx graph"
+    edge = {"features": EdgeGraph("features.onnx", sha256_bytes(graph), (44100, 48000), ("a",))}
+    manifest, files = _manifest_and_files(edge=edge)
+    write_bundle(tmp_path / "bundle", manifest, {**files, "features.onnx": graph})
+    assert read_manifest(tmp_path / "bundle") == manifest
+    raw = json.loads((tmp_path / "bundle" / MANIFEST_NAME).read_text())
+    assert raw["edge"]["features"]["sample_rates"] == [44100, 48000]
+    with pytest.raises(BundleError, match="missing"):
+        write_bundle(tmp_path / "other", manifest, files)
+    with pytest.raises(BundleError, match="sha256"):
+        write_bundle(tmp_path / "other", manifest, {**files, "features.onnx": b"tampered"})
+    # a manifest written before edge graphs existed still reads, with none
+    del raw["edge"]
+    (tmp_path / "bundle" / MANIFEST_NAME).write_text(json.dumps(raw))
+    assert read_manifest(tmp_path / "bundle").edge == {}
+
+
+@pytest.mark.parametrize(
+    ("edge", "message"),
+    [
+        ({"features": ("master_reg-v1.onnx", (44100,), ("a",))}, "listed twice"),
+        ({"features": ("../x.onnx", (44100,), ("a",))}, "plain file name"),
+        ({"features": ("f.onnx", (), ("a",))}, "sample_rates"),
+        ({"features": ("f.onnx", (44100,), ())}, "names"),
+        ({"bad name": ("f.onnx", (44100,), ("a",))}, "name must match"),
+    ],
+)
+def test_bad_edge_entries_are_refused(edge: dict[str, Any], message: str) -> None:
+    from mixai_inference.bundle import EdgeGraph
+
+    entries = {
+        name: EdgeGraph(file, sha256_bytes(b"x"), rates, names)
+        for name, (file, rates, names) in edge.items()
+    }
+    with pytest.raises(BundleError, match=message):
+        _manifest_and_files(edge=entries)

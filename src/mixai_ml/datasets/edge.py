@@ -1,4 +1,4 @@
-"""``EdgeGraphsDataset``: the ONNX graphs the browser runs (``features.onnx``, ``alignment.onnx``)."""
+"""``EdgeGraphsDataset``: the ONNX graphs the browser runs (features.onnx, alignment.onnx)."""
 
 from __future__ import annotations
 

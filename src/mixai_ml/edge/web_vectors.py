@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from mixai_inference.rules import ALIGN_INPUTS, TRACK_INPUTS, Rules
 from mixai_inference.routing import Decision, ExperimentRoute, TaskPlan, decide
+from mixai_inference.rules import ALIGN_INPUTS, TRACK_INPUTS, Rules
 
 __all__ = ["dump_vectors", "engine_vectors", "main"]
 
@@ -72,11 +72,19 @@ def _rule_cases(rng: np.random.Generator, n_random: int) -> list[dict[str, Any]]
 
 
 def _plans() -> list[TaskPlan]:
-    pair = ExperimentRoute("exp-a", {"control": "v1", "treatment": "v2"}, {"control": 1, "treatment": 1}, 0.5, None)
-    rules_variant = ExperimentRoute(
-        "exp-rules", {"control": None, "treatment": "v1"}, {"control": 3, "treatment": 1}, 0.6, "salted"
+    pair = ExperimentRoute(
+        "exp-a", {"control": "v1", "treatment": "v2"}, {"control": 1, "treatment": 1}, 0.5, None
     )
-    later = ExperimentRoute("exp-b", {"a": "v2", "b": "v1", "c": None}, {"a": 2, "b": 0, "c": 1}, 0.3, None)
+    rules_variant = ExperimentRoute(
+        "exp-rules",
+        {"control": None, "treatment": "v1"},
+        {"control": 3, "treatment": 1},
+        0.6,
+        "salted",
+    )
+    later = ExperimentRoute(
+        "exp-b", {"a": "v2", "b": "v1", "c": None}, {"a": 2, "b": 0, "c": 1}, 0.3, None
+    )
     return [
         TaskPlan("master_reg", "disabled", None, 0.0, (), {}),
         TaskPlan("master_reg", None, "v1", 1.0, (), {}),
@@ -125,8 +133,9 @@ def engine_vectors(n_random: int = 20, seed: int = 14) -> dict[str, Any]:
     plans = _plans()
     return {
         "description": (
-            "Golden vectors of the web engine's rules and routing, computed by mixai_inference "
-            "(python -m mixai_ml.edge.web_vectors). Non-finite inputs are the strings nan, inf, -inf."
+            "Golden vectors of the web engine's rules and routing, computed by "
+            "mixai_inference (python -m mixai_ml.edge.web_vectors). Non-finite inputs are "
+            "the strings nan, inf, -inf."
         ),
         "rules": _rule_cases(np.random.default_rng(seed), n_random),
         "plans": [_plan_json(plan) for plan in plans],
@@ -144,7 +153,9 @@ def dump_vectors(vectors: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mixai_ml.edge.web_vectors", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m mixai_ml.edge.web_vectors", description=__doc__
+    )
     parser.add_argument("path", type=Path, help="the JSON file to write")
     args = parser.parse_args(argv)
     args.path.write_text(dump_vectors(engine_vectors()), encoding="utf-8")

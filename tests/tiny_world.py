@@ -1,16 +1,7 @@
-"""A tiny copy of the project, run through every pipeline once per test session.
-
-The copy has its own ``conf/`` and ``data/`` (and so its own SQLite database), so
-the tests never touch the developer's demo data.
-"""
+"""The tiny demo world the slow end-to-end and browser tests share (``tiny_project`` in
+``tests/conftest.py``): its configuration, run through every pipeline once per session."""
 
 from __future__ import annotations
-
-from pathlib import Path
-
-import pytest
-
-from project_copy import copy_project, run_pipelines
 
 FAST_MODEL = {"model": {"fit": {"max_epochs": 60, "patience": 10}}}
 TINY = {
@@ -41,11 +32,3 @@ TINY = {
     },
     "export": {"flags": {"enable_cpu_ml": True}},
 }
-
-
-@pytest.fixture(scope="session")
-def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny world after ``make demo``'s sequence: demo_data, purge, then the default run."""
-    project = copy_project(tmp_path_factory.mktemp("tiny-project"))
-    run_pipelines(project, ["demo_data", "purge", "__default__"], TINY)
-    return project
