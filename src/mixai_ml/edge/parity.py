@@ -25,12 +25,12 @@ import onnxruntime as ort
 from mixai_inference import FEATURE_CONFIG, FEATURE_NAMES
 from mixai_inference.alignment import ALIGNMENT_FEATURE_NAMES
 from mixai_inference.audio import as_float_audio, resample, to_mono
-from mixai_inference.features import features_of_resampled
+from mixai_inference.features import extract_features, features_of_resampled
 
 __all__ = [
     "ALIGNMENT_FAMILIES",
     "FEATURE_FAMILIES",
-    "RESAMPLER_AGREEMENT",
+    "RESAMPLER_PRECISION",
     "Family",
     "FamilyDeviation",
     "FeatureGraphs",
@@ -38,13 +38,14 @@ __all__ = [
     "deviations",
     "outside_tolerance",
     "resampling_sensitivity",
+    "resampling_variants",
     "soxr_mono",
 ]
 
-#: How closely the graph's polyphase resampler agrees with soxr, in full scale (measured
-#: ≤ 9e-7 on every sample: both round to float32, differently). Any two resamplers of this
-#: quality may differ by this much.
-RESAMPLER_AGREEMENT = 1e-6
+#: The precision of soxr's "HQ" setting, which ``extract_features`` resamples with: 20 bits
+#: (``SOXR_HQ`` is soxr's ``SOXR_20_BITQ``), i.e. 2⁻²⁰ ≈ 9.5e-7 of full scale. The graph's
+#: resampler agrees with soxr to 9e-7 on every sample: within that precision, and no closer.
+RESAMPLER_PRECISION = 2.0**-20
 
 
 def soxr_mono(audio: Any, sr: Any) -> np.ndarray:
@@ -53,32 +54,40 @@ def soxr_mono(audio: Any, sr: Any) -> np.ndarray:
     return resample(to_mono(samples), rate, FEATURE_CONFIG["sample_rate"])[np.newaxis, :]
 
 
-def resampling_sensitivity(
-    audio: Any, sr: Any, *, level: float = RESAMPLER_AGREEMENT, seed: int = 0
-) -> np.ndarray:
-    """How far each feature moves when the resampled signal changes at the resampler's level.
+def resampling_variants(audio: Any, sr: Any, *, seed: int = 0) -> list[np.ndarray]:
+    """The features of soxr's resampled signal perturbed within soxr's own precision.
 
-    ``extract_features`` analyses soxr's 22.05 kHz signal ``y``. A feature that reads content
-    near soxr's rounding noise (130–150 dB below the peak: stop-band bins in spectral
-    contrast valleys, frames next to digital silence) is not defined more closely than two
-    float32 resamplers agree. This measures it: the features of ``y`` with white noise of
-    ±``level`` added, and of ``y`` with samples quieter than ``level`` set to 0
-    (the graph's exact zeros where soxr leaves residue); the result is the largest
-    ``|feature(perturbed) - feature(y)|`` per value, float64 ``(len(FEATURE_NAMES),)``.
-    Audio already at 22.05 kHz is not resampled on either side: all zeros.
+    ``extract_features`` analyses soxr's 22.05 kHz signal ``y``, which soxr computes to
+    :data:`RESAMPLER_PRECISION` (20 bits). A feature that reads content below that level
+    (spectral contrast valleys in the resampler's stop band, frames next to digital silence,
+    the far-from-peak bins of pure tones) is not defined more closely than any two
+    resamplers of that precision agree. The variants are the features (float32, like
+    ``extract_features``) of ``y`` plus and minus white noise within ±2⁻²⁰, and of ``y`` with
+    samples within 2⁻²⁰ of 0 set to 0 (the graph's exact zeros where soxr leaves residue).
+    Audio already at 22.05 kHz is not resampled on either side: no variants.
     """
     samples, rate = as_float_audio(audio, sr)
     target = FEATURE_CONFIG["sample_rate"]
     if rate == target:
-        return np.zeros(len(FEATURE_NAMES))
+        return []
     y = resample(to_mono(samples), rate, target)
-    unit = np.random.default_rng(seed).uniform(-1.0, 1.0, y.shape).astype(np.float32)
-    reference = features_of_resampled(samples, rate, y).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    noise = rng.uniform(-RESAMPLER_PRECISION, RESAMPLER_PRECISION, y.shape).astype(np.float32)
+    flushed = np.where(np.abs(y) < RESAMPLER_PRECISION, np.float32(0), y)
+    return [
+        features_of_resampled(samples, rate, perturbed)
+        for perturbed in (y + noise, y - noise, flushed)
+    ]
+
+
+def resampling_sensitivity(audio: Any, sr: Any, *, seed: int = 0) -> np.ndarray:
+    """How far each feature moves under :func:`resampling_variants`: the largest
+    ``|feature(variant) - feature(y)|`` per value, float64 ``(len(FEATURE_NAMES),)``."""
+    samples, rate = as_float_audio(audio, sr)
+    reference = extract_features(samples, rate).astype(np.float64)
     spread = np.zeros_like(reference)
-    flushed = np.where(np.abs(y) < level, np.float32(0), y)
-    for perturbed in (y + level * unit, y - level * unit, flushed):
-        moved = features_of_resampled(samples, rate, perturbed).astype(np.float64)
-        spread = np.maximum(spread, np.abs(moved - reference))
+    for variant in resampling_variants(samples, rate, seed=seed):
+        spread = np.maximum(spread, np.abs(variant.astype(np.float64) - reference))
     return spread
 
 
