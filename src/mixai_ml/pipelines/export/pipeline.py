@@ -48,6 +48,6 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 ],
                 outputs=["model_registry_updates", "model_bundle", "bundle_summary"],
                 name="publish_bundle",
-            )
+            ),
         ]
     )
