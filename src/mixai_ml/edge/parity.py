@@ -40,6 +40,7 @@ __all__ = [
     "resampling_sensitivity",
     "resampling_variants",
     "soxr_mono",
+    "within_tolerance",
 ]
 
 #: The precision of soxr's "HQ" setting, which ``extract_features`` resamples with: 20 bits
@@ -421,6 +422,23 @@ def deviations(
     return out
 
 
+def within_tolerance(
+    graph: np.ndarray,
+    reference: np.ndarray,
+    families: Sequence[Family] = FEATURE_FAMILIES,
+    names: Sequence[str] = FEATURE_NAMES,
+    sensitivity: np.ndarray | None = None,
+) -> np.ndarray:
+    """Element-wise for one vector ``graph`` ``(len(names),)``: within its family's
+    tolerance of ``reference`` (widened by ``sensitivity``)."""
+    graph, reference = np.asarray(graph, np.float64), np.asarray(reference, np.float64)
+    widen = np.zeros(len(names)) if sensitivity is None else np.asarray(sensitivity)
+    within = np.zeros(len(names), dtype=bool)
+    for family, index in zip(families, _columns(families, names), strict=True):
+        within[index] = family.within(graph[index], reference[index], widen[index])
+    return within
+
+
 def outside_tolerance(
     graph: np.ndarray,
     reference: np.ndarray,
@@ -429,13 +447,13 @@ def outside_tolerance(
     sensitivity: np.ndarray | None = None,
 ) -> list[str]:
     """Every value of one vector ``graph`` outside its family's tolerance, described."""
-    widen = np.zeros(len(names)) if sensitivity is None else np.asarray(sensitivity)
-    misses = []
-    for family, index in zip(families, _columns(families, names), strict=True):
-        g, r = np.asarray(graph)[index], np.asarray(reference)[index]
-        for k in np.flatnonzero(~family.within(g, r, widen[index])):
-            misses.append(f"{names[index[k]]} ({family.name}): graph {g[k]:.7g}, numpy {r[k]:.7g}")
-    return misses
+    graph, reference = np.asarray(graph), np.asarray(reference)
+    within = within_tolerance(graph, reference, families, names, sensitivity)
+    family_of = {name: family.name for family in families for name in family.names}
+    return [
+        f"{names[k]} ({family_of[names[k]]}): graph {graph[k]:.7g}, numpy {reference[k]:.7g}"
+        for k in map(int, np.flatnonzero(~within))
+    ]
 
 
 def deviation_table(rows: Sequence[FamilyDeviation]) -> str:
