@@ -430,10 +430,11 @@ def within_tolerance(
     sensitivity: np.ndarray | None = None,
 ) -> np.ndarray:
     """Element-wise for one vector ``graph`` ``(len(names),)``: within its family's
-    tolerance of ``reference`` (widened by ``sensitivity``)."""
+    tolerance of ``reference`` (widened by ``sensitivity``); values of no family are not
+    compared (True)."""
     graph, reference = np.asarray(graph, np.float64), np.asarray(reference, np.float64)
     widen = np.zeros(len(names)) if sensitivity is None else np.asarray(sensitivity)
-    within = np.zeros(len(names), dtype=bool)
+    within = np.ones(len(names), dtype=bool)
     for family, index in zip(families, _columns(families, names), strict=True):
         within[index] = family.within(graph[index], reference[index], widen[index])
     return within
