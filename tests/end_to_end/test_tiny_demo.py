@@ -14,8 +14,7 @@ from mixai_inference.bundle import read_manifest
 from mixai_inference.tasks import task_names
 from mixai_ml.evaluation.report import results_table
 from project_copy import run_pipelines
-
-from .conftest import TINY
+from tiny_world import TINY
 
 pytestmark = pytest.mark.slow  # the tiny world through every pipeline: about a minute
 

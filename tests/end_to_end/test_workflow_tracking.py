@@ -28,8 +28,8 @@ from mixai_ml.tracking import (
     training_metrics,
 )
 from mixai_ml.training.artifact import TrainedTask
+from tiny_world import TINY
 
-from .conftest import TINY
 from .workflow_support import KEDRO, cli_params, network_attempts, run_offline
 
 
