@@ -1,26 +1,39 @@
-"""Benchmark of the ``ab_analysis`` pipeline: 10 million assignments × 3 metrics.
+"""Benchmark of the ``ab_analysis`` pipeline at platform scale, on SQLite and PostgreSQL.
 
-Usage (from the project root; not part of CI: loading 30 million rows takes minutes)::
+Usage (from the project root; not part of CI: loading tens of millions of rows takes minutes)::
 
-    .venv/bin/python benchmarks/bench_ab_analysis.py sqlite --db /tmp/ab_bench.db
-    .venv/bin/python benchmarks/bench_ab_analysis.py postgres --pgdata /tmp/ab_bench_pg
+    .venv/bin/python benchmarks/bench_ab_analysis.py sqlite --scenario large --db /tmp/ab_large.db
+    .venv/bin/python benchmarks/bench_ab_analysis.py postgres --scenario platform
 
-``sqlite`` loads the data into the file (unless it already holds it; ``--reload`` forces it) and
-measures. ``postgres`` starts a throwaway PostgreSQL cluster (``initdb`` + ``pg_ctl``, as the
-``postgres`` user when run as root, ``random_page_cost=1.1`` as for SSDs, other settings default),
-loads, measures and removes the cluster (``--keep`` leaves it running). ``--users`` changes the
-size, ``--pre`` adds a ``latency_ms__pre`` covariate (CUPED) for every user.
+Scenarios (28 days of data; per user one row of ``accepted`` (0/1) and ``param_mae``, and one row
+of ``latency_ms`` and ``error`` per job, 1.3 jobs per user on average):
 
-Data: one experiment, 50/50 ``control``/``treatment``; per user one row of ``accepted`` (0/1),
-``param_mae`` and ``latency_ms`` with known effects, through the project's migrated schema. Rows
-are written in time order within blocks of one million users (as an application appends them),
-SQLite with ``executemany`` (the secondary index rebuilt afterwards), PostgreSQL with ``COPY``.
+* ``platform``: 1,000 experiments × 2,000 users (2 million users, ~9 million rows); a third
+  with small effects, ten with large ones, ten 50 % slower, four losing a fifth of their treated
+  users (a sample-ratio mismatch);
+* ``large``: one experiment with 10 million users (~46 million rows).
 
-Measurement: the ``ab_analysis`` Kedro pipeline (the project's catalog entries and parameters,
-file outputs redirected to a temporary folder) runs in a fresh child process; reported are its
-wall time, the part spent in the three SQL queries, and the child's peak resident memory
-(``VmHWM``, which includes SQLite's in-process work; PostgreSQL's server processes are not
-included).
+``--pre`` adds a ``param_mae__pre`` row per user (CUPED and the pre-period cap). The project's
+own parameters are used (p95 latency histograms, errors per job, capped ``param_mae``, sequential
+SRM, the report with at most 30 experiments in detail).
+
+Measured, each in a fresh child process running the Kedro pipeline (the project's catalog, file
+outputs in a temporary folder, the clock set by the benchmark):
+
+1. ``first``: the first run on the 27 days of history (builds every stored sum from the raw rows);
+2. ``again``: the same day once more (nothing to fold: the open day only);
+3. ``daily``: the next day, after that day's rows were appended (folds one day, adds the new one);
+4. ``rebuild``: the same day with ``statistics.rebuild: true`` (every sum from every raw row), and
+   a check that its results equal the daily run's.
+
+Reported per run: the pipeline's wall time and the part spent refreshing the sums, the CPU time
+of the process (and, for PostgreSQL, of the database server) meanwhile, the machine's load
+average when the run started (on a shared machine, CPU time is the better guide to what an idle
+one would take), and the child's peak resident memory (``VmHWM``: it includes SQLite's in-process
+work, not PostgreSQL's server).
+``sqlite`` loads into a new database file; ``postgres`` starts a throwaway cluster (``initdb`` +
+``pg_ctl``, as the ``postgres`` user when run as root, ``random_page_cost=1.1`` as for SSDs, other
+settings default) and removes it (``--keep`` leaves it).
 """
 
 from __future__ import annotations
@@ -29,65 +42,108 @@ import argparse
 import io
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect, text
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-EXPERIMENT = "bench_exp"
-START = np.datetime64("2026-03-01T00:00:00", "s")
+START = np.datetime64("2026-01-01T00:00:00", "s")
 DAYS = 28
-BLOCK = 1_000_000
-QUERIES = ("ab_assignment_counts", "ab_metric_daily_stats", "ab_covariate_daily_stats")
+CUT = START + np.timedelta64(DAYS - 1, "D")
+"""Rows before this are the history; the last day's rows arrive for the daily run."""
+BLOCK = 500_000
+SCENARIOS = {"platform": (1000, 2000), "large": (1, 10_000_000)}
+"""Experiments × users per experiment."""
 
 
-def _blocks(n_users: int, seed: int, pre: bool) -> Iterator[dict[str, np.ndarray]]:
-    """Assignment and metric rows, block by block, metric rows sorted by time within a block."""
+def _moment(day: float) -> datetime:
+    return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=day)
+
+
+RUNS = {
+    "first": (_moment(DAYS - 1), False),
+    "again": (_moment(DAYS - 1 + 0.25), False),
+    "daily": (_moment(DAYS + 0.05), False),
+    "rebuild": (_moment(DAYS + 0.05), True),
+}
+"""Run name → (the clock, rebuild)."""
+
+
+def _blocks(
+    users: int, seed: int, pre: bool, experiments: int, new: bool
+) -> Iterator[dict[str, np.ndarray]]:
+    """Assignment and metric rows by blocks of users: the history, or (``new``) the last day."""
+    total = users
+    per_experiment = max(1, users // experiments)
     rng = np.random.default_rng(seed)
-    for first in range(0, n_users, BLOCK):
-        n = min(BLOCK, n_users - first)
-        users = np.char.add("u", np.char.zfill(np.arange(first, first + n).astype(str), 9))
+    for first in range(0, total, BLOCK):
+        n = min(BLOCK, total - first)
+        index = np.arange(first, first + n)
+        experiment = np.char.add("exp_", np.char.zfill((index // per_experiment).astype(str), 4))
+        users = np.char.add("u", np.char.zfill(index.astype(str), 9))
         treated = rng.random(n) < 0.5
         assigned = START + rng.integers(0, DAYS * 86_400, n).astype("timedelta64[s]")
-        pre_latency = rng.lognormal(4.0, 0.5, n)
-        values = {
-            "accepted": (rng.random(n) < np.where(treated, 0.31, 0.30)).astype(float),
-            "param_mae": rng.gamma(2.0, 1.0, n) * np.where(treated, 0.98, 1.0),
-            "latency_ms": 0.7 * pre_latency + rng.lognormal(3.0, 0.5, n) + treated,
+        jobs = 1 + rng.poisson(0.3, n)
+        number = index // per_experiment
+        # a third have small effects, 1 % a large one, 1 % a slower p95 (a guardrail stops
+        # them); 0.4 % lose 20 % of their treated users (a sample-ratio mismatch)
+        lift = 1.0 + treated * np.where(number % 100 == 0, 0.3, 0.02 * (number % 3 == 0))
+        slower = 1.0 + 0.5 * treated * (number % 100 == 50)
+        lost = treated & (number % 250 == 7) & (rng.random(n) < 0.2)
+        user_latency = rng.lognormal(5.0, 0.3, n) * slower
+        owner = np.repeat(np.arange(n), jobs)
+        job_at = assigned[owner] + rng.integers(60, 86_400, owner.size).astype("timedelta64[s]")
+        parts = {
+            "accepted": (np.arange(n), (rng.random(n) < 0.3 * lift).astype(float), assigned),
+            "param_mae": (np.arange(n), rng.gamma(2.0, 0.05, n) / lift, assigned),
+            "latency_ms": (
+                owner,
+                user_latency[owner] * rng.lognormal(0.0, 0.3, owner.size),
+                job_at,
+            ),
+            "error": (owner, (rng.random(owner.size) < 0.02).astype(float), job_at),
         }
         if pre:
-            values["latency_ms__pre"] = pre_latency
-        names = list(values)
-        metric = np.repeat(np.array(names), n)
-        stamp = np.concatenate(
-            [
-                assigned
-                - np.timedelta64(7 * 86_400, "s")
-                + rng.integers(0, 3600, n).astype("timedelta64[s]")
-                if name.endswith("__pre")
-                else assigned + rng.integers(1, 3600, n).astype("timedelta64[s]")
-                for name in names
-            ]
-        )
-        order = np.argsort(stamp, kind="stable")
+            parts["param_mae__pre"] = (
+                np.arange(n),
+                rng.gamma(2.0, 0.05, n),
+                assigned - np.timedelta64(7, "D"),
+            )
+        assigned_now = ((assigned >= CUT) == new) & ~lost
+        rows: dict[str, list[np.ndarray]] = {"owner": [], "metric": [], "value": [], "at": []}
+        for metric, (who, value, at) in parts.items():
+            # a pre-period row arrives with its user's assignment, the others when recorded
+            keep = assigned_now[who] if metric.endswith("__pre") else ((at >= CUT) == new)
+            keep &= ~lost[who]
+            rows["owner"].append(who[keep])
+            rows["metric"].append(np.full(int(keep.sum()), metric))
+            rows["value"].append(value[keep])
+            rows["at"].append(at[keep])
+        at = np.concatenate(rows["at"])
+        order = np.argsort(at, kind="stable")  # as an application appends them
+        owner_all = np.concatenate(rows["owner"])[order]
         yield {
-            "user_id": users,
-            "variant": np.where(treated, "treatment", "control"),
-            "assigned_at": assigned,
-            "m_user_id": np.tile(users, len(names))[order],
-            "m_metric": metric[order],
-            "m_value": np.concatenate([values[name] for name in names])[order],
-            "m_recorded_at": stamp[order],
+            "experiment": experiment[assigned_now],
+            "user_id": users[assigned_now],
+            "variant": np.where(treated, "treatment", "control")[assigned_now],
+            "assigned_at": assigned[assigned_now],
+            "m_experiment": experiment[owner_all],
+            "m_user_id": users[owner_all],
+            "m_metric": np.concatenate(rows["metric"])[order],
+            "m_value": np.concatenate(rows["value"])[order],
+            "m_recorded_at": at[order],
         }
 
 
@@ -97,24 +153,41 @@ def _stamps(stamp: np.ndarray, suffix: str) -> list[str]:
     return np.char.add(text, suffix).tolist()
 
 
-def load_sqlite(engine: Engine, n_users: int, seed: int, pre: bool) -> None:
-    """Bulk-load with ``executemany``; the metrics index is dropped and rebuilt around it."""
+def _raw_indexes() -> list[Any]:
     from mixai_ml.db import schema
 
-    index = next(iter(schema.ab_test_metrics.indexes))
-    with engine.begin() as connection:
-        index.drop(connection, checkfirst=True)
-        connection.execute(schema.ab_test_metrics.delete())
-        connection.execute(schema.ab_test_assignments.delete())
+    return [*schema.ab_test_metrics.indexes, *schema.ab_test_assignments.indexes]
+
+
+def load_sqlite(
+    engine: Engine, users: int, seed: int, pre: bool, *, experiments: int = 1, new: bool = False
+) -> None:
+    """Insert with ``executemany``; the history (not ``new``) replaces the tables' rows, with
+    their secondary indexes dropped while loading and rebuilt after."""
+    from mixai_ml.db import schema
+
+    rebuilt = []
+    if not new:
+        with engine.begin() as connection:
+            present = {
+                index["name"]
+                for name in ("ab_test_metrics", "ab_test_assignments")
+                for index in inspect(connection).get_indexes(name)
+            }
+            rebuilt = [index for index in _raw_indexes() if index.name in present]
+            for index in rebuilt:
+                index.drop(connection)
+            connection.execute(schema.ab_test_metrics.delete())
+            connection.execute(schema.ab_test_assignments.delete())
     raw = engine.raw_connection()
     try:
         cursor: Any = raw.cursor()  # sqlite3's executemany takes any iterable
         cursor.execute("PRAGMA synchronous=OFF")
-        for block in _blocks(n_users, seed, pre):
+        for block in _blocks(users, seed, pre, experiments, new):
             cursor.executemany(
                 "INSERT INTO ab_test_assignments VALUES (?, ?, ?, ?)",
                 zip(
-                    [EXPERIMENT] * len(block["user_id"]),
+                    block["experiment"].tolist(),
                     block["user_id"].tolist(),
                     block["variant"].tolist(),
                     _stamps(block["assigned_at"], ".000000"),
@@ -124,7 +197,7 @@ def load_sqlite(engine: Engine, n_users: int, seed: int, pre: bool) -> None:
             cursor.executemany(
                 "INSERT INTO ab_test_metrics VALUES (?, ?, ?, ?, ?)",
                 zip(
-                    [EXPERIMENT] * len(block["m_user_id"]),
+                    block["m_experiment"].tolist(),
                     block["m_user_id"].tolist(),
                     block["m_metric"].tolist(),
                     block["m_value"].tolist(),
@@ -133,11 +206,12 @@ def load_sqlite(engine: Engine, n_users: int, seed: int, pre: bool) -> None:
                 ),
             )
             raw.commit()
-            print(f"  +{len(block['user_id']):,} users", flush=True)
+            print(f"  +{len(block['m_user_id']):,} rows", flush=True)
     finally:
         raw.close()
     with engine.begin() as connection:
-        index.create(connection)
+        for index in rebuilt:
+            index.create(connection)
 
 
 def _copy(cursor: Any, table: str, columns: list[list[str]]) -> None:
@@ -147,23 +221,25 @@ def _copy(cursor: Any, table: str, columns: list[list[str]]) -> None:
         copy.write(buffer.getvalue())
 
 
-def load_postgres(engine: Engine, n_users: int, seed: int, pre: bool) -> None:
-    """Bulk-load with ``COPY ... FROM STDIN``, then ``ANALYZE``."""
+def load_postgres(
+    engine: Engine, users: int, seed: int, pre: bool, *, experiments: int = 1, new: bool = False
+) -> None:
+    """``COPY ... FROM STDIN``, then ``VACUUM ANALYZE``."""
     from mixai_ml.db import schema
 
-    with engine.begin() as connection:
-        connection.execute(schema.ab_test_metrics.delete())
-        connection.execute(schema.ab_test_assignments.delete())
+    if not new:
+        with engine.begin() as connection:
+            connection.execute(schema.ab_test_metrics.delete())
+            connection.execute(schema.ab_test_assignments.delete())
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
-        for block in _blocks(n_users, seed, pre):
-            n, rows = len(block["user_id"]), len(block["m_user_id"])
+        for block in _blocks(users, seed, pre, experiments, new):
             _copy(
                 cursor,
                 "ab_test_assignments",
                 [
-                    [EXPERIMENT] * n,
+                    block["experiment"].tolist(),
                     block["user_id"].tolist(),
                     block["variant"].tolist(),
                     _stamps(block["assigned_at"], "+00"),
@@ -173,7 +249,7 @@ def load_postgres(engine: Engine, n_users: int, seed: int, pre: bool) -> None:
                 cursor,
                 "ab_test_metrics",
                 [
-                    [EXPERIMENT] * rows,
+                    block["m_experiment"].tolist(),
                     block["m_user_id"].tolist(),
                     block["m_metric"].tolist(),
                     [repr(v) for v in block["m_value"].tolist()],
@@ -181,35 +257,37 @@ def load_postgres(engine: Engine, n_users: int, seed: int, pre: bool) -> None:
                 ],
             )
             raw.commit()
-            print(f"  +{n:,} users", flush=True)
-        cursor.execute("ANALYZE ab_test_assignments")
-        cursor.execute("ANALYZE ab_test_metrics")
-        raw.commit()
+            print(f"  +{len(block['m_user_id']):,} rows", flush=True)
     finally:
         raw.close()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        for table in ("ab_test_assignments", "ab_test_metrics"):  # as autovacuum would
+            connection.execute(text(f"VACUUM ANALYZE {table}"))
 
 
-def _user_count(engine: Engine) -> int:
-    from sqlalchemy import func, select
-
-    from mixai_ml.db import schema
-
-    with engine.connect() as connection:
-        return int(
-            connection.execute(
-                select(func.count()).select_from(schema.ab_test_assignments)
-            ).scalar_one()
-        )
-
-
-def child(url: str) -> None:
-    """Run the pipeline once (in this fresh process) and print its timings as JSON."""
+def child(url: str, run: str) -> None:
+    """Run the pipeline once (in this fresh process) with the run's clock; print JSON timings."""
     import yaml
     from kedro.io import DataCatalog
     from kedro.runner import SequentialRunner
 
+    from mixai_ml.ab import store
+    from mixai_ml.pipelines.ab_analysis import nodes
     from mixai_ml.pipelines.ab_analysis.pipeline import create_pipeline
 
+    now, rebuild = RUNS[run]
+    refresh_seconds: list[float] = []
+
+    refresh_cpu: list[float] = []
+
+    def timed_refresh(engine: Engine, settings: Any) -> Any:
+        t0, c0 = time.perf_counter(), _cpu_self()
+        statistics = store.refresh_statistics(engine, settings, now=now)
+        refresh_seconds.append(time.perf_counter() - t0)
+        refresh_cpu.append(_cpu_self() - c0)
+        return statistics
+
+    nodes.refresh_statistics = timed_refresh  # type: ignore[attr-defined]  # the clock
     started = time.perf_counter()
     pipeline = create_pipeline()
     config: dict[str, Any] = {}
@@ -218,22 +296,21 @@ def child(url: str) -> None:
     config = {k: dict(v) for k, v in config.items() if k in pipeline.datasets()}
     out = Path(tempfile.mkdtemp(prefix="ab-bench-"))
     for entry in config.values():
-        if "filepath" in entry:
-            entry["filepath"] = str(out / Path(entry["filepath"]).name)
+        for key in ("filepath", "path"):
+            if key in entry:
+                entry[key] = str(out / Path(entry[key]).name)
     params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_ab_analysis.yml").read_text())
+    params = params["ab_analysis"]
+    params["statistics"] = {**params["statistics"], "rebuild": rebuild}
     catalog = DataCatalog.from_config(config, {"mixai_db": {"con": url}})
-    catalog["params:ab_analysis"] = params["ab_analysis"]
-
-    query_seconds: dict[str, float] = {}
-    for name in QUERIES:  # timed loads through the same datasets; the runner then reloads them
-        t0 = time.perf_counter()
-        frame = catalog.load(name)
-        query_seconds[name] = round(time.perf_counter() - t0, 2)
-        catalog[name] = frame  # the pipeline runs on these frames: no second query
-    t0 = time.perf_counter()
+    catalog["params:ab_analysis"] = params
+    t0, c0 = time.perf_counter(), _cpu_self()
     SequentialRunner().run(pipeline, catalog)
-    analysis = time.perf_counter() - t0
-    results = (out / "ab_test_results.csv").read_text().count("\n") - 1
+    pipeline_s, pipeline_cpu = time.perf_counter() - t0, _cpu_self() - c0
+    results = (out / "ab_test_results.csv").read_text()
+    keep = Path(tempfile.gettempdir()) / f"ab-bench-{run}.csv"
+    keep.write_text(results)
+    plots = len(list((out / "ab_experiments").glob("*.png")))
     shutil.rmtree(out, ignore_errors=True)
     # VmHWM: this process's peak RSS (getrusage's maxrss would include the parent's before exec)
     status = Path("/proc/self/status").read_text()
@@ -241,22 +318,53 @@ def child(url: str) -> None:
     print(
         json.dumps(
             {
-                "queries_s": query_seconds,
-                "analysis_and_outputs_s": round(analysis, 2),
-                "pipeline_s": round(sum(query_seconds.values()) + analysis, 2),
+                "refresh_s": round(sum(refresh_seconds), 2),
+                "refresh_cpu_s": round(sum(refresh_cpu), 2),
+                "pipeline_s": round(pipeline_s, 2),
+                "pipeline_cpu_s": round(pipeline_cpu, 2),
+                "process_cpu_s": round(_cpu_self(), 2),
                 "child_total_s": round(time.perf_counter() - started, 2),
-                "result_rows": results,
+                "result_rows": results.count("\n") - 1,
+                "experiment_plots": plots,
                 "peak_rss_mb": round(peak_kb / 1024),
+                "results_csv": str(keep),
             }
         )
     )
 
 
-def measure(url: str) -> dict[str, Any]:
-    """Run :func:`child` in a fresh interpreter and add its wall time (imports included)."""
+def _cpu_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def server_cpu(data: Path) -> float:
+    """CPU seconds used so far by a PostgreSQL cluster: its postmaster, the backends it reaped,
+    and the live ones (``/proc``)."""
+    postmaster = int((data / "postmaster.pid").read_text().split()[0])
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        pid, parent = int(stat.parent.name), int(fields[1])
+        if pid == postmaster:
+            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        elif parent == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def measure(url: str, run: str, server: Callable[[], float] | None = None) -> dict[str, Any]:
+    """Run :func:`child` in a fresh interpreter: its wall time (imports included), the machine's
+    load average when it started, and the database server's CPU time meanwhile."""
+    load = float(Path("/proc/loadavg").read_text().split()[0])
+    before = server() if server else 0.0
     t0 = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, __file__, "_child", url],
+        [sys.executable, __file__, "_child", url, run],
         check=True,
         capture_output=True,
         text=True,
@@ -265,7 +373,51 @@ def measure(url: str) -> dict[str, Any]:
     )
     wall = time.perf_counter() - t0
     timings = json.loads(done.stdout.strip().splitlines()[-1])
-    return {**timings, "process_wall_s": round(wall, 2)}
+    timings |= {"process_wall_s": round(wall, 2), "load_average": load}
+    if server:
+        timings["server_cpu_s"] = round(server() - before, 2)
+    print(f"  {run}: {timings}", flush=True)
+    return timings
+
+
+def same_results(first: str, second: str) -> bool:
+    """Whether two results CSVs agree on every statistic (to 1e-6 relative)."""
+    import pandas as pd
+
+    keys = ["experiment_id", "metric", "variant"]
+    a, b = (pd.read_csv(path).sort_values(keys).reset_index(drop=True) for path in (first, second))
+    numbers = [c for c in a.columns if a[c].dtype.kind == "f"]
+    return bool(
+        len(a) == len(b)
+        and (a[keys] == b[keys]).all().all()
+        and np.allclose(a[numbers], b[numbers], rtol=1e-6, atol=1e-9, equal_nan=True)
+        and (a["decision"] == b["decision"]).all()
+    )
+
+
+def _size(args: argparse.Namespace) -> dict[str, Any]:
+    """The loaders' arguments for the scenario."""
+    experiments, per_experiment = SCENARIOS[args.scenario]
+    users = experiments * max(2, round(per_experiment * args.scale))
+    return {"users": users, "seed": args.seed, "pre": args.pre, "experiments": experiments}
+
+
+def run_all(
+    url: str,
+    engine: Engine,
+    load: Any,
+    args: argparse.Namespace,
+    server: Callable[[], float] | None = None,
+) -> dict[str, Any]:
+    """The four runs of the module docstring around the daily load."""
+    runs = {name: measure(url, name, server) for name in ("first", "again")}
+    t0 = time.perf_counter()
+    load(engine, **_size(args), new=True)
+    daily_load_s = round(time.perf_counter() - t0)
+    engine.dispose()
+    runs |= {name: measure(url, name, server) for name in ("daily", "rebuild")}
+    equal = same_results(runs["daily"]["results_csv"], runs["rebuild"]["results_csv"])
+    return {"runs": runs, "daily_load_s": daily_load_s, "daily_equals_rebuild": equal}
 
 
 def _free_port() -> int:
@@ -348,44 +500,64 @@ def run_postgres(args: argparse.Namespace) -> dict[str, Any]:
     with throwaway_postgres(Path(args.pgdata), args.keep) as url:
         from mixai_ml.db import get_engine
 
+        engine = get_engine(url)
         t0 = time.perf_counter()
-        load_postgres(get_engine(url), args.users, args.seed, args.pre)
+        load_postgres(engine, **_size(args))
         load_s = time.perf_counter() - t0
-        return {"backend": "postgresql 15", "load_s": round(load_s), "url": url, **measure(url)}
+        engine.dispose()
+        return {
+            "backend": "postgresql 15",
+            "load_s": round(load_s),
+            "url": url,
+            **run_all(
+                url,
+                engine,
+                load_postgres,
+                args,
+                server=lambda: server_cpu(Path(args.pgdata) / "data"),
+            ),
+        }
 
 
 def run_sqlite(args: argparse.Namespace) -> dict[str, Any]:
     from mixai_ml.db import get_engine
 
-    url = f"sqlite:///{Path(args.db).resolve()}"
+    path = Path(args.db).resolve()
+    path.unlink(missing_ok=True)
+    url = f"sqlite:///{path}"
     engine = get_engine(url)
-    load_s = None
-    if args.reload or _user_count(engine) != args.users:
-        t0 = time.perf_counter()
-        load_sqlite(engine, args.users, args.seed, args.pre)
-        load_s = round(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    load_sqlite(engine, **_size(args))
+    load_s = round(time.perf_counter() - t0)
     engine.dispose()
-    return {"backend": "sqlite", "load_s": load_s, **measure(url)}
+    return {"backend": "sqlite", "load_s": load_s, **run_all(url, engine, load_sqlite, args)}
 
 
 def main() -> None:
     if sys.argv[1:2] == ["_child"]:
-        child(sys.argv[2])
+        child(sys.argv[2], sys.argv[3])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="backend", required=True)
     for name in ("sqlite", "postgres"):
         command = sub.add_parser(name)
-        command.add_argument("--users", type=int, default=10_000_000)
+        command.add_argument("--scenario", choices=sorted(SCENARIOS), default="large")
         command.add_argument("--seed", type=int, default=1)
-        command.add_argument("--pre", action="store_true", help="add latency_ms__pre (CUPED)")
+        command.add_argument("--pre", action="store_true", help="add param_mae__pre (CUPED, cap)")
+        command.add_argument(
+            "--scale", type=float, default=1.0, help="users per experiment × this (quick trials)"
+        )
     sub.choices["sqlite"].add_argument("--db", default="/tmp/ab_bench.db")
-    sub.choices["sqlite"].add_argument("--reload", action="store_true")
     sub.choices["postgres"].add_argument("--pgdata", default="/tmp/ab_bench_pg")
     sub.choices["postgres"].add_argument("--keep", action="store_true")
     args = parser.parse_args()
     result = run_sqlite(args) if args.backend == "sqlite" else run_postgres(args)
-    print(json.dumps({"users": args.users, "covariate": args.pre, **result}, indent=2))
+    print(
+        json.dumps(
+            {"scenario": args.scenario, "scale": args.scale, "covariate": args.pre, **result},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

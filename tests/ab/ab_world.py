@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mixai_ml.datasets import AppQueryDataset, AppTableDataset
+from mixai_ml.ab.config import AbSettings
+from mixai_ml.ab.store import AbStatistics, refresh_statistics
+from mixai_ml.datasets import AppTableDataset
+from mixai_ml.db import get_engine
 
 PROJECT = Path(__file__).resolve().parents[2]
 START = pd.Timestamp("2026-03-01", tz="UTC")
@@ -28,16 +31,16 @@ def ab_parameters() -> dict[str, Any]:
     return dict(yaml.safe_load(text)["ab_analysis"])
 
 
-def query(name: str, url: str) -> pd.DataFrame:
-    """Run one of the catalog's SQL aggregates against ``url``."""
-    return AppQueryDataset(sql=catalog_config()[name]["sql"], credentials={"con": url}).load()
-
-
-def save(url: str, assignments: pd.DataFrame, metrics: pd.DataFrame) -> None:
+def save(url: str, assignments: pd.DataFrame, metrics: pd.DataFrame, append: bool = False) -> None:
+    """Write the raw rows (``append``: add to the tables, as the application does)."""
+    mode = "append" if append else "replace_rows"
     for table, frame in (("ab_test_assignments", assignments), ("ab_test_metrics", metrics)):
-        AppTableDataset(table_name=table, credentials={"con": url}, write_mode="replace_rows").save(
-            frame
-        )
+        AppTableDataset(table_name=table, credentials={"con": url}, write_mode=mode).save(frame)
+
+
+def refresh(url: str, params: dict[str, Any], now: pd.Timestamp) -> AbStatistics:
+    """:func:`refresh_statistics` on ``url`` as of ``now``."""
+    return refresh_statistics(get_engine(url), AbSettings.from_params(params), now.to_pydatetime())
 
 
 def simulate_experiment(

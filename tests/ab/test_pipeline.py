@@ -13,8 +13,8 @@ from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
 from mixai_ml.ab.analysis import CONTRACT_COLUMNS, EXTRA_COLUMNS, RESULT_COLUMNS
-from mixai_ml.ab.config import AbSettings, weights_from_table
-from mixai_ml.ab.report import FOREST_PLOT, SEQUENTIAL_PLOT
+from mixai_ml.ab.config import AbSettings
+from mixai_ml.ab.report import EXPERIMENT_PLOTS, OVERVIEW_PLOT
 from mixai_ml.datasets import AppTableDataset
 from mixai_ml.db import schema
 from mixai_ml.pipelines.ab_analysis.pipeline import create_pipeline
@@ -49,8 +49,9 @@ def run_pipeline(url: str, out: Path, params: dict[str, Any]) -> None:
         name: dict(entry) for name, entry in catalog_config().items() if name in pipeline.datasets()
     }
     for entry in config.values():
-        if "filepath" in entry:
-            entry["filepath"] = str(out / Path(entry["filepath"]).name)
+        for key in ("filepath", "path"):  # files and the folder of per-experiment plots
+            if key in entry:
+                entry[key] = str(out / Path(entry[key]).name)
     catalog = DataCatalog.from_config(config, {"mixai_db": {"con": url}})
     catalog["params:ab_analysis"] = params
     SequentialRunner().run(pipeline, catalog)
@@ -103,7 +104,14 @@ def test_results_table_and_csv_have_the_contract_columns(outputs: tuple[str, Pat
     assert len(table) == len(csv) == 4 * 4
     assert set(csv["metric"]) == {"accepted", "param_mae", "latency_ms", "error"}
     assert (csv["control_variant"] == "control").all()
-    assert csv.loc[csv["metric"] == "latency_ms", "cuped"].all()
+    types = csv.drop_duplicates("metric").set_index("metric")["statistic"].to_dict()
+    assert types == {
+        "accepted": "proportion",
+        "param_mae": "mean",
+        "latency_ms": "p95",
+        "error": "ratio",
+    }
+    assert csv["corrections"].str.len().gt(50).all()
 
 
 @pytest.mark.slow
@@ -129,12 +137,17 @@ def test_report_shows_decisions_and_plots(outputs: tuple[str, Path]) -> None:
     report = (out / "ab_report.md").read_text()
     paths = pd.read_csv(out / "ab_sequential_paths.csv")
 
-    for experiment in ("exp_win", "exp_aa", "exp_slow", "exp_srm"):
+    for experiment in ("exp_win", "exp_slow", "exp_srm"):  # the ones with a decision to act on
         assert f"## {experiment}" in report
-    assert f"]({FOREST_PLOT})" in report
-    assert f"]({SEQUENTIAL_PLOT})" in report
-    assert (out / FOREST_PLOT).stat().st_size > 10_000
-    assert (out / SEQUENTIAL_PLOT).stat().st_size > 10_000
+        assert f"]({EXPERIMENT_PLOTS}/{experiment}.png)" in report
+        assert (out / EXPERIMENT_PLOTS / f"{experiment}.png").stat().st_size > 10_000
+    assert "| exp_aa | accepted " in report  # one line for the one still running
+    assert not (out / EXPERIMENT_PLOTS / "exp_aa.png").exists()
+    assert f"]({OVERVIEW_PLOT})" in report
+    assert (out / OVERVIEW_PLOT).stat().st_size > 10_000
+    assert "Holm's step-down correction" in report
+    assert "sequential p =" in report  # the anytime-valid SRM check, next to the chi-square
+    assert "| latency_ms | guardrail | p95 | treatment " in report  # the tail users feel
     # one cumulative path per experiment (primary metric `accepted`), 10-11 days each
     assert set(paths["experiment_id"]) == {"exp_win", "exp_aa", "exp_slow", "exp_srm"}
     last = paths.groupby("experiment_id")["n_control"].max()
@@ -145,11 +158,13 @@ def test_catalog_writes_the_report_beside_its_plots() -> None:
     config = catalog_config()
     folder = {
         Path(config[name]["filepath"]).parent
-        for name in ("ab_report", "ab_forest_plot", "ab_sequential_plot", "ab_test_results_csv")
+        for name in ("ab_report", "ab_overview_plot", "ab_test_results_csv")
     }
     assert folder == {Path("data/08_reporting")}
-    assert Path(config["ab_forest_plot"]["filepath"]).name == FOREST_PLOT
-    assert Path(config["ab_sequential_plot"]["filepath"]).name == SEQUENTIAL_PLOT
+    assert Path(config["ab_overview_plot"]["filepath"]).name == OVERVIEW_PLOT
+    assert (
+        Path(config["ab_experiment_plots"]["path"]) == Path("data/08_reporting") / EXPERIMENT_PLOTS
+    )
 
 
 def test_settings_reject_bad_configuration() -> None:
@@ -157,20 +172,20 @@ def test_settings_reject_bad_configuration() -> None:
         AbSettings.from_params({**ab_parameters(), "correction": "bonferroni"})
     with pytest.raises(ValueError, match=r"metrics\.latency_ms\.role"):
         AbSettings.from_params({"metrics": {"latency_ms": {"role": "guard"}}})
+    with pytest.raises(ValueError, match=r"metrics\.error\.cap: only `mean`"):
+        AbSettings.from_params({"metrics": {"error": {"type": "ratio", "cap": {"absolute": 1}}}})
+    with pytest.raises(ValueError, match="exactly one of"):
+        AbSettings.from_params(
+            {"metrics": {"m": {"cap": {"absolute": 1, "pre_period_quantile": 0.9}}}}
+        )
+    with pytest.raises(ValueError, match="disagree on `cap`"):
+        AbSettings.from_params({"metrics": {"m": {"cap": {"absolute": 1}}, "m2": {"source": "m"}}})
+    with pytest.raises(ValueError, match="quantile"):
+        AbSettings.from_params({"metrics": {"m": {"type": "quantile", "quantile": 95}}})
     settings = AbSettings.from_params(ab_parameters())
     assert settings.metric_spec("latency_ms", False).absolute_margin(200.0) == pytest.approx(20.0)
+    assert settings.metric_spec("latency_ms", False).statistic == "p95"
     assert settings.metric_spec("new_metric", True).kind == "proportion"
-    assert settings.weights("any", ["control", "treatment"]) == {"control": 1.0, "treatment": 1.0}
-
-
-def test_expected_weights_come_from_ab_experiments() -> None:
-    table = pd.DataFrame(
-        {"experiment_id": ["exp_srm"], "weights": ['{"control": 6, "treatment": 4}']}
-    )
-    settings = AbSettings.from_params(ab_parameters(), weights_from_table(table))
-    assert settings.weights("exp_srm", ["control", "treatment"]) == {"control": 6, "treatment": 4}
-    # an experiment with assignments but no row: an even split
-    assert settings.weights("other", ["control", "treatment"]) == {"control": 1, "treatment": 1}
     with pytest.raises(ValueError, match="weights are defined in the ab_experiments table"):
         AbSettings.from_params({**ab_parameters(), "experiments": {"x": {"weights": {"a": 1}}}})
 

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from mixai_ml.db import schema
 from mixai_ml.db.cli import main
 from mixai_ml.db.migrations import LATEST, MIGRATIONS, apply_migrations, database_status
 from mixai_ml.db.sqlfiles import file_name, migration_sql, write_sql_files
@@ -148,10 +149,18 @@ def test_sqlite_files_build_the_schema_of_upgrade(tmp_path: Path) -> None:
         errors = apply_with_sqlite3(scripted_path, files)
 
         # the documented exception: ADD COLUMN has no IF NOT EXISTS on SQLite
-        assert errors == [
+        added = sorted(
+            (column.info["added_in"], position, column.name)
+            for position, column in enumerate(
+                c for table in schema.metadata.sorted_tables for c in table.columns
+            )
+            if column.info.get("added_in")
+        )
+        assert errors[:2] == [
             "duplicate column name: request_id",
             "duplicate column name: experiment_id",
         ]
+        assert errors == [f"duplicate column name: {name}" for _, _, name in added]
         assert snapshot(scripted) == first
 
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast
 
-from mixai_ml.ab.stats import Correction
+from mixai_ml.ab.multiplicity import CORRECTIONS, Correction
 
-MetricKind = Literal["mean", "proportion"]
+MetricKind = Literal["mean", "proportion", "ratio", "quantile"]
+METRIC_KINDS: tuple[MetricKind, ...] = ("mean", "proportion", "ratio", "quantile")
 Role = Literal["primary", "secondary", "guardrail"]
+ROLES: tuple[Role, ...] = ("primary", "secondary", "guardrail")
 MarginType = Literal["absolute", "relative"]
 DecisionBasis = Literal["sequential", "fixed"]
 
@@ -37,6 +39,26 @@ def _fraction(value: Any, key: str) -> float:
     return number
 
 
+def _positive(value: Any, key: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError(f"ab_analysis.{key} must be positive, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class CapSpec:
+    """Winsorisation of a mean metric's per-user values: ``min(y, cap)``, before any statistic.
+
+    Exactly one of ``absolute`` (a cap in metric units) and ``pre_period_quantile`` (the cap is
+    that quantile of the pooled pre-period values ``<metric>__pre`` of the experiment's users,
+    fixed at the first refresh that sees them) is set.
+    """
+
+    absolute: float | None = None
+    pre_period_quantile: float | None = None
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     """How one metric is analysed."""
@@ -46,29 +68,60 @@ class MetricSpec:
     role: Role
     higher_is_better: bool
     mde: float
-    """Target effect for power and sample size, relative to the control mean (0.05 = 5 %)."""
+    """Target effect for power and sample size, relative to the control value (0.05 = 5 %)."""
     margin: float | None = None
     """Non-inferiority margin of a guardrail (``None``: no non-inferiority test)."""
     margin_type: MarginType = "relative"
+    source: str = ""
+    """The metric whose rows are analysed (``ab_test_metrics.metric``); default: ``name``."""
+    quantile: float | None = None
+    """The quantile of a ``quantile`` metric (0.95 = p95)."""
+    cap: CapSpec | None = None
+
+    @property
+    def rows(self) -> str:
+        """The ``ab_test_metrics.metric`` this metric reads."""
+        return self.source or self.name
 
     @property
     def tested(self) -> bool:
         """Primary and secondary metrics enter the multiple-testing correction."""
         return self.role != "guardrail"
 
-    def absolute_margin(self, control_mean: float) -> float | None:
-        """The margin in metric units (a relative margin scales ``|control mean|``)."""
+    @property
+    def statistic(self) -> str:
+        """What is compared: ``mean``, ``proportion``, ``ratio`` or ``p95`` …"""
+        if self.kind == "quantile":
+            return f"p{100 * float(self.quantile or 0):g}"
+        return self.kind
+
+    def absolute_margin(self, control_value: float) -> float | None:
+        """The margin in metric units (a relative margin scales ``|control value|``)."""
         if self.margin is None:
             return None
-        return self.margin * abs(control_mean) if self.margin_type == "relative" else self.margin
+        return self.margin * abs(control_value) if self.margin_type == "relative" else self.margin
 
 
 @dataclass(frozen=True)
 class ExperimentSettings:
-    """Per-experiment overrides."""
+    """Per-experiment overrides (the expected split is ``ab_experiments``' alone)."""
 
-    weights: Mapping[str, float] | None = None
     tuning_n_per_variant: float | None = None
+
+
+@dataclass(frozen=True)
+class StatisticsSettings:
+    """How the sufficient statistics are kept in the database (:mod:`mixai_ml.ab.store`)."""
+
+    lookback_days: int = 0
+    """Days before today that stay open for late rows; older days are folded into the tables."""
+    late_check_days: int = 3
+    """Folded days whose row counts are checked at every run: rows that arrived late trigger a
+    rebuild instead of being missed."""
+    histogram_bin_width: float = 0.01
+    """Relative bin width of the quantile histograms (quantiles resolved to ~1/100 of it)."""
+    rebuild: bool = False
+    """Recompute every table from the raw rows (e.g. after late rows older than the lookback)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +131,7 @@ class AbSettings:
     alpha: float = 0.05
     correction: Correction = "holm"
     srm_alpha: float = 0.001
+    srm_concentration: float = 10_000.0
     cuped: bool = True
     target_power: float = 0.8
     default_mde: float = 0.05
@@ -88,23 +142,19 @@ class AbSettings:
     unknown_role: Role = "secondary"
     unknown_higher_is_better: bool = True
     experiments: Mapping[str, ExperimentSettings] = field(default_factory=dict)
+    statistics: StatisticsSettings = field(default_factory=StatisticsSettings)
+    max_detailed: int = 10
+    """Experiments the report shows in full (the most urgent first); the rest get one line."""
 
     @classmethod
-    def from_params(
-        cls,
-        params: Mapping[str, Any],
-        experiment_weights: Mapping[str, Mapping[str, float]] | None = None,
-    ) -> AbSettings:
-        """Settings from the ``ab_analysis`` parameters (see the YAML file for every key).
-
-        Args:
-            params: The ``ab_analysis`` parameters.
-            experiment_weights: Each experiment's weights, from ``ab_experiments``
-                (:func:`weights_from_table`): the one definition of an experiment.
-        """
+    def from_params(cls, params: Mapping[str, Any]) -> AbSettings:
+        """Settings from the ``ab_analysis`` parameters (see the YAML file for every key)."""
         power = params.get("power", {}) or {}
         sequential = params.get("sequential", {}) or {}
         unknown = params.get("unknown_metrics", {}) or {}
+        srm = params.get("srm", {}) or {}
+        report = params.get("report", {}) or {}
+        stored = params.get("statistics", {}) or {}
         default_mde = float(power.get("mde", 0.05))
         metrics = {
             str(name): _metric_spec(str(name), spec or {}, default_mde)
@@ -117,24 +167,33 @@ class AbSettings:
                 f"ab_analysis.experiments {misplaced}: weights are defined in the ab_experiments "
                 "table (the one definition of an experiment), not in the parameters"
             )
-        weights = dict(experiment_weights or {})
+        _check_caps(metrics.values())
         experiments = {
             name: ExperimentSettings(
-                weights=_weights(weights.get(name), f"ab_experiments {name}: weights"),
                 tuning_n_per_variant=(
-                    float(overrides[name]["tuning_n_per_variant"])
-                    if overrides.get(name, {}).get("tuning_n_per_variant") is not None
+                    float(spec["tuning_n_per_variant"])
+                    if spec.get("tuning_n_per_variant") is not None
                     else None
                 ),
             )
-            for name in sorted(set(overrides) | set(weights))
+            for name, spec in sorted(overrides.items())
         }
+        lookback = int(stored.get("lookback_days", 0))
+        late_check = int(stored.get("late_check_days", 3))
+        if lookback < 0 or late_check < 0:
+            raise ValueError(
+                "ab_analysis.statistics.lookback_days and late_check_days must be >= 0, got "
+                f"{lookback} and {late_check}"
+            )
         return cls(
             alpha=_fraction(params.get("alpha", 0.05), "alpha"),
             correction=cast(
-                Correction, _choice(params.get("correction", "holm"), ("holm", "bh"), "correction")
+                Correction, _choice(params.get("correction", "holm"), CORRECTIONS, "correction")
             ),
-            srm_alpha=_fraction(params.get("srm_alpha", 0.001), "srm_alpha"),
+            srm_alpha=_fraction(srm.get("alpha", 0.001), "srm.alpha"),
+            srm_concentration=_positive(
+                srm.get("sequential_concentration", 10_000), "srm.sequential_concentration"
+            ),
             cuped=bool(params.get("cuped", True)),
             target_power=_fraction(power.get("target_power", 0.8), "power.target_power"),
             default_mde=default_mde,
@@ -150,15 +209,19 @@ class AbSettings:
             ),
             metrics=metrics,
             unknown_role=cast(
-                Role,
-                _choice(
-                    unknown.get("role", "secondary"),
-                    ("primary", "secondary", "guardrail"),
-                    "unknown_metrics.role",
-                ),
+                Role, _choice(unknown.get("role", "secondary"), ROLES, "unknown_metrics.role")
             ),
             unknown_higher_is_better=bool(unknown.get("higher_is_better", True)),
             experiments=experiments,
+            statistics=StatisticsSettings(
+                lookback_days=lookback,
+                late_check_days=late_check,
+                histogram_bin_width=_fraction(
+                    stored.get("histogram_bin_width", 0.01), "statistics.histogram_bin_width"
+                ),
+                rebuild=bool(stored.get("rebuild", False)),
+            ),
+            max_detailed=int(_positive(report.get("max_detailed", 10), "report.max_detailed")),
         )
 
     def metric_spec(self, name: str, all_binary: bool) -> MetricSpec:
@@ -173,37 +236,64 @@ class AbSettings:
             mde=self.default_mde,
         )
 
-    def weights(self, experiment_id: str, variants: list[str]) -> dict[str, float]:
-        """Configured weights of an experiment, else an even split over ``variants``."""
-        configured = self.experiments.get(experiment_id, ExperimentSettings()).weights
-        if configured is not None:
-            return dict(configured)
-        return dict.fromkeys(variants, 1.0)
-
     def tuning_n(self, experiment_id: str) -> float:
         """Users per variant at which the confidence sequence of the experiment is tightest."""
         override = self.experiments.get(experiment_id, ExperimentSettings()).tuning_n_per_variant
         return self.tuning_n_per_variant if override is None else override
 
+    @property
+    def quantile_sources(self) -> tuple[str, ...]:
+        """Metrics whose rows are kept as histograms (the sources of quantile metrics)."""
+        return tuple(sorted({s.rows for s in self.metrics.values() if s.kind == "quantile"}))
 
-def _weights(raw: Any, key: str) -> dict[str, float] | None:
+    @property
+    def caps(self) -> dict[str, CapSpec]:
+        """Cap of each capped source metric."""
+        return {s.rows: s.cap for s in self.metrics.values() if s.cap is not None}
+
+    def statistics_definition(self) -> str:
+        """What shapes the stored sums (a change means a rebuild), as canonical JSON."""
+        return json.dumps(
+            {
+                "histogram_bin_width": self.statistics.histogram_bin_width,
+                "quantile_sources": list(self.quantile_sources),
+                "caps": {name: asdict(cap) for name, cap in sorted(self.caps.items())},
+            },
+            sort_keys=True,
+        )
+
+
+def _cap_spec(raw: Any, key: str, kind: MetricKind) -> CapSpec | None:
     if raw is None:
         return None
-    weights = {str(name): float(value) for name, value in dict(raw).items()}
-    if any(value < 0 for value in weights.values()) or sum(weights.values()) <= 0:
-        raise ValueError(f"{key} must be non-negative and not all zero, got {raw!r}")
-    return weights
+    if kind != "mean":
+        raise ValueError(
+            f"ab_analysis.{key}: only `mean` metrics are capped (this one is {kind!r}); "
+            "a quantile is robust to outliers already"
+        )
+    raw = dict(raw)
+    unknown = set(raw) - {"absolute", "pre_period_quantile"}
+    if unknown or len(raw) != 1:
+        raise ValueError(
+            f"ab_analysis.{key} needs exactly one of `absolute` or `pre_period_quantile`, "
+            f"got {sorted(raw)}"
+        )
+    if "absolute" in raw:
+        return CapSpec(absolute=float(raw["absolute"]))
+    return CapSpec(pre_period_quantile=_fraction(raw["pre_period_quantile"], key))
 
 
-def weights_from_table(experiments: Any) -> dict[str, dict[str, float]]:
-    """Experiment id → weights, from the ``ab_experiments`` table (a DataFrame; JSON text).
-
-    An experiment with assignments but no row here is analysed with equal expected weights.
-    """
-    return {
-        str(row.experiment_id): {str(k): float(v) for k, v in json.loads(row.weights).items()}
-        for row in experiments.itertuples()
-    }
+def _check_caps(specs: Any) -> None:
+    """Mean metrics reading the same rows must be capped alike (the stored sums are capped)."""
+    seen: dict[str, CapSpec | None] = {}
+    for spec in specs:
+        if spec.kind != "mean":
+            continue
+        if spec.rows in seen and seen[spec.rows] != spec.cap:
+            raise ValueError(
+                f"ab_analysis.metrics: mean metrics reading `{spec.rows}` disagree on `cap`"
+            )
+        seen[spec.rows] = spec.cap
 
 
 def _metric_spec(name: str, raw: Mapping[str, Any], default_mde: float) -> MetricSpec:
@@ -211,17 +301,19 @@ def _metric_spec(name: str, raw: Mapping[str, Any], default_mde: float) -> Metri
     margin = raw.get("noninferiority_margin")
     if margin is not None and float(margin) < 0:
         raise ValueError(f"ab_analysis.{key}.noninferiority_margin must be >= 0, got {margin!r}")
+    kind = cast(MetricKind, _choice(raw.get("type", "mean"), METRIC_KINDS, f"{key}.type"))
+    quantile = raw.get("quantile")
+    if kind == "quantile":
+        quantile = _fraction(quantile if quantile is not None else 0.5, f"{key}.quantile")
+    elif quantile is not None:
+        raise ValueError(f"ab_analysis.{key}.quantile is only for `type: quantile`")
+    source = str(raw.get("source") or name)
+    if source.endswith(PRE_SUFFIX):
+        raise ValueError(f"ab_analysis.{key}.source: `{source}` is a covariate, not a metric")
     return MetricSpec(
         name=name,
-        kind=cast(
-            MetricKind, _choice(raw.get("type", "mean"), ("mean", "proportion"), f"{key}.type")
-        ),
-        role=cast(
-            Role,
-            _choice(
-                raw.get("role", "secondary"), ("primary", "secondary", "guardrail"), f"{key}.role"
-            ),
-        ),
+        kind=kind,
+        role=cast(Role, _choice(raw.get("role", "secondary"), ROLES, f"{key}.role")),
         higher_is_better=bool(raw.get("higher_is_better", True)),
         mde=float(raw.get("mde", default_mde)),
         margin=None if margin is None else float(margin),
@@ -231,4 +323,7 @@ def _metric_spec(name: str, raw: Mapping[str, Any], default_mde: float) -> Metri
                 raw.get("margin_type", "relative"), ("absolute", "relative"), f"{key}.margin_type"
             ),
         ),
+        source="" if source == name else source,
+        quantile=None if quantile is None else float(quantile),
+        cap=_cap_spec(raw.get("cap"), f"{key}.cap", kind),
     )

@@ -1,108 +1,80 @@
-"""Power, minimum detectable effect and required sample size (statsmodels.stats.power).
+"""Power, minimum detectable effect and required sample size, from a comparison's standard error.
 
-Means use the two-sample t-test power (``TTestIndPower``) with the standardised effect
-``d = Δ/sd``; proportions use the normal approximation (``NormalIndPower``) with Cohen's
-arcsine effect size ``h = 2·asin(√p₁) - 2·asin(√p₀)`` (``proportion_effectsize``). After CUPED
-the adjusted standard deviation is used (and proportions are treated as means), so variance
-reduction shows up as higher power and a smaller MDE. All tests are two-sided at ``alpha``.
+Every metric type ends in an estimate ``Δ̂`` with a standard error ``se`` at the current arm
+sizes (a difference of means, of proportions, of ratios, of quantiles; CUPED-adjusted where
+used). With the normal approximation of the two-sided test at level ``α``:
+
+* power against a target effect ``δ``: ``Φ(|δ|/se − z) + Φ(−|δ|/se − z)``, ``z = z_{1−α/2}``;
+* MDE (smallest ``|δ|`` detected with power ``1 − β`` now): ``(z + z_{1−β})·se``;
+* required control users for ``δ`` at a planned ``n_variant/n_control = ratio``: the per-user
+  variance implied by ``se``, ``σ² = se²/(1/n_c + 1/n_t)``, in
+  ``n_c = σ²·(1 + 1/ratio)·((z + z_{1−β})/δ)²``.
+
+For a difference of means with per-user sd ``σ`` this is ``statsmodels``' ``NormalIndPower``
+with ``effect_size = δ/σ`` (tested); the t-based version differs by less than 1 % above 50 users
+per arm. Everything is vectorised: one call serves every row of the analysis.
 
 Reference:
-    Cohen, J. (1988). Statistical Power Analysis for the Behavioral Sciences, 2nd ed., ch. 2 and 6.
+    Cohen, J. (1988). Statistical Power Analysis for the Behavioral Sciences, 2nd ed., ch. 2.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from typing import NamedTuple
 
-from statsmodels.stats.power import NormalIndPower, TTestIndPower
-from statsmodels.stats.proportion import proportion_effectsize
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import stats
+
+from mixai_ml.ab.stats import FloatArray
 
 
 class PowerResult(NamedTuple):
-    """Design numbers of one comparison (NaN where they cannot be computed)."""
+    """Design numbers of each comparison (NaN where they cannot be computed)."""
 
-    power: float
+    power: FloatArray
     """Chance to detect the target effect with the current arm sizes."""
-    mde: float
-    """Smallest effect (absolute, metric units, > 0) detected with ``target_power`` now."""
-    required_n_per_variant: float
+    mde: FloatArray
+    """Smallest absolute effect (metric units, > 0) detected with ``target_power`` now."""
+    required_n_per_variant: FloatArray
     """Control-arm users needed to detect the target effect with ``target_power``; the variant
     arm needs ``ratio`` times as many."""
 
 
-def _safe(compute: Callable[[], float]) -> float:
-    """``compute()``, or NaN when statsmodels' root finder fails or returns a non-finite value."""
-    try:
-        value = float(compute())
-    except (ValueError, ZeroDivisionError, RuntimeError, FloatingPointError):
-        return math.nan
-    return value if math.isfinite(value) else math.nan
-
-
 def power_analysis(
     *,
-    proportion: bool,
-    mean_c: float,
-    sd: float,
-    n_c: float,
-    n_t: float,
-    target_effect: float,
-    ratio: float = 1.0,
+    se: ArrayLike,
+    n_c: ArrayLike,
+    n_t: ArrayLike,
+    target_effect: ArrayLike,
+    ratio: ArrayLike = 1.0,
     alpha: float = 0.05,
     target_power: float = 0.8,
 ) -> PowerResult:
-    """Power of the current experiment, its MDE and the sample size the target effect needs.
+    """Power of the current comparisons, their MDE and the sample size the target effect needs.
 
     Args:
-        proportion: Use the arcsine effect size around the control rate ``mean_c`` (else ``d``).
-        mean_c: Control mean (the rate for proportions).
-        sd: Per-user standard deviation (pooled over arms; CUPED-adjusted when used).
+        se: Standard error of each effect estimate at the current sizes.
         n_c, n_t: Current users in control and variant.
-        target_effect: The effect worth detecting, absolute, signed in the *good* direction
-            (e.g. ``+0.01`` for a rate that should rise, ``-5`` ms for a latency).
+        target_effect: The effect worth detecting, absolute (the sign is ignored).
         ratio: Planned ``n_variant/n_control`` for the required sample size.
         alpha: Two-sided level.
         target_power: Power wanted for the MDE and the required sample size.
     """
-    if n_c < 2 or n_t < 2 or not math.isfinite(mean_c) or target_effect == 0:
-        return PowerResult(math.nan, math.nan, math.nan)
-    current_ratio = n_t / n_c
-    if proportion:
-        if not 0.0 < mean_c < 1.0 or not 0.0 < mean_c + target_effect < 1.0:
-            return PowerResult(math.nan, math.nan, math.nan)
-        engine: NormalIndPower | TTestIndPower = NormalIndPower()
-        effect_size = abs(float(proportion_effectsize(mean_c + target_effect, mean_c)))
-    else:
-        if not sd > 0:
-            return PowerResult(math.nan, math.nan, math.nan)
-        engine = TTestIndPower()
-        effect_size = abs(target_effect) / sd
-    power = _safe(
-        lambda: engine.power(effect_size=effect_size, nobs1=n_c, alpha=alpha, ratio=current_ratio)
+    se, n_c, n_t, delta, ratio = (
+        np.asarray(a, dtype=float) for a in (se, n_c, n_t, target_effect, ratio)
     )
-    if math.isnan(power):
-        # statsmodels' noncentral t underflows for large noncentrality (power ≈ 1 there)
-        power = _safe(
-            lambda: NormalIndPower().power(
-                effect_size=effect_size, nobs1=n_c, alpha=alpha, ratio=current_ratio
-            )
-        )
-    required = _safe(
-        lambda: engine.solve_power(
-            effect_size=effect_size, nobs1=None, alpha=alpha, power=target_power, ratio=ratio
-        )
+    z = stats.norm.ppf(1.0 - alpha / 2.0)
+    z_power = stats.norm.ppf(target_power)
+    usable = (se > 0) & np.isfinite(se) & (n_c >= 2) & (n_t >= 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        signal = np.abs(delta) / se
+        power = stats.norm.cdf(signal - z) + stats.norm.cdf(-signal - z)
+        unit_variance = se**2 / (1.0 / n_c + 1.0 / n_t)
+        required = unit_variance * (1.0 + 1.0 / ratio) * ((z + z_power) / delta) ** 2
+    ok = usable & (delta != 0) & np.isfinite(delta)
+    return PowerResult(
+        power=np.where(ok, power, np.nan),
+        mde=np.where(usable, (z + z_power) * se, np.nan),
+        required_n_per_variant=np.where(ok, required, np.nan),
     )
-    mde_size = _safe(
-        lambda: engine.solve_power(
-            effect_size=None, nobs1=n_c, alpha=alpha, power=target_power, ratio=current_ratio
-        )
-    )
-    if proportion:
-        # invert h = 2·asin(√p₁) - 2·asin(√p₀) in the good direction
-        angle = math.asin(math.sqrt(mean_c)) + math.copysign(mde_size, target_effect) / 2.0
-        mde = abs(math.sin(angle) ** 2 - mean_c) if 0.0 <= angle <= math.pi / 2 else math.nan
-    else:
-        mde = mde_size * sd
-    return PowerResult(power, mde, required)

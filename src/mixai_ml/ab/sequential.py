@@ -66,7 +66,7 @@ def confidence_sequence(
     estimate: ArrayLike,
     se: ArrayLike,
     n_eff: ArrayLike,
-    tuning_n: float,
+    tuning_n: ArrayLike,
     alpha: float = 0.05,
     min_n: float = 100.0,
 ) -> ConfidenceSequence:
@@ -87,9 +87,11 @@ def confidence_sequence(
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    if tuning_n <= 0:
+    estimate, se, n_eff, tuning_n = (
+        np.asarray(a, dtype=float) for a in (estimate, se, n_eff, tuning_n)
+    )
+    if np.any(tuning_n <= 0):
         raise ValueError(f"tuning_n must be positive, got {tuning_n}")
-    estimate, se, n_eff = (np.asarray(a, dtype=float) for a in (estimate, se, n_eff))
     eta = mixture_constant(alpha) * n_eff / tuning_n
     ready = (n_eff >= min_n) & (se > 0) & np.isfinite(se)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):

@@ -1,14 +1,27 @@
 """Sample-ratio mismatch (SRM): are the users split as the experiment was configured?
 
 A split far from the configured weights means the assignment or the logging is broken (users
-dropped, bots, redirects), and every effect estimate of the experiment is suspect. The check is
-Pearson's chi-square goodness-of-fit test of the assigned-user counts against the weights
-(Fabijan et al. 2019); a p-value below a strict threshold (0.001 by default) invalidates the
-experiment.
+dropped, bots, redirects), and every effect estimate of the experiment is suspect. Two checks:
 
-Reference:
+* **fixed**: Pearson's chi-square goodness-of-fit test of the assigned-user counts against the
+  weights (Fabijan et al. 2019), valid when looked at once;
+* **sequential**: the Dirichlet-multinomial Bayes factor of Lindon & Malek (2022), an
+  e-process: under a correct split ``P(sup_t BF_t ≥ 1/α) ≤ α`` (Ville's inequality), so the
+  running p-value ``min(1, 1/max_{s≤t} BF_s)`` may be checked after every day (or every user)
+  and still raises a false alarm with probability at most ``α`` over the whole experiment.
+  Looking at the chi-square every day instead raises false alarms far more often.
+
+With counts ``n`` over the variants, expected shares ``p`` and the prior ``Dirichlet(k·p)``
+(concentration ``k``), ``BF = B(k·p + n)/B(k·p) / Π p_i^{n_i}``, ``B`` the multivariate beta
+function. ``k`` sets the size of mismatch the test is quickest to find (about ``1/√k`` in share);
+it is fixed in advance, like the tuning of the confidence sequences.
+
+A p-value below a strict threshold (0.001 by default) invalidates the experiment.
+
+References:
     Fabijan, A., Gupchup, J., Gupta, S., Omhover, J., Qin, W., Vermeer, L. & Dmitriev, P. (2019).
     Diagnosing sample ratio mismatch in online controlled experiments. KDD '19.
+    Lindon, M. & Malek, A. (2022). Anytime-valid inference for multinomial count data. NeurIPS.
 """
 
 from __future__ import annotations
@@ -16,7 +29,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from scipy import stats
+from numpy.typing import ArrayLike
+from scipy import special, stats
+
+from mixai_ml.ab.stats import FloatArray
 
 
 def srm_p_value(counts: Mapping[str, int], weights: Mapping[str, float]) -> float:
@@ -41,3 +57,47 @@ def srm_p_value(counts: Mapping[str, int], weights: Mapping[str, float]) -> floa
     share = np.array([weights[name] for name in names], dtype=float)
     expected = observed.sum() * share / share.sum()
     return float(stats.chisquare(observed, expected).pvalue)
+
+
+def sequential_srm_p_values(
+    cumulative_counts: ArrayLike, shares: ArrayLike, concentration: float = 10_000.0
+) -> FloatArray:
+    """Anytime-valid SRM p-values at every look (Lindon & Malek 2022), vectorised.
+
+    Args:
+        cumulative_counts: Users assigned so far per variant at each look, shape
+            ``(..., looks, variants)`` (e.g. ``(experiments, days, variants)``), non-decreasing
+            along the looks.
+        shares: Expected share of each variant, shape ``(..., variants)`` (any positive scale;
+            normalised here). Variants with share 0 must have no users (else p = 0).
+        concentration: Prior concentration ``k`` (> 0).
+
+    Returns:
+        The running p-value ``min(1, 1/max_{s≤t} BF_s)``, shape ``(..., looks)``.
+    """
+    if concentration <= 0:
+        raise ValueError(f"concentration must be positive, got {concentration}")
+    counts = np.asarray(cumulative_counts, dtype=float)
+    share = np.asarray(shares, dtype=float)
+    share = share / share.sum(axis=-1, keepdims=True)
+    share = np.expand_dims(share, axis=-2)  # broadcast over the looks
+    weighted = share > 0
+    prior = np.where(weighted, concentration * share, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_bf = (
+            special.gammaln(concentration)
+            - special.gammaln(concentration + counts.sum(axis=-1))
+            + np.sum(
+                np.where(
+                    weighted,
+                    special.gammaln(prior + counts)
+                    - special.gammaln(prior)
+                    - counts * np.log(np.where(weighted, share, 1.0)),
+                    0.0,
+                ),
+                axis=-1,
+            )
+        )
+    impossible = np.any(~weighted & (counts > 0), axis=-1)  # users where none are expected
+    log_bf = np.where(impossible, np.inf, log_bf)
+    return np.minimum(1.0, np.exp(-np.maximum.accumulate(log_bf, axis=-1)))

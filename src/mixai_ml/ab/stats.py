@@ -10,24 +10,19 @@ References:
     population variances are involved. Biometrika 34, 28-35.
     Casella & Berger (2002), Statistical Inference, 2nd ed., §10.3 (two-proportion z-test;
     delta method).
-    Holm, S. (1979). A simple sequentially rejective multiple test procedure. Scand. J. Stat.
-    Benjamini, Y. & Hochberg, Y. (1995). Controlling the false discovery rate. JRSS-B 57.
 """
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 FloatArray = NDArray[np.float64]
 Values = float | FloatArray
 """A scalar or an array of values (one per experiment, day, ...)."""
-Correction = Literal["holm", "bh"]
-_MULTIPLETESTS_METHOD = {"holm": "holm", "bh": "fdr_bh"}
 
 
 class ArmSums(NamedTuple):
@@ -203,7 +198,7 @@ def noninferiority_p_value(
     estimate: ArrayLike,
     se: ArrayLike,
     margin: ArrayLike,
-    higher_is_better: bool,
+    higher_is_better: ArrayLike,
     df: ArrayLike = np.inf,
 ) -> FloatArray:
     """One-sided p-value of H0 "the variant is worse than control by at least ``margin``".
@@ -213,7 +208,7 @@ def noninferiority_p_value(
     ``df`` (or the normal when ``df`` is infinite). ``margin`` is absolute (metric units, >= 0).
     """
     estimate, se, margin, df = (np.asarray(a, dtype=float) for a in (estimate, se, margin, df))
-    sign = 1.0 if higher_is_better else -1.0
+    sign = np.where(np.asarray(higher_is_better, dtype=bool), 1.0, -1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = (sign * estimate + margin) / se
     finite_df = np.isfinite(df)
@@ -222,21 +217,3 @@ def noninferiority_p_value(
         stats.t.sf(statistic, np.where(finite_df, df, 1.0)),
         stats.norm.sf(statistic),
     )
-
-
-def adjust_p_values(p_values: ArrayLike, method: Correction = "holm") -> FloatArray:
-    """Multiplicity-adjusted p-values (Holm's step-down or Benjamini-Hochberg); NaNs stay NaN.
-
-    Holm controls the family-wise error rate under any dependence, BH the false discovery rate
-    under independence or positive dependence (PRDS).
-    """
-    if method not in _MULTIPLETESTS_METHOD:
-        raise ValueError(
-            f"correction must be one of {sorted(_MULTIPLETESTS_METHOD)}, got {method!r}"
-        )
-    p = np.asarray(p_values, dtype=float)
-    adjusted = np.full_like(p, np.nan)
-    finite = np.isfinite(p)
-    if finite.any():
-        adjusted[finite] = multipletests(p[finite], method=_MULTIPLETESTS_METHOD[method])[1]
-    return adjusted

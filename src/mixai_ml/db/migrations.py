@@ -114,6 +114,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             ),
         ),
     ),
+    # 20+: the A/B sums (numbered apart from the others until merged)
+    Migration(
+        20,
+        "A/B: sufficient statistics kept by ab_analysis and the time indexes that feed them",
+        ensure(
+            schema.ab_statistics_state,
+            schema.ab_folded_days,
+            schema.ab_assignment_daily,
+            schema.ab_metric_daily,
+            schema.ab_metric_histogram,
+            schema.ab_metric_caps,
+            schema.ab_test_metrics,
+            schema.ab_test_assignments,
+        ),
+    ),
+    Migration(
+        21,
+        "A/B: result columns for metric types, caps and the corrections",
+        ensure(schema.ab_test_results),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -13,6 +13,7 @@ A column, index or check added to a table that already exists carries
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -118,6 +119,14 @@ ab_test_assignments = Table(
     Column("variant", String(64), nullable=False),
     Column("assigned_at", _utc(), nullable=False),
     PrimaryKeyConstraint("experiment_id", "user_id", name="pk_ab_test_assignments"),
+    # new assignments by time, for the daily counts of ab_analysis
+    Index(
+        "ix_ab_test_assignments_assigned",
+        "assigned_at",
+        "experiment_id",
+        "variant",
+        info=added_in(20),
+    ),
 )
 
 ab_test_metrics = Table(
@@ -137,6 +146,15 @@ ab_test_metrics = Table(
         "value",
         "recorded_at",
         info=added_in(5),
+    ),
+    # ab_analysis finds the users with new rows by time (incremental statistics)
+    Index(
+        "ix_ab_test_metrics_recorded",
+        "recorded_at",
+        "experiment_id",
+        "metric",
+        "user_id",
+        info=added_in(20),
     ),
 )
 
@@ -259,6 +277,13 @@ ab_test_results = Table(
     Column("required_n_per_variant", Float, nullable=True),
     Column("srm_p_value", Float, nullable=True),
     Column("decision", String(32), nullable=True),
+    # metric types, caps, the sequential SRM check and the corrections in words
+    Column("statistic", String(16), nullable=True, info=added_in(21)),
+    Column("cap", Float, nullable=True, info=added_in(21)),
+    Column("capped_share", Float, nullable=True, info=added_in(21)),
+    Column("srm_seq_p_value", Float, nullable=True, info=added_in(21)),
+    Column("family_size", Integer, nullable=True, info=added_in(21)),
+    Column("corrections", Text, nullable=True, info=added_in(21)),
     Column("analysed_at", _utc(), nullable=False),
     PrimaryKeyConstraint("experiment_id", "metric", "variant", name="pk_ab_test_results"),
 )
@@ -315,4 +340,96 @@ admin_audit_log = Table(
     # JSON: the changed object before and after (NULL when created or deleted)
     Column("before", Text, nullable=True),
     Column("after", Text, nullable=True),
+)
+
+
+# --- ab_analysis: sufficient statistics kept up to date from new rows (mixai_ml.ab.store) -----
+# Sums over users only (no user ids): nothing here is personal data.
+
+AB_METRIC_SUMS: tuple[str, ...] = (
+    "n",
+    "n_nonbinary",
+    "n_capped",
+    "sum_y",
+    "sum_y2",
+    "sum_c",
+    "sum_c2",
+    "sum_s",
+    "sum_s2",
+    "sum_cs",
+    "n_x",
+    "sum_x",
+    "sum_x2",
+    "sum_xy",
+    "sum_y_x",
+    "sum_xs",
+    "sum_xc",
+    "sum_s_x",
+    "sum_c_x",
+)
+"""Per-user sums of ``ab_metric_daily`` (meanings in :mod:`mixai_ml.ab.store`)."""
+AB_HISTOGRAM_SUMS: tuple[str, ...] = ("n_rows", "sq_rows", "cross_rows")
+"""Per-bin sums of ``ab_metric_histogram`` (meanings in :mod:`mixai_ml.ab.quantile`)."""
+
+ab_statistics_state = Table(
+    "ab_statistics_state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("folded_before", _utc(), nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("refreshed_at", _utc(), nullable=False),
+    Column("rebuilt_at", _utc(), nullable=False),
+)
+
+ab_folded_days = Table(
+    "ab_folded_days",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("metric_rows", BigInteger, nullable=False),
+    Column("assignment_rows", BigInteger, nullable=False),
+)
+
+ab_assignment_daily = Table(
+    "ab_assignment_daily",
+    metadata,
+    Column("experiment_id", String(64), nullable=False),
+    Column("variant", String(64), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("n_assigned", BigInteger, nullable=False),
+    PrimaryKeyConstraint("experiment_id", "variant", "day", name="pk_ab_assignment_daily"),
+)
+
+ab_metric_daily = Table(
+    "ab_metric_daily",
+    metadata,
+    Column("experiment_id", String(64), nullable=False),
+    Column("variant", String(64), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("day", String(10), nullable=False),
+    *(Column(name, Float, nullable=False) for name in AB_METRIC_SUMS),
+    PrimaryKeyConstraint("experiment_id", "variant", "metric", "day", name="pk_ab_metric_daily"),
+)
+
+ab_metric_histogram = Table(
+    "ab_metric_histogram",
+    metadata,
+    Column("experiment_id", String(64), nullable=False),
+    Column("variant", String(64), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("bin", BigInteger, nullable=False),
+    *(Column(name, Float, nullable=False) for name in AB_HISTOGRAM_SUMS),
+    PrimaryKeyConstraint(
+        "experiment_id", "variant", "metric", "bin", name="pk_ab_metric_histogram"
+    ),
+)
+
+ab_metric_caps = Table(
+    "ab_metric_caps",
+    metadata,
+    Column("experiment_id", String(64), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("cap", Float, nullable=False),
+    Column("pre_users", BigInteger, nullable=False),
+    Column("fixed_at", _utc(), nullable=False),
+    PrimaryKeyConstraint("experiment_id", "metric", name="pk_ab_metric_caps"),
 )

@@ -1,6 +1,5 @@
-"""``ab_analysis``: reads only ``ab_test_assignments`` / ``ab_test_metrics`` (through SQL
-aggregates in ``catalog_ab_analysis.yml``), ``ab_experiments`` (the expected weights) and its
-parameters."""
+"""``ab_analysis``: reads only ``ab_test_assignments`` / ``ab_test_metrics`` (through the sums of
+:mod:`mixai_ml.ab.store`, kept up to date from new rows), ``ab_experiments`` and its parameters."""
 
 from __future__ import annotations
 
@@ -16,14 +15,14 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
     return Pipeline(
         [
             node(
+                nodes.refresh_ab_statistics,
+                inputs=["app_db", "params:ab_analysis"],
+                outputs="ab_statistics",
+                name="refresh_ab_statistics",
+            ),
+            node(
                 nodes.analyse_ab_tests,
-                inputs=[
-                    "ab_assignment_counts",
-                    "ab_metric_daily_stats",
-                    "ab_covariate_daily_stats",
-                    "ab_experiments",
-                    "params:ab_analysis",
-                ],
+                inputs=["ab_statistics", "params:ab_analysis"],
                 outputs=["ab_analysis_results", "ab_experiment_decisions", "ab_sequential_paths"],
                 name="analyse_ab_tests",
             ),
@@ -41,7 +40,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                     "ab_sequential_paths",
                     "params:ab_analysis",
                 ],
-                outputs=["ab_report", "ab_forest_plot", "ab_sequential_plot"],
+                outputs=["ab_report", "ab_overview_plot", "ab_experiment_plots"],
                 name="render_ab_report",
             ),
         ],

@@ -1,0 +1,231 @@
+"""Applying changes to the stored sums: the users touched by new rows, upserts, caps, rebuilds."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, DateTime, bindparam, text
+
+from mixai_ml.ab.config import PRE_SUFFIX, AbSettings
+from mixai_ml.ab.store.sql import (
+    ADDITIVE,
+    EARLIEST,
+    EMPTIED,
+    IN_WINDOW,
+    OPEN_TABLES,
+    PRE_CAPS_SQL,
+    TOUCHED_USERS,
+    Delta,
+    statement,
+)
+
+logger = logging.getLogger(__name__)
+
+
+# --- temporary tables --------------------------------------------------------------------------
+
+_TOUCHED_TABLE = (
+    "CREATE TEMPORARY TABLE ab_touched (experiment_id VARCHAR(64) NOT NULL, "
+    "metric VARCHAR(64) NOT NULL, user_id VARCHAR(64) NOT NULL, "
+    "PRIMARY KEY (experiment_id, metric, user_id)){suffix}"
+)
+
+
+def fresh_temporary(connection: Connection, name: str, definition: str) -> None:
+    connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    connection.execute(text(definition))
+
+
+def _columns(table: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return ADDITIVE[table]
+
+
+def add_into(
+    connection: Connection,
+    table: str,
+    select_sql: str,
+    params: dict[str, Any],
+    sign: str = "+",
+) -> None:
+    """Add (``sign="-"``: subtract) the rows of ``select_sql`` to ``table``'s sums (an upsert),
+    then drop the rows left empty."""
+    keys, sums = _columns(table)
+    names = ", ".join((*keys, *sums))
+    updates = ", ".join(f"{name} = {table}.{name} {sign} excluded.{name}" for name in sums)
+    connection.execute(
+        statement(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM ({select_sql}) change "
+            f"WHERE 1 = 1 ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}",
+            **params,
+        )
+    )
+    if EMPTIED[table]:
+        connection.execute(text(f"DELETE FROM {table} WHERE {EMPTIED[table]} = 0"))
+
+
+def insert_into(
+    connection: Connection, table: str, select_sql: str, params: dict[str, Any], into: str = ""
+) -> None:
+    """Insert the rows of ``select_sql`` (sums shaped like ``table``'s) into ``into or table``."""
+    keys, sums = _columns(table)
+    names = ", ".join((*keys, *sums))
+    connection.execute(
+        statement(
+            f"INSERT INTO {into or table} ({names}) SELECT {names} FROM ({select_sql}) change",
+            **params,
+        )
+    )
+
+
+def touched_table(connection: Connection) -> None:
+    """An empty ``ab_touched``; on SQLite clustered by its key (scanned in key order)."""
+    suffix = " WITHOUT ROWID" if connection.dialect.name == "sqlite" else ""
+    fresh_temporary(connection, "ab_touched", _TOUCHED_TABLE.format(suffix=suffix))
+
+
+_TOUCHED_PRE = f"""
+INSERT INTO ab_touched_pre (experiment_id, metric)
+SELECT pairs.experiment_id, pairs.metric
+FROM (SELECT DISTINCT experiment_id, metric FROM ab_touched) pairs
+WHERE EXISTS (
+  SELECT 1 FROM ab_test_metrics m
+  WHERE m.experiment_id = pairs.experiment_id AND m.metric = pairs.metric || '{PRE_SUFFIX}'
+)"""
+
+
+def _fill_touched(connection: Connection, lo: datetime, hi: datetime) -> None:
+    touched_table(connection)
+    connection.execute(statement(TOUCHED_USERS.format(where=IN_WINDOW), lo=lo, hi=hi))
+    note_covariates(connection)
+
+
+def note_covariates(connection: Connection) -> None:
+    """``ab_touched_pre``: the experiment × metric pairs of ``ab_touched`` with a covariate."""
+    fresh_temporary(
+        connection,
+        "ab_touched_pre",
+        "CREATE TEMPORARY TABLE ab_touched_pre (experiment_id VARCHAR(64) NOT NULL, "
+        "metric VARCHAR(64) NOT NULL, PRIMARY KEY (experiment_id, metric))",
+    )
+    connection.execute(text(_TOUCHED_PRE))
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("ANALYZE ab_touched"))
+
+
+_TOUCHED_EXPERIMENTS = "SELECT experiment_id FROM ab_touched WHERE metric = :metric"
+
+
+def _fix_caps(
+    connection: Connection,
+    settings: AbSettings,
+    hi: datetime,
+    now: datetime,
+    experiment_ids: Sequence[str] | None,
+    touched: bool,
+) -> set[str]:
+    """Fix the pre-period caps still missing; the experiments whose stored sums lack them.
+
+    Args:
+        touched: Consider the experiments of ``ab_touched``; else ``experiment_ids`` (all:
+            ``None``).
+    """
+    recapped: set[str] = set()
+    for metric, cap in sorted(settings.caps.items()):
+        if cap.pre_period_quantile is None:
+            continue
+        scope = (
+            "AND m.experiment_id NOT IN "
+            "(SELECT experiment_id FROM ab_metric_caps WHERE metric = :metric)"
+        )
+        if touched:
+            scope += f" AND m.experiment_id IN ({_TOUCHED_EXPERIMENTS})"
+        elif experiment_ids is not None:
+            scope += " AND m.experiment_id IN :ids"
+        found = connection.execute(
+            statement(
+                PRE_CAPS_SQL.format(experiments=scope),
+                pre_metric=metric + PRE_SUFFIX,
+                metric=metric,
+                quantile=cap.pre_period_quantile,
+                hi=hi,
+                ids=list(experiment_ids or []),
+            )
+        ).all()
+        if not found:
+            continue
+        connection.execute(
+            text(
+                "INSERT INTO ab_metric_caps (experiment_id, metric, cap, pre_users, fixed_at) "
+                "VALUES (:experiment_id, :metric, :cap, :pre_users, :fixed_at)"
+            ).bindparams(bindparam("fixed_at", type_=DateTime(timezone=True))),
+            [
+                {
+                    "experiment_id": e,
+                    "metric": metric,
+                    "cap": c,
+                    "pre_users": int(n),
+                    "fixed_at": now,
+                }
+                for e, c, n in found
+            ],
+        )
+        stored = connection.execute(
+            statement(
+                "SELECT DISTINCT experiment_id FROM ab_metric_daily "
+                "WHERE metric = :metric AND experiment_id IN :ids",
+                metric=metric,
+                ids=[e for e, _, _ in found],
+            )
+        ).scalars()
+        recapped |= set(stored)
+        logger.info("fixed the pre-period cap of %s in %d experiments", metric, len(found))
+    return recapped
+
+
+def rebuild(
+    connection: Connection,
+    delta: Delta,
+    settings: AbSettings,
+    hi: datetime,
+    now: datetime,
+    experiment_ids: Sequence[str] | None,
+) -> None:
+    """Recompute the stored sums of the experiments (all: ``None``) from rows before ``hi``."""
+    where = "" if experiment_ids is None else "WHERE experiment_id IN :ids"
+    for table in ADDITIVE:
+        connection.execute(
+            statement(f"DELETE FROM {table} {where}", ids=list(experiment_ids or []))
+        )
+    _fix_caps(connection, settings, hi, now, experiment_ids, touched=False)
+    params = delta.params(EARLIEST, hi, experiment_ids)
+    for table, sql in delta.everything(experiment_ids):
+        if sql is not None:
+            insert_into(connection, table, sql, params)
+
+
+def apply_window(
+    connection: Connection,
+    delta: Delta,
+    settings: AbSettings,
+    lo: datetime,
+    hi: datetime,
+    now: datetime,
+    store: bool,
+) -> None:
+    """Add the rows recorded in ``[lo, hi)``: to the stored sums, or to the ``ab_open_*`` tables."""
+    _fill_touched(connection, lo, hi)
+    recapped = _fix_caps(connection, settings, hi, now, None, touched=True)
+    if recapped:
+        logger.info("rebuilding %d experiments whose pre-period cap was just fixed", len(recapped))
+        rebuild(connection, delta, settings, lo, now, sorted(recapped))
+    params = delta.params(lo, hi, None)
+    for table, sql in delta.window(lo, hi):
+        if sql is None:
+            continue
+        if store:
+            add_into(connection, table, sql, params)
+        else:
+            insert_into(connection, table, sql, params, into=OPEN_TABLES[table])
