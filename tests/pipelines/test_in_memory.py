@@ -188,7 +188,7 @@ def parameters() -> dict[str, Any]:
             "align_conf": {**always, "max_ece": 1.0},
             TOY.name: always,
         },
-        "params:export": {"flags": {"enable_cpu_ml": True}, "experiments": {}},
+        "params:export": {"flags": {"enable_cpu_ml": True}},
     }
     for task in ("master_reg", "preset_cls", "align_conf", TOY.name):
         estimator = baselines.get(task, "logistic_regression")
@@ -215,12 +215,15 @@ def test_a_fourth_task_trains_evaluates_ships_and_serves(
     """The toy task goes through training, evaluation and export like the three others, and
     the predictor serves its model, or its rule when its flag is off."""
     tables = world()
-    registry = pd.DataFrame(columns=[column.name for column in schema.model_registry.columns])
+    empty = {
+        table.name: pd.DataFrame(columns=[column.name for column in table.columns])
+        for table in (schema.model_registry, schema.ml_feature_flags, schema.ab_experiments)
+    }
     catalog = in_memory_catalog(
         {
             **tables,
             **parameters(),
-            "model_registry": registry,
+            **empty,  # no registry, flags or experiments yet: export.flags decide
             "job_audio_files": {},  # no audio: the audio-domain evaluation renders nothing
         },
         tmp_path,
