@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
@@ -35,7 +36,12 @@ from mixai_inference.tasks import (
     task_names,
     unregister_task,
 )
-from mixai_ml.datasets import BundleDataset, ModelStoreDataset, TrainedTaskDataset
+from mixai_ml.datasets import (
+    BundleDataset,
+    EdgeGraphsDataset,
+    ModelStoreDataset,
+    TrainedTaskDataset,
+)
 from mixai_ml.db import schema
 from mixai_ml.db.engine import dispose_engines, get_engine
 from mixai_ml.pipelines.evaluation.pipeline import create_pipeline as evaluation_pipeline
@@ -188,7 +194,7 @@ def parameters() -> dict[str, Any]:
             "align_conf": {**always, "max_ece": 1.0},
             TOY.name: always,
         },
-        "params:export": {"flags": {"enable_cpu_ml": True}},
+        "params:export": {"flags": {"enable_cpu_ml": True}, "edge": conf_export()["edge"]},
     }
     for task in ("master_reg", "preset_cls", "align_conf", TOY.name):
         estimator = baselines.get(task, "logistic_regression")
@@ -197,13 +203,21 @@ def parameters() -> dict[str, Any]:
     return params
 
 
+def conf_export() -> dict[str, Any]:
+    """The project's ``export`` parameters (conf/base)."""
+    path = Path(__file__).resolve().parents[2] / "conf" / "base" / "parameters_export.yml"
+    return dict(yaml.safe_load(path.read_text("utf-8"))["export"])
+
+
 def in_memory_catalog(data: dict[str, Any], folder: Path) -> DataCatalog:
-    """Memory datasets for the data, the model store and the bundle in ``folder``."""
+    """Memory datasets for the data; the model store, the edge graphs and the bundle in
+    ``folder``."""
     catalog = DataCatalog({name: MemoryDataset(value) for name, value in data.items()})
     store = ModelStoreDataset(path=str(folder / "store"))
     catalog["model_store"] = store
     for task in task_names():
         catalog[f"{task}.onnx_store"] = store
+    catalog["edge_graphs"] = EdgeGraphsDataset(path=str(folder / "edge"))
     catalog["model_bundle"] = BundleDataset(path=str(folder / "bundle"))
     return catalog
 
