@@ -2,9 +2,11 @@
 
 1. **Warm predict**: ``Predictor.predict`` against the sum of the raw onnxruntime
    ``session.run`` calls of the same two models (the predictor's own session objects),
-   timed alternately in one process. Targets: p50 ratio at most 1.3, p99 at most 1 ms. Also
-   against the sessions' C++ binding (``session._sess.run``), which the predictor calls:
-   that ratio is the predictor's own overhead alone.
+   timed alternately in one process, under each out-of-distribution policy (``off``: no
+   guard; ``flag``, the default, and ``fallback``: the input scored against the models'
+   training reference). Targets: p50 ratio at most 1.3, p99 at most 1 ms. Also against the
+   sessions' C++ binding (``session._sess.run``), which the predictor calls: that ratio is
+   the predictor's own overhead alone.
 2. **Cold start**: a fresh process running ``mixai-infer predict`` on 30 s of stereo
    44.1 kHz audio with the bundle (median of several runs). Target: at most 1.5 s.
 3. **Slim venv**: the wheel built and installed alone in a new venv; size of its
@@ -12,7 +14,8 @@
 
 The models are the demo bundle's (``data/06_models/bundle``, after ``make demo``) or those
 of ``--bundle``; without either, synthetic models with the exported TabularNet's graph
-(standardisation, 128 → 64 GELU MLP, task head) and random weights.
+(standardisation, 128 → 64 GELU MLP, task head) and random weights, each with a training
+reference of the export's shape. The input is the centre of the master_reg reference.
 
     .venv/bin/python benchmarks/bench_predict.py [--bundle DIR] [--skip-venv]
 """
@@ -36,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import soundfile as sf
+import yaml
 from onnx import TensorProto, helper, numpy_helper
 
 from mixai_inference import ALIGNMENT_FEATURE_NAMES, FEATURE_NAMES, FEATURE_SCHEMA_VERSION
@@ -49,6 +53,7 @@ from mixai_inference.bundle import (
 )
 from mixai_inference.flags import Flags
 from mixai_inference.metrics import MetricsSink
+from mixai_inference.ood import Grid, InputReference
 from mixai_inference.predictor import Predictor
 from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESET_CLS, task_spec
 
@@ -143,7 +148,34 @@ def tabular_net_model(task: str, version: str, input_dim: int, seed: int) -> byt
     return model.SerializeToString()
 
 
-def synthetic_bundle(path: Path) -> Path:
+def reference_components() -> int:
+    """The directions of the export's references (``conf/base/parameters_training.yml``)."""
+    conf = yaml.safe_load((ROOT / "conf/base/parameters_training.yml").read_text())
+    return sum(conf["training"]["reference"]["components"].values())
+
+
+def synthetic_reference(names: tuple[str, ...], outputs: tuple[str, ...]) -> InputReference:
+    """A training reference shaped like the export's: a ``(d, k)`` projection (the guard's
+    cost does not depend on its values), deciles, an atom per tenth input. The mix tasks
+    share it, as references fitted on the same rows do."""
+    d, k, levels = len(names), reference_components(), np.arange(1, 10) / 10
+    rng = np.random.default_rng(d)
+    return InputReference(
+        input_names=names,
+        output_names=outputs,
+        center=rng.standard_normal(d),
+        projection=rng.standard_normal((d, k)) / np.sqrt(d * k),
+        threshold=3.0,
+        target_false_alarm_rate=0.01,
+        input_grid=Grid(
+            np.tile(levels, (d, 1)), np.array([[k, 1.0, 0.8, 1.0] for k in range(0, d, 10)])
+        ),
+        output_grid=Grid(np.tile(levels, (len(outputs), 1)), np.zeros((0, 4))),
+    )
+
+
+def synthetic_bundle(path: Path, ood_policy: str | None = None) -> Path:
+    """One synthetic model per task, each with its training reference."""
     dims = {
         MASTER_REG: len(FEATURE_NAMES),
         PRESET_CLS: len(FEATURE_NAMES),
@@ -153,12 +185,15 @@ def synthetic_bundle(path: Path) -> Path:
     for seed, (task, dim) in enumerate(dims.items()):
         data = tabular_net_model(task, "bench", dim, seed)
         spec = task_spec(task)
+        reference = synthetic_reference(spec.input_names(), spec.outputs).to_bytes()
         entry = ModelEntry(
             "bench", f"{task}-bench.onnx", sha256_bytes(data), "active", 100.0,
             FEATURE_SCHEMA_VERSION, spec.input_tensor, dim, spec.output_tensor, len(spec.outputs),
+            reference=f"{task}-bench.reference.json", reference_sha256=sha256_bytes(reference),
         )  # fmt: skip
-        tasks[task] = TaskEntry("bench", {"bench": entry})
+        tasks[task] = TaskEntry("bench", {"bench": entry}, ood_policy=ood_policy)
         files[entry.file] = data
+        files[str(entry.reference)] = reference
     manifest = Manifest(FEATURE_SCHEMA_VERSION, tasks, flags={"enable_cpu_ml": True})
     return write_bundle(path, manifest, files)
 
@@ -167,9 +202,19 @@ def percentile_us(samples: list[float], q: float) -> float:
     return float(np.percentile(samples, q)) * 1e6
 
 
-def bench_warm(bundle: Path, n: int, users: list[str | None]) -> dict[str, float]:
+def typical_input(bundle: Path) -> np.ndarray:
+    """The centre of the master_reg model's training reference (in distribution), or a
+    random vector when the bundle has none."""
+    entry = read_manifest(bundle).tasks[MASTER_REG].active
+    if entry is not None and entry.reference is not None:
+        reference = InputReference.from_bytes((bundle / entry.reference).read_bytes())
+        return reference.center.astype(np.float32)
+    return np.random.default_rng(0).standard_normal(len(FEATURE_NAMES)).astype(np.float32)
+
+
+def bench_warm(bundle: Path, n: int, users: list[str | None], policy: str) -> dict[str, float]:
     predictor = Predictor.from_bundle(
-        bundle, flags=Flags(enable_cpu_ml=True), metrics_sink=MetricsSink()
+        bundle, flags=Flags(enable_cpu_ml=True), metrics_sink=MetricsSink(), ood_policy=policy
     )
     manifest = read_manifest(bundle)
     raw = []
@@ -179,7 +224,7 @@ def bench_warm(bundle: Path, n: int, users: list[str | None]) -> dict[str, float
         # the predictor's own session objects: the very same models and weights in memory
         session, _ = predictor._sessions._sessions[(task, entry.version)]
         raw.append((session, [entry.output_name], entry.input_name))
-    x = np.random.default_rng(0).standard_normal(len(FEATURE_NAMES)).astype(np.float32)
+    x = typical_input(bundle)
     x2 = x[None, :]
 
     def raw_run() -> None:
@@ -210,6 +255,8 @@ def bench_warm(bundle: Path, n: int, users: list[str | None]) -> dict[str, float
         t_binding.append(t3 - t2)
     result = predictor.predict(x)
     assert result.master_reg.source == result.preset_cls.source == "ml", result
+    scored = result.answers[MASTER_REG].ood_score is not None
+    assert scored == (policy != "off" and manifest.tasks[MASTER_REG].active.reference is not None)
     predictor.close()
     return {
         "predict_p50_us": percentile_us(t_predict, 50),
@@ -306,9 +353,10 @@ def main() -> None:
         machine = f"{platform.platform()}, {os.cpu_count()} CPUs"
         print(f"# {machine}, Python {platform.python_version()}; bundle {bundle}")
         report: dict[str, object] = {}
-        report["warm_anonymous"] = bench_warm(bundle, args.n, [None])
+        for policy in ("off", "flag", "fallback"):  # off: no guard; flag: the default
+            report[f"warm_anonymous_{policy}"] = bench_warm(bundle, args.n, [None], policy)
         users = [f"user-{i}" for i in range(1000)]
-        report["warm_1000_users"] = bench_warm(bundle, args.n, list(users))
+        report["warm_1000_users_flag"] = bench_warm(bundle, args.n, list(users), "flag")
         audio = write_audio(work / "mix_30s.wav")
         dev_cli = [str(Path(sys.executable).with_name("mixai-infer"))]
         report["cold_dev_venv"] = bench_cold(dev_cli, audio, bundle, args.cold_runs)

@@ -15,7 +15,12 @@ TINY = {
     },
     "features": {"n_workers": 2},
     # 40 jobs of 16 users: larger held-out shares so that every split has users
-    "training": {"min_samples": 10, "split": {"test_fraction": 0.3, "validation_fraction": 0.25}},
+    # ... and a training reference from their few rows: a 5 % false-alarm rate needs 19
+    "training": {
+        "min_samples": 10,
+        "split": {"test_fraction": 0.3, "validation_fraction": 0.25},
+        "reference": {"target_false_alarm_rate": 0.05},
+    },
     "master_reg": FAST_MODEL,
     "preset_cls": FAST_MODEL,
     "align_conf": FAST_MODEL,
@@ -24,6 +29,7 @@ TINY = {
     "evaluation": {
         "bootstrap": {"n_resamples": 50},
         "audio": {"max_jobs": 3},
+        "ood": {"max_jobs": 4, "n_workers": 2},
         "promotion": {
             "master_reg": {"min_gain_vs_rules": -10.0, "min_gain_vs_active": -10.0},
             "preset_cls": {"min_gain_vs_rules": -10.0, "min_gain_vs_active": -10.0},

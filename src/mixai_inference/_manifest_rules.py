@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from mixai_inference.ood import POLICIES
 from mixai_inference.tasks import flag_names, task_names, task_spec
 
 if TYPE_CHECKING:
@@ -46,9 +47,12 @@ def validate(manifest: Manifest) -> None:
     for task, entry in manifest.tasks.items():
         if task not in task_names():
             raise BundleError(f"unknown task {task!r}; expected one of {list(task_names())}")
+        if entry.ood_policy is not None and entry.ood_policy not in POLICIES:
+            raise BundleError(f"tasks.{task}.ood_policy must be one of {list(POLICIES)} or null")
         for version, model in entry.models.items():
             _validate_model(task, version, model)
-            _claim(files, model.file)
+            for name in model.files:  # the model and its training reference
+                _claim(files, name)
         actives = sorted(v for v, m in entry.models.items() if m.status == "active")
         expected = [] if entry.active_version is None else [entry.active_version]
         if actives != expected:
@@ -87,7 +91,10 @@ def _validate_model(task: str, version: str, model: ModelEntry) -> None:
         problems.append(f"version must match {NAME_RE.pattern}")
     if model.version != version:
         problems.append(f"entry version {model.version!r} differs from its key")
-    problems += _file_and_hash_problems(model.file, model.sha256)
+    if (model.reference is None) != (model.reference_sha256 is None):
+        problems.append("reference and reference_sha256 come together")
+    for name, digest in model.files.items():
+        problems += _file_and_hash_problems(name, digest)
     if model.status not in MODEL_STATUSES:
         problems.append(f"status must be one of {list(MODEL_STATUSES)}, got {model.status!r}")
     if not 0.0 <= model.rollout_pct <= 100.0:

@@ -1,4 +1,4 @@
-"""The deployable model bundle: ``manifest.json`` plus the ONNX files (docs/data_contracts.md §7).
+"""The deployable model bundle: ``manifest.json``, the ONNX files and their training references.
 
 One definition for both sides: the export pipeline builds a :class:`Manifest` and
 calls :func:`write_bundle`; production calls :func:`read_manifest` (through
@@ -10,6 +10,7 @@ Layout::
     bundle/
       manifest.json
       master_reg-<version>.onnx      # any file name; the manifest says which
+      master_reg-<version>.reference.json   # its training reference (mixai_inference.ood)
       preset_cls-<version>.onnx
       align_conf-<version>.onnx
       features.onnx, alignment.onnx  # optional edge graphs for the browser (docs/edge.md)
@@ -25,6 +26,7 @@ Layout::
       "tasks": {
         "master_reg": {
           "active_version": "20250110-a1b2",          # or null: the task answers from rules
+          "ood_policy": "flag",                       # off / flag / fallback, or null
           "models": {
             "20250110-a1b2": {
               "file": "master_reg-20250110-a1b2.onnx", "sha256": "<64 hex>",
@@ -32,7 +34,9 @@ Layout::
               "feature_schema_version": "1",
               "input_name": "features", "input_dim": 160,
               "output_name": "params", "output_dim": 8,
-              "metrics": {"mae_norm": 0.08}, "created_at": "2025-01-10T02:59:00Z"
+              "metrics": {"mae_norm": 0.08}, "created_at": "2025-01-10T02:59:00Z",
+              "reference": "master_reg-20250110-a1b2.reference.json",   # or null
+              "reference_sha256": "<64 hex>"
             }
           }
         },
@@ -124,6 +128,17 @@ class ModelEntry:
     output_dim: int
     metrics: Mapping[str, Any] = field(default_factory=dict)
     created_at: str | None = None
+    reference: str | None = None
+    """The file of the model's training reference (:mod:`mixai_inference.ood`), if any."""
+    reference_sha256: str | None = None
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Each file of this model (the ONNX file, its reference) → its SHA-256."""
+        files = {self.file: self.sha256}
+        if self.reference is not None:
+            files[self.reference] = str(self.reference_sha256)
+        return files
 
     def to_json(self) -> dict[str, Any]:
         """The manifest's JSON object of this entry (without the version, which is its key)."""
@@ -139,6 +154,8 @@ class ModelEntry:
             "output_dim": self.output_dim,
             "metrics": dict(self.metrics),
             "created_at": self.created_at,
+            "reference": self.reference,
+            "reference_sha256": self.reference_sha256,
         }
 
 
@@ -148,6 +165,9 @@ class TaskEntry:
 
     active_version: str | None
     models: Mapping[str, ModelEntry]
+    ood_policy: str | None = None
+    """What an out-of-distribution input does (:data:`mixai_inference.ood.POLICIES`);
+    ``None``: the package default."""
 
     @property
     def active(self) -> ModelEntry | None:
@@ -226,11 +246,12 @@ class Manifest:
 
     @property
     def files(self) -> dict[str, str]:
-        """Every file the manifest lists (models and edge graphs) → its sha256."""
+        """Every file the manifest lists (models, their references, edge graphs) → its sha256."""
         listed = {
-            model.file: model.sha256
+            name: digest
             for entry in self.tasks.values()
             for model in entry.models.values()
+            for name, digest in model.files.items()
         }
         return listed | {graph.file: graph.sha256 for graph in self.edge.values()}
 
@@ -244,6 +265,7 @@ class Manifest:
             "tasks": {
                 task: {
                     "active_version": entry.active_version,
+                    "ood_policy": entry.ood_policy,
                     "models": {v: model.to_json() for v, model in entry.models.items()},
                 }
                 for task, entry in self.tasks.items()
@@ -425,6 +447,8 @@ def _model_from_json(task: str, version: str, raw: Any) -> ModelEntry:
         output_dim=_expect(obj.get("output_dim"), int, f"{where}.output_dim"),
         metrics=_expect(obj.get("metrics", {}), dict, f"{where}.metrics"),
         created_at=_optional_str(obj.get("created_at"), f"{where}.created_at"),
+        reference=_optional_str(obj.get("reference"), f"{where}.reference"),
+        reference_sha256=_optional_str(obj.get("reference_sha256"), f"{where}.reference_sha256"),
     )
 
 
@@ -434,6 +458,7 @@ def _task_from_json(task: str, raw: Any) -> TaskEntry:
     return TaskEntry(
         active_version=_optional_str(obj.get("active_version"), f"tasks.{task}.active_version"),
         models={version: _model_from_json(task, version, m) for version, m in models.items()},
+        ood_policy=_optional_str(obj.get("ood_policy"), f"tasks.{task}.ood_policy"),
     )
 
 

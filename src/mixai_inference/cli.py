@@ -9,7 +9,9 @@
 With ``--json`` one JSON object is printed (docs/data_contracts.md §8): for ``predict``
 each task's answer (the mastering parameters under their names, ``preset``,
 ``preset_scores``) and under each task's name its ``source``, ``model_version``,
-``variant``, ``experiment_id`` and fallback ``reason``; for ``align`` ``offset_ms``,
+``variant``, ``experiment_id``, fallback ``reason``, and the input's ``ood_score`` and
+``ood`` (:mod:`mixai_inference.ood`; ``MIXAI_OOD_POLICY`` overrides the bundle's policy);
+for ``align`` ``offset_ms``,
 ``confidence`` and ``align_conf``; for ``features`` ``feature_schema_version`` and
 ``features`` (name → value). Without it, a
 readable summary. ``align`` without ``--bundle`` answers the confidence from the rules.
@@ -136,6 +138,8 @@ def _provenance(answer: dict[str, Any]) -> str:
         text += f", variant {answer['variant']} of {answer['experiment_id']}"
     if answer["reason"]:
         text += f", because: {answer['reason']}"
+    if answer["ood"]:
+        text += f", input out of distribution (score {answer['ood_score']:.2f})"
     return text
 
 

@@ -266,3 +266,29 @@ def features_of_resampled(samples: np.ndarray, rate: int, y: np.ndarray) -> np.n
         ]
     )
     return values.astype(np.float32)
+
+
+def feature_row(values: Any, width: int, what: str) -> np.ndarray:
+    """``values`` as a new float32 ``(1, width)`` row: the predictor's check of its input
+    (``width``: the length of the feature vector; ``what``: its name in the message). A copy,
+    so that the metrics records, made later, may keep it.
+
+    Raises:
+        ValueError: If ``values`` is not ``width`` numbers.
+    """
+    row = np.array(values, dtype=np.float32, order="C")
+    if row.shape == (width,):
+        return row.reshape(1, width)
+    if row.shape != (1, width):
+        raise ValueError(
+            f"{what} must be {width} numbers (shape ({width},) or (1, {width})), "
+            f"got shape {row.shape}"
+        )
+    return row
+
+
+def all_finite(row: np.ndarray) -> bool:
+    """Whether every value of a float32 ``(1, n)`` row is finite."""
+    flat = row[0]
+    # x·x is finite iff every value is, unless it overflows: only then check one by one
+    return math.isfinite(flat.dot(flat)) or bool(np.isfinite(flat).all())

@@ -11,7 +11,7 @@ Each JSONL line is one ``model_metrics`` row::
      "model_version": "20250110-a1b2", "variant": "treatment", "source": "ml",
      "latency_ms": 0.041, "ok": true, "error": null, "user_id": "u1", "job_id": "j1",
      "prediction": "{\\"target_lufs\\": -14.0, ...}", "request_id": "9f1c…",
-     "experiment_id": null}
+     "experiment_id": null, "ood_score": 0.42, "ood": false, "input_sketch": "1:0457…|39…"}
 
 ``ok`` is false only when a failure made the rules answer (a reason in
 :data:`mixai_inference.predictor.FAILURE_REASONS`); ``error`` holds the fallback reason
@@ -69,6 +69,12 @@ class MetricRecord(NamedTuple):
     """The request answered; with ``task``, the row's key (idempotent ingestion)."""
     experiment_id: str | None = None
     """The experiment that routed the answer, if any."""
+    ood_score: float | None = None
+    """The input's out-of-distribution score (:mod:`mixai_inference.ood`), if scored."""
+    ood: bool | None = None
+    input_sketch: str | None = None
+    """The input's and the model output's deciles among the training values
+    (:meth:`Guard.sketch <mixai_inference.ood.Guard.sketch>`), if scored."""
 
     def to_row(self) -> dict[str, Any]:
         """The ``model_metrics`` row: ISO 8601 UTC time, ``prediction`` as JSON text."""

@@ -24,6 +24,9 @@ Guarantees:
 * **Routing** (per task; :func:`mixai_inference.routing.decide`, ``docs/deployment.md``):
   experiments first, then the active version's rollout. Decisions are cached per user (LRU).
 * **Every answer is recorded** in the metrics sink (one ``model_metrics`` row per task).
+* **Every answer is scored** against the model's training inputs (``ood_score``,
+  :mod:`mixai_inference.ood`) unless the task's policy is ``off``; under ``fallback`` an
+  out-of-distribution input is answered by the rules (``out_of_distribution``).
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ import numpy as np
 
 from mixai_inference.bundle import BundleError, Manifest, read_manifest
 from mixai_inference.control import Control
+from mixai_inference.features import FEATURE_SCHEMA_VERSION, all_finite, feature_row
 from mixai_inference.flags import Flags
+from mixai_inference.guards import Guards
 from mixai_inference.metrics import MetricsSink
 from mixai_inference.results import (
     FAILURE_REASONS,
@@ -103,6 +108,7 @@ class Predictor:
         bundle_error: str | None = None,
         max_sessions: int = 5,
         route_cache_size: int = 65_536,
+        ood_policy: str | None = None,
     ) -> None:
         self.manifest = manifest
         self.bundle_dir = bundle_dir
@@ -135,6 +141,15 @@ class Predictor:
         self._checks, self._file_failures = check_bundle(
             manifest, bundle_dir, self._input_dims, feature_schema_version
         )
+        # each model's training reference and each task's out-of-distribution policy
+        self.guards = Guards(manifest, (spec.name for spec in task_specs()), ood_policy)
+        if manifest and bundle_dir and manifest.feature_schema_version == feature_schema_version:
+            for spec in task_specs():
+                entry = manifest.tasks.get(spec.name)
+                names = spec.input_names(rules.source_names(spec.source))
+                failures = self.guards.load(spec, entry, bundle_dir, names) if entry else {}
+                for version, reason in failures.items():  # not the bundle that was exported
+                    self._file_failures.setdefault(SessionKey(spec.name, version), reason)
         self._state = self._build_state(control or Control.from_manifest(manifest, flags))
 
     # --- construction ------------------------------------------------------------------------
@@ -151,6 +166,7 @@ class Predictor:
         route_cache_size: int = 65_536,
         rules: Rules | None = None,
         feature_schema_version: str | None = None,
+        ood_policy: str | None = None,
     ) -> Predictor:
         """A predictor serving the bundle in ``path``.
 
@@ -176,6 +192,8 @@ class Predictor:
                 package's features. For tests and tools working on another schema.
             feature_schema_version: The schema the models must have been trained on;
                 default: the package's ``FEATURE_SCHEMA_VERSION``.
+            ood_policy: The out-of-distribution policy of every task, instead of the
+                bundle's (:class:`~mixai_inference.guards.Guards`).
         """
         bundle_dir = Path(path)
         manifest: Manifest | None = None
@@ -192,11 +210,12 @@ class Predictor:
             control=control,
             metrics_sink=metrics_sink or MetricsSink.from_env(),
             rules=rules or Rules.default(),
-            feature_schema_version=feature_schema_version or _package_schema_version(),
+            feature_schema_version=feature_schema_version or FEATURE_SCHEMA_VERSION,
             unavailable_reason=None if manifest else "bundle_unavailable",
             bundle_error=error,
             max_sessions=max_sessions,
             route_cache_size=route_cache_size,
+            ood_policy=ood_policy,
         )
         if preload:
             predictor.preload()
@@ -217,7 +236,7 @@ class Predictor:
             flags=flags,
             metrics_sink=metrics_sink or MetricsSink.from_env(),
             rules=rules or Rules.default(),
-            feature_schema_version=_package_schema_version(),
+            feature_schema_version=FEATURE_SCHEMA_VERSION,
             unavailable_reason="no_bundle",
         )
 
@@ -297,11 +316,13 @@ class Predictor:
 
     def _make_route(self, task: str, decision: Decision) -> Route:
         version, variant, experiment_id, reason = decision
+        guard = self.guards.of(task, version)
         if reason is not None or version is None:
-            return Route(Provenance("rules", version, variant, experiment_id, reason))
+            return Route(Provenance("rules", version, variant, experiment_id, reason), guard)
         check = self._checks[SessionKey(task, version)]
         return Route(
             Provenance("ml", version, variant, experiment_id, None),
+            guard,
             key=SessionKey(task, version),
             output_names=[check.output_name],
             output_shape=(1, check.output_dim),
@@ -329,15 +350,7 @@ class Predictor:
         Raises:
             ValueError: If ``features`` has the wrong shape or is not numeric.
         """
-        x, valid = _checked_row(features, self._width["mix"], "features")
-        served = self._served["mix"]
-        answers, seconds = self._answer(served, x, valid, self._state.routes(user_id))
-        self.metrics.record_lazy(
-            answer_records,
-            (time.time(), user_id, job_id, request_id, served, answers, seconds, {}),
-            len(served),
-        )
-        return Prediction(answers)
+        return Prediction(self._serve("mix", features, user_id, job_id, request_id, {}))
 
     def align(
         self,
@@ -381,48 +394,63 @@ class Predictor:
         Raises:
             ValueError: If ``features`` is not ``len(ALIGNMENT_FEATURE_NAMES)`` numbers.
         """
-        a, valid = _checked_row(features, self._width["alignment"], "alignment features")
-        served = self._served["alignment"]
-        answers, seconds = self._answer(served, a, valid, self._state.routes(user_id))
-        offset = float(offset_ms)
+        extra = {"offset_ms": float(offset_ms)}
+        answers = self._serve("alignment", features, user_id, job_id, request_id, extra)
+        return AlignResult(extra["offset_ms"], answers)
+
+    def _serve(
+        self,
+        source: Source,
+        features: Any,
+        user_id: str | None,
+        job_id: str | None,
+        request_id: str | None,
+        extra: dict[str, Any],
+    ) -> dict[str, Answer]:
+        """Answer every task that reads ``source``, and record the answers (with ``extra``)."""
+        x = feature_row(features, self._width[source], f"{source} features")
+        served, routes = self._served[source], self._state.routes(user_id)
+        answers, seconds = self._answer(served, x, routes)
         self.metrics.record_lazy(
             answer_records,
-            (
-                time.time(),
-                user_id,
-                job_id,
-                request_id,
-                served,
-                answers,
-                seconds,
-                {"offset_ms": offset},
-            ),
+            (time.time(), user_id, job_id, request_id, served, answers, seconds, extra, x, routes),
             len(served),
         )
-        return AlignResult(offset, answers)
+        return answers
 
     def _answer(
-        self,
-        served: tuple[_Served, ...],
-        x: np.ndarray,
-        valid: bool,
-        routes: tuple[Route, ...],
+        self, served: tuple[_Served, ...], x: np.ndarray, routes: tuple[Route, ...]
     ) -> tuple[dict[str, Answer], tuple[float, ...]]:
         """Each served task's answer, and the seconds each took (the hot path)."""
         answers = {}
         seconds = []
+        policies = self.guards.policies
+        valid = None  # every feature finite: a finite score of the whole row says so at once
+        scorer, score = None, math.nan  # models fitted on the same inputs share one score
         clock = time.perf_counter
         start = clock()
         for spec, position, columns in served:
             row = x if columns is None else x[:, columns]
-            values, prov = self._run(routes[position], {spec.input_tensor: row}, valid)
+            route, policy, ood_score = routes[position], policies[spec.name], None
+            if route.guard is not None and policy != "off":
+                if route.guard.scorer is not scorer:
+                    scorer, score = route.guard.scorer, route.guard.scorer.score(row)
+                ood_score = score
+            if valid is None:
+                valid = (columns is None and score < math.inf) or all_finite(x)
+            if ood_score is not None:  # finite features that overflow are very far away
+                ood_score = min(ood_score, 1e308) if valid else None
+            if policy == "fallback" and route.key and ood_score and ood_score > 1.0:
+                values, prov = None, route.provenance.fallback("out_of_distribution")
+            else:
+                values, prov = self._run(route, {spec.input_tensor: row}, valid)
             if values is not None:
                 values = spec.finish(values)
                 if values is None:
                     prov = prov.fallback("bad_output")
             if values is None:
                 values = spec.rule(self.rules, row)[0].tolist()
-            answers[spec.name] = Answer(spec, values, prov)
+            answers[spec.name] = Answer(spec, values, prov, ood_score)
             end = clock()
             seconds.append(end - start)
             start = end
@@ -468,29 +496,3 @@ class Predictor:
         except LoadFailure as failure:
             self._warn_once(key, failure.reason, str(failure))
             raise
-
-
-def _checked_row(values: Any, width: int, what: str) -> tuple[np.ndarray, bool]:
-    """``values`` as a float32 ``(1, width)`` row, and whether every value is finite.
-
-    Raises:
-        ValueError: If ``values`` is not ``width`` numbers.
-    """
-    row = np.ascontiguousarray(values, dtype=np.float32)
-    if row.shape == (width,):
-        flat, row = row, row.reshape(1, width)
-    elif row.shape == (1, width):
-        flat = row[0]
-    else:
-        raise ValueError(
-            f"{what} must be {width} numbers (shape ({width},) or (1, {width})), "
-            f"got shape {row.shape}"
-        )
-    # x·x is finite iff every value is, unless it overflows: only then check one by one
-    return row, math.isfinite(flat.dot(flat)) or bool(np.isfinite(flat).all())
-
-
-def _package_schema_version() -> str:
-    from mixai_inference.features import FEATURE_SCHEMA_VERSION
-
-    return str(FEATURE_SCHEMA_VERSION)

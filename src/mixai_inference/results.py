@@ -21,6 +21,7 @@ _DELIBERATE: Final = {  # the rules answer by configuration: recorded with ok=tr
     "no_model": "the bundle has no active model for the task",
     "rollout": "the user is outside the active version's rollout_pct",
     "variant_rules": "the user's experiment variant is answered by the rules",
+    "out_of_distribution": "the input is unlike the model's training inputs (policy fallback)",
 }
 _FAILURES: Final = {  # something went wrong: recorded with ok=false
     "bundle_unavailable": "the bundle's manifest is missing, unreadable or invalid",
@@ -83,6 +84,15 @@ class Answer(NamedTuple):
     """The usable output row (:meth:`TaskSpec.finish <mixai_inference.tasks.TaskSpec.finish>`,
     or the rule's); read-only."""
     provenance: Provenance
+    ood_score: float | None = None
+    """The input's distance from the model's training inputs over the threshold
+    (:mod:`mixai_inference.ood`); ``None`` when not scored (policy ``off``, no reference,
+    invalid input)."""
+
+    @property
+    def ood(self) -> bool:
+        """Whether the input is out of distribution (``ood_score`` above 1)."""
+        return self.ood_score is not None and self.ood_score > 1.0
 
     @property
     def fields(self) -> Mapping[str, Any]:
@@ -100,7 +110,11 @@ def _merged(answers: Mapping[str, Answer]) -> dict[str, Any]:
             for key, value in answer.fields.items()
         )
     for task, answer in answers.items():
-        merged[task] = answer.provenance.to_dict()
+        merged[task] = {
+            **answer.provenance.to_dict(),
+            "ood_score": answer.ood_score,
+            "ood": answer.ood,
+        }
     return merged
 
 
@@ -135,7 +149,8 @@ class Prediction(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the parameters under their names, ``preset``, ``preset_scores``,
-        and each task's provenance under its name (docs/data_contracts.md §8)."""
+        and under each task's name its provenance, ``ood_score`` and ``ood``
+        (docs/data_contracts.md §8)."""
         return _merged(self.answers)
 
 
@@ -164,17 +179,23 @@ class AlignResult(NamedTuple):
 def answer_records(payload: tuple[Any, ...]) -> tuple[MetricRecord, ...]:
     """The ``model_metrics`` rows of one predictor call: one per task answered.
 
-    ``payload``: ``(time, user_id, job_id, request_id, served, answers, seconds, extra)``;
-    ``served``
-    the tasks in order (each with its ``spec``), ``seconds`` what each took, ``extra``
-    fields added to every prediction (e.g. the alignment's ``offset_ms``).
+    ``payload``: ``(time, user_id, job_id, request_id, served, answers, seconds, extra, row,
+    routes)``; ``served`` the tasks in order (each with its ``spec``, ``position`` and
+    ``columns``), ``seconds`` what each took, ``extra`` fields added to every prediction (e.g.
+    the alignment's ``offset_ms``), ``row`` the input, ``routes`` each task's route (with its
+    ``guard``, which sketches the scored inputs).
     """
-    now, user_id, job_id, request_id, served, answers, seconds, extra = payload
+    now, user_id, job_id, request_id, served, answers, seconds, extra, row, routes = payload
     records = []
     for task, elapsed in zip(served, seconds, strict=True):
         spec = task.spec
         answer = answers[spec.name]
         prov = answer.provenance
+        sketch = None
+        if answer.ood_score is not None:
+            inputs = row if task.columns is None else row[:, task.columns]
+            outputs = answer.values if prov.source == "ml" else None
+            sketch = routes[task.position].guard.sketch(inputs, outputs)
         records.append(
             MetricRecord(
                 now,
@@ -192,6 +213,9 @@ def answer_records(payload: tuple[Any, ...]) -> tuple[MetricRecord, ...]:
                 else spec.prediction(answer.fields),
                 request_id,
                 prov.experiment_id,
+                answer.ood_score,
+                None if answer.ood_score is None else answer.ood,
+                sketch,
             )
         )
     return tuple(records)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+from mixai_inference.ood import Guard
 from mixai_inference.results import Provenance
 from mixai_inference.routing import Decision, TaskPlan, decide
 from mixai_inference.sessions import SessionKey
@@ -25,6 +26,7 @@ class Route:
     """A routing decision, with what the hot path needs precomputed."""
 
     provenance: Provenance  # of the model's answer, or of the rules' when key is None
+    guard: Guard | None = None  # of the routed version, else of the bundle's active one
     key: SessionKey | None = None  # the session to run
     output_names: Sequence[str] = ()
     output_shape: tuple[int, int] = (0, 0)

@@ -159,6 +159,9 @@ def test_sqlite_files_build_the_schema_of_upgrade(tmp_path: Path) -> None:
         assert errors[:2] == [
             "duplicate column name: request_id",
             "duplicate column name: experiment_id",
+            "duplicate column name: ood_score",
+            "duplicate column name: ood",
+            "duplicate column name: input_sketch",
         ]
         assert errors == [f"duplicate column name: {name}" for _, _, name in added]
         assert snapshot(scripted) == first
@@ -194,6 +197,8 @@ def test_sql_files_record_their_version() -> None:
             assert sql.rstrip().endswith("ON CONFLICT (version) DO NOTHING;")
     (control,) = (m for m in MIGRATIONS if m.description.startswith("run-time control"))
     assert "CREATE TABLE IF NOT EXISTS ml_feature_flags" in migration_sql(control, "postgresql")
+    (guard,) = (m for m in MIGRATIONS if m.description.startswith("model_metrics: out-of"))
+    assert "ADD COLUMN IF NOT EXISTS ood_score" in migration_sql(guard, "postgresql")
     assert MIGRATIONS[-1].version == LATEST
 
 

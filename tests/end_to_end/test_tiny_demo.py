@@ -7,14 +7,21 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from sqlalchemy import create_engine
 
-from mixai_inference import FEATURE_SCHEMA_VERSION
+from mixai_inference import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from mixai_inference.bundle import read_manifest
+from mixai_inference.flags import Flags
+from mixai_inference.predictor import Predictor
 from mixai_inference.tasks import task_names
 from mixai_ml.evaluation.report import results_table
 from project_copy import run_pipelines
 from tiny_world import TINY
+
+TINY_SHIFTS = yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "conf/base/parameters_evaluation.yml").read_text()
+)["evaluation"]["ood"]["shifts"]
 
 pytestmark = pytest.mark.slow  # the tiny world through every pipeline: about a minute
 
@@ -107,3 +114,33 @@ def test_the_purge_ran_and_kept_legal_holds(tiny_project: Path) -> None:
     assert (leftover["user_id"].isin(held_users) | leftover["job_id"].isin(held_jobs)).all()
     assert set(audit["user_id"]) <= withdrawn - held_users
     assert (audit["rows_deleted"] > 0).all()
+
+
+def test_the_guard_ships_with_each_model_and_is_evaluated(tiny_project: Path) -> None:
+    bundle = tiny_project / "data/06_models/bundle"
+    manifest = read_manifest(bundle)
+    metrics = json.loads((tiny_project / "data/08_reporting/evaluation_metrics.json").read_text())
+    shifts = set(TINY_SHIFTS)
+    for task in task_names():
+        entry = manifest.tasks[task]
+        assert entry.ood_policy == "flag"
+        active = entry.active
+        assert active is None or active.reference is not None
+        ood = metrics[task]["ood"]
+        assert ood["status"] == "evaluated"
+        assert 0.0 <= ood["false_alarm_rate"] <= 1.0
+        assert set(ood["shifts"]) == shifts
+        assert set(ood["errors"]) == {"in_distribution", "out_of_distribution"}
+    report = (tiny_project / "data/08_reporting/evaluation_report.md").read_text()
+    assert "**Out-of-distribution guard**" in report
+    assert (tiny_project / "data/08_reporting/master_reg_ood_guard.png").is_file()
+
+    features = table(tiny_project, "features_store")
+    row = features[list(FEATURE_NAMES)].to_numpy(dtype="float32")[0]
+    predictor = Predictor.from_bundle(bundle, flags=Flags(enable_cpu_ml=True))
+    near = predictor.predict(row).to_dict()
+    far = predictor.predict(row * 50.0).to_dict()
+    for task in ("master_reg", "preset_cls"):
+        if near[task]["source"] == "ml":
+            assert isinstance(near[task]["ood_score"], float)
+            assert far[task]["ood"] is True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,41 @@ def typical_features() -> np.ndarray:
     values = dict.fromkeys(FEATURE_NAMES, 0.0)
     values.update({spec.name: spec.typical for spec in TRACK_INPUTS.values()})
     return np.array([values[name] for name in FEATURE_NAMES], dtype=np.float32)
+
+
+def feature_scales() -> np.ndarray:
+    """A spread per fake feature: a tenth of its typical value, at least 1."""
+    return np.maximum(np.abs(typical_features()) * 0.1, 1.0).astype(np.float32)
+
+
+def training_rows(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` in-distribution feature vectors: typical values plus Gaussian noise of
+    :func:`feature_scales`, with two features correlated (as real ones are)."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((n, len(FEATURE_NAMES)))
+    noise[:, -1] = 0.9 * noise[:, -2] + np.sqrt(1 - 0.81) * noise[:, -1]
+    return (typical_features() + noise * feature_scales()).astype(np.float32)
+
+
+def reference_for(task: str, n: int = 600, alpha: float = 0.01, seed: int = 0) -> bytes:
+    """The training reference file of ``task``'s models fitted on :func:`training_rows`
+    (30 users), the way the training pipeline fits one."""
+    from mixai_ml.training.reference import fit_reference
+
+    spec = task_spec(task)
+    if spec.source != "mix":
+        raise ValueError("the fake references cover the mix tasks")
+    rows = training_rows(n, seed)
+    outputs = np.tile(default_bias(task, 0), (n, 1))
+    params = {
+        "target_false_alarm_rate": alpha,
+        "folds": 5,
+        "trim": 0.05,
+        "components": {"minor": 3, "major": 2},
+    }
+    users = [f"u{i % 30}" for i in range(n)]
+    reference = fit_reference(rows, outputs, users, FEATURE_NAMES, spec.outputs, params)
+    return reference.to_bytes()
 
 
 def master_bias(k: int) -> np.ndarray:
@@ -169,10 +205,14 @@ def build_bundle(
     models: Mapping[tuple[str, str], bytes] | None = None,
     schema: str = SCHEMA,
     input_dims: Mapping[str, int] = INPUT_DIMS,
+    references: Mapping[str, bytes] | None = None,
+    ood_policy: Mapping[str, str] | None = None,
 ) -> Path:
     """Write a bundle: for each task its versions (version ``k`` of the list outputs
     :func:`default_bias` ``(task, k)``), the first active unless ``active`` says otherwise.
-    ``schema`` and ``input_dims`` default to the fake feature names of this module."""
+    ``schema`` and ``input_dims`` default to the fake feature names of this module.
+    ``references``: task → the training reference file every version of it ships with
+    (:func:`reference_for`); ``ood_policy``: task → its policy in the manifest."""
     versions = versions or {task: ["v0"] for task in INPUT_DIMS}
     tasks: dict[str, TaskEntry] = {}
     files: dict[str, Any] = {}
@@ -193,9 +233,14 @@ def build_bundle(
                 schema=schema,
                 input_dim=input_dims[task],
             )
+            reference = (references or {}).get(task)
+            if reference is not None:
+                name = f"{task}-{version}.reference.json"
+                entry = replace(entry, reference=name, reference_sha256=sha256_bytes(reference))
+                files[name] = reference
             entries[version] = entry
             files[entry.file] = data
-        tasks[task] = TaskEntry(active_version=chosen, models=entries)
+        tasks[task] = TaskEntry(chosen, entries, ood_policy=(ood_policy or {}).get(task))
     manifest = Manifest(
         feature_schema_version=schema,
         tasks=tasks,

@@ -92,6 +92,8 @@ def test_predict_json_holds_parameters_preset_and_provenance(
         "variant": None,
         "experiment_id": None,
         "reason": None,
+        "ood_score": None,  # the bundle has no training references
+        "ood": False,
     }
     monkeypatch.setenv("ENABLE_CPU_ML", "0")
     code, out, _ = run(capsys, "predict", str(mix), "--bundle", str(bundle), "--json")

@@ -238,6 +238,8 @@ def test_result_to_dict_is_the_cli_json_shape(bundle: Path) -> None:
         "variant": None,
         "experiment_id": None,
         "reason": None,
+        "ood_score": None,  # the bundle has no training references
+        "ood": False,
     }
 
 
@@ -260,7 +262,14 @@ def test_sessions_use_one_thread_without_spinning() -> None:
 
 
 def test_reason_codes_are_documented_and_failures_marked() -> None:
-    deliberate = {"disabled", "no_model", "rollout", "variant_rules", "no_bundle"}
+    deliberate = {
+        "disabled",
+        "no_model",
+        "rollout",
+        "variant_rules",
+        "no_bundle",
+        "out_of_distribution",
+    }
     assert deliberate.isdisjoint(FAILURE_REASONS)
     assert set(REASONS) == deliberate | FAILURE_REASONS
     assert {

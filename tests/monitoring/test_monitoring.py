@@ -262,12 +262,14 @@ def test_reference_time_parameter_moves_the_windows(
 def test_empty_log_gives_an_empty_report(sqlite_url: str) -> None:
     from mixai_ml.pipelines.monitoring.nodes import render_monitoring_report, summarise_windows
 
-    summary, alerts, series = summarise_windows(get_engine(sqlite_url), monitoring_parameters())
-    report, _, document = render_monitoring_report(summary, alerts, series, monitoring_parameters())
+    params = monitoring_parameters()
+    summary, alerts, series, drift = summarise_windows(get_engine(sqlite_url), params)
+    report, _, _, document = render_monitoring_report(summary, alerts, series, drift, params)
 
     assert summary.empty
     assert alerts.empty
     assert series.empty
+    assert drift.empty
     assert "No predictions" in report
     assert document["reference_time"] is None
 

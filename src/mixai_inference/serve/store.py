@@ -60,6 +60,9 @@ model_metrics = Table(
     Column("prediction", Text),
     Column("request_id", String(64)),
     Column("experiment_id", String(64)),
+    Column("ood_score", Float),
+    Column("ood", Boolean),
+    Column("input_sketch", Text),
 )
 ab_test_assignments = Table(
     "ab_test_assignments",

@@ -11,6 +11,7 @@ import joblib
 import torch
 from kedro.io.core import DatasetError
 
+from mixai_inference.ood import InputReference
 from mixai_ml.datasets.folder import FolderDataset
 from mixai_ml.training.artifact import TrainedTask
 from mixai_ml.training.models import NetConfig, TabularNet
@@ -18,12 +19,14 @@ from mixai_ml.training.models import NetConfig, TabularNet
 _RECORD = "trained_task.json"
 _WEIGHTS = "model_state.pt"
 _BASELINE = "sklearn_baseline.joblib"
+_REFERENCE = "input_reference.json"
 
 
 class TrainedTaskDataset(FolderDataset[TrainedTask, TrainedTask]):
     """Saves a :class:`TrainedTask` as ``trained_task.json`` (record and network shape),
-    ``model_state.pt`` (weights only, loaded with ``weights_only=True``) and
-    ``sklearn_baseline.joblib``. The folder is replaced atomically.
+    ``model_state.pt`` (weights only, loaded with ``weights_only=True``),
+    ``sklearn_baseline.joblib`` and ``input_reference.json`` (the training reference).
+    The folder is replaced atomically.
 
     Args:
         path: the folder, e.g. ``data/06_models/master_reg``.
@@ -54,6 +57,8 @@ class TrainedTaskDataset(FolderDataset[TrainedTask, TrainedTask]):
             trained.model = model.eval()
         if (self._path / _BASELINE).is_file():
             trained.baseline = joblib.load(self._path / _BASELINE)
+        if (self._path / _REFERENCE).is_file():
+            trained.reference = InputReference.from_bytes((self._path / _REFERENCE).read_bytes())
         return trained
 
     def save(self, data: TrainedTask) -> None:
@@ -74,6 +79,8 @@ class TrainedTaskDataset(FolderDataset[TrainedTask, TrainedTask]):
                 torch.save(data.model.state_dict(), staging / _WEIGHTS)
             if data.baseline is not None:
                 joblib.dump(data.baseline, staging / _BASELINE)
+            if data.reference is not None:
+                (staging / _REFERENCE).write_bytes(data.reference.to_bytes())
             backup = self._path.with_name(f".{self._path.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
             if self._path.exists():

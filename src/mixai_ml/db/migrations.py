@@ -101,6 +101,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "run-time control: feature flags, experiments, admin audit log",
         ensure(schema.ml_feature_flags, schema.ab_experiments, schema.admin_audit_log),
     ),
+    Migration(
+        9, "model_metrics: out-of-distribution score and input sketch", ensure(schema.model_metrics)
+    ),
     # Release 0.1.0 wrote registry paths from the project root; they are relative to the store.
     Migration(
         15,

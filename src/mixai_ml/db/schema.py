@@ -174,6 +174,10 @@ model_metrics = Table(
     Column("prediction", Text, nullable=True),
     Column("request_id", String(64), nullable=True, info=added_in(7)),
     Column("experiment_id", String(64), nullable=True, info=added_in(7)),
+    # the out-of-distribution guard (mixai_inference.ood): score, verdict, decile sketch
+    Column("ood_score", Float, nullable=True, info=added_in(9)),
+    Column("ood", Boolean, nullable=True, info=added_in(9)),
+    Column("input_sketch", Text, nullable=True, info=added_in(9)),
     _one_of("source", PREDICTION_SOURCES),
     # One row per answer of a task to a request (idempotent ingestion); NULLs never collide.
     Index("ux_model_metrics_task_request_id", "task", "request_id", unique=True, info=added_in(7)),

@@ -119,6 +119,36 @@ def reliability_diagram(
     return figure
 
 
+def ood_guard(spec: TaskSpec, ood: Mapping[str, Any]) -> Figure:
+    """The guard on held-out jobs: detection rate per known shift (against the false-alarm
+    rate), and the model's and the rules' error inside and outside the guard."""
+    figure = Figure(figsize=(11, 4.5), layout="constrained")
+    detection, errors = figure.subplots(1, 2)
+    shifts = ood["shifts"]
+    rates = [100 * (block["detection_rate"] or 0.0) for block in shifts.values()]
+    detection.barh(list(shifts), rates, color="tab:purple")
+    detection.axvline(
+        100 * ood["false_alarm_rate"],
+        color="k",
+        linestyle=":",
+        label=f"false alarms on held-out jobs ({100 * ood['false_alarm_rate']:.1f} %)",
+    )
+    detection.set(xlabel="flagged (%)", xlim=(0, 100), title=f"{spec.name}: shifts flagged")
+    detection.invert_yaxis()
+    detection.legend(loc="lower right", fontsize="small")
+    groups = ["in_distribution", "out_of_distribution"]
+    for offset, source in enumerate(("model", "rules")):
+        losses = [ood["errors"][group].get(source, {}).get("loss", np.nan) for group in groups]
+        errors.bar(
+            np.arange(2) + 0.4 * offset - 0.2, losses, 0.4, color=COLOURS[source], label=source
+        )
+    counts = [ood["errors"][group]["n"] for group in groups]
+    errors.set_xticks(range(2), [f"passed (n={counts[0]})", f"flagged (n={counts[1]})"])
+    errors.set(ylabel="mean error per job", title=f"{spec.name}: error inside / outside the guard")
+    errors.legend()
+    return figure
+
+
 _KIND_FIGURE = {
     "regression": "parameter_errors",
     "classification": "confusion_matrix",
@@ -134,6 +164,8 @@ def figure_names(result: Mapping[str, Any]) -> list[str]:
     names = [f"{task}_learning_curve.png"] if result["status"] == "succeeded" else []
     if "model" in result:
         names.append(f"{task}_{_KIND_FIGURE[task_spec(task).kind]}.png")
+    if result.get("ood", {}).get("status") == "evaluated":
+        names.append(f"{task}_ood_guard.png")
     return names
 
 
@@ -147,6 +179,7 @@ def task_figures(
         "parameter_errors": lambda: parameter_errors(spec, predictions),
         "confusion_matrix": lambda: confusion_matrix(spec, result),
         "reliability": lambda: reliability_diagram(spec, result, predictions),
+        "ood_guard": lambda: ood_guard(spec, result["ood"]),
     }
     prefix = f"{spec.name}_"
     return {

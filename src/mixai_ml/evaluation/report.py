@@ -78,6 +78,49 @@ def _audio_table(audio: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _ood_section(task: str, ood: Mapping[str, Any]) -> list[str]:
+    """The guard's false alarms, detections per known shift, and errors inside / outside."""
+    if ood.get("status") != "evaluated":
+        return [
+            f"Out-of-distribution guard: not evaluated ({ood.get('reason', 'no reference')}).",
+            "",
+        ]
+    metric = task_spec(task).primary_metric
+    lines = [
+        f"**Out-of-distribution guard** (threshold calibrated out of fold to "
+        f"{ood['target_false_alarm_rate']:.0%} false alarms): "
+        f"{_fmt(ood['false_alarm_rate'], '.1%')} of the {ood['n_held_out']} held-out jobs flagged.",
+        "",
+        "| known shift | jobs | flagged | input drift (max PSI) | most drifted features |",
+        "|---|---|---|---|---|",
+    ]
+    for name, block in ood["shifts"].items():
+        top = ", ".join(
+            f"`{f['feature']}` {f['psi']:.2f}" for f in block["top_drifting_features"][:3]
+        )
+        lines.append(
+            f"| {name} | {block['n']} | {_fmt(block['detection_rate'], '.0%')} | "
+            f"{_fmt(block['input_psi_max'], '.2f')} | {top} |"
+        )
+    lines += [
+        "",
+        f"| inputs (labels known) | jobs | model error | rules error | model {metric} "
+        f"| rules {metric} |",
+        "|---|---|---|---|---|---|",
+    ]
+    for group, label in (
+        ("in_distribution", "passed by the guard"),
+        ("out_of_distribution", "flagged"),
+    ):
+        block = ood["errors"][group]
+        model, rules = block.get("model", {}), block.get("rules", {})
+        lines.append(
+            f"| {label} | {block['n']} | {_fmt(model.get('loss'))} | {_fmt(rules.get('loss'))} | "
+            f"{_fmt(model.get(metric))} | {_fmt(rules.get(metric))} |"
+        )
+    return [*lines, ""]
+
+
 def markdown_report(
     evaluations: Mapping[str, Mapping[str, Any]],
     decisions: Mapping[str, Mapping[str, Any]],
@@ -117,6 +160,8 @@ def markdown_report(
             lines += [*_per_parameter_table(task, result), ""]
         if audio.get(task):
             lines += _audio_table(audio[task])
+        if "ood" in result:
+            lines += _ood_section(task, result["ood"])
         for name, ci in result.get("bootstrap", {}).items():
             lines.append(
                 f"- {name.replace('_', ' ')} on {result['primary_metric']}: "

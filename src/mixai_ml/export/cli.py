@@ -95,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 now,
                 catalog.load("model_store"),
                 catalog.load("edge_graphs"),
+                ood_policy=context.params["export"]["ood_policy"],
             )
         except (ValueError, LookupError, FileNotFoundError) as error:
             print(f"mixai-registry: {error}", file=sys.stderr)

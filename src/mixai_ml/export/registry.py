@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from mixai_inference import FEATURE_SCHEMA_VERSION
-from mixai_inference.bundle import Experiment, Manifest, ModelEntry, TaskEntry
+from mixai_inference.bundle import Experiment, Manifest, ModelEntry, TaskEntry, sha256_bytes
 from mixai_inference.tasks import task_names, task_spec
 from mixai_ml.edge import edge_bundle_entries
 from mixai_ml.export.store import ModelStore
@@ -192,6 +192,8 @@ def build_manifest(
     now: datetime,
     store: ModelStore,
     edge_graphs: Mapping[str, bytes] | None = None,
+    *,
+    ood_policy: Mapping[str, str] | None = None,
 ) -> tuple[Manifest, dict[str, bytes]]:
     """The bundle's manifest and files from the registry and the export configuration.
 
@@ -206,9 +208,12 @@ def build_manifest(
         store: the model store the registry's URIs point into.
         edge_graphs: the browser's graphs by name (``features``, ``alignment``), shipped
             beside the models (:func:`mixai_ml.edge.edge_bundle_entries`).
+        ood_policy: task -> its out-of-distribution policy (``export.ood_policy``; a task
+            left out takes the package default, :data:`mixai_inference.ood.DEFAULT_POLICY`).
 
     Returns:
-        The manifest, and each shipped file's name and bytes (read from the store).
+        The manifest, and each shipped file's name and bytes (read from the store): each
+        model, and its training reference when the store has one.
 
     Raises:
         FileNotFoundError: If a shipped model is missing from the store.
@@ -257,6 +262,8 @@ def build_manifest(
                 files[file_name] = store.read(str(row.uri), str(row.sha256))
             except (FileNotFoundError, ValueError) as error:
                 raise type(error)(f"{file_name}: {error}; refusing to ship it") from None
+            reference = _reference(store, str(row.uri), f"{task}-{row.version}.reference.json")
+            files.update(reference)
             models[str(row.version)] = ModelEntry(
                 version=str(row.version),
                 file=file_name,
@@ -270,8 +277,14 @@ def build_manifest(
                 output_dim=len(spec.outputs),
                 metrics=json.loads(row.metrics) if isinstance(row.metrics, str) else {},
                 created_at=pd.Timestamp(row.created_at).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                reference=next(iter(reference), None),
+                reference_sha256=next(map(sha256_bytes, reference.values()), None),
             )
-        tasks[task] = TaskEntry(str(active.iloc[0]["version"]) if len(active) else None, models)
+        tasks[task] = TaskEntry(
+            str(active.iloc[0]["version"]) if len(active) else None,
+            models,
+            ood_policy=(ood_policy or {}).get(task),
+        )
     edge, edge_files = edge_bundle_entries(edge_graphs or {})
     manifest = Manifest(
         feature_schema_version=FEATURE_SCHEMA_VERSION,
@@ -282,6 +295,15 @@ def build_manifest(
         edge=edge,
     )
     return manifest, files | edge_files
+
+
+def _reference(store: ModelStore, model_uri: str, file_name: str) -> dict[str, bytes]:
+    """``{file_name: bytes}`` of a model's training reference, empty when the store has none
+    (models exported before references existed, or trained on too few rows)."""
+    try:
+        return {file_name: store.read(ModelStore.reference_uri(model_uri))}
+    except FileNotFoundError:
+        return {}
 
 
 def register_candidates(

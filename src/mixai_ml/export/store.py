@@ -1,8 +1,10 @@
-"""The immutable model store: every exported ONNX model, addressed by a URI.
+"""The immutable model store: every exported ONNX model and its training reference,
+addressed by URIs.
 
-A URI is ``<task>/<version>.onnx``, relative to the store's folder (the catalog's
-``model_store``); ``model_registry.uri`` holds it. A stored file is never replaced by
-different bytes: a version is its weights.
+A model's URI is ``<task>/<version>.onnx``, relative to the store's folder (the catalog's
+``model_store``); ``model_registry.uri`` holds it. Its training reference
+(:mod:`mixai_inference.ood`) is ``<task>/<version>.reference.json`` beside it. A stored
+file is never replaced by different bytes: a version is its weights.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ class ModelStore:
     def uri(task: str, version: str) -> str:
         """The URI of a task's model version."""
         return f"{task}/{version}.onnx"
+
+    @staticmethod
+    def reference_uri(model_uri: str) -> str:
+        """The URI of the training reference of the model at ``model_uri``."""
+        return model_uri.removesuffix(".onnx") + ".reference.json"
 
     def read(self, uri: str, sha256: str | None = None) -> bytes:
         """The bytes of a stored model, checked against ``sha256`` when given.
@@ -63,5 +70,5 @@ class ModelStore:
     def _path(self, uri: str) -> Path:
         relative = Path(uri)
         if relative.is_absolute() or ".." in relative.parts or len(relative.parts) != 2:
-            raise ValueError(f"{uri!r} is not a model store URI (<task>/<version>.onnx)")
+            raise ValueError(f"{uri!r} is not a model store URI (<task>/<file>)")
         return self.root / relative

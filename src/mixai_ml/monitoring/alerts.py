@@ -20,6 +20,13 @@ ALERT_COLUMNS = (
     "observations",
 )
 _ACCURACY = set(ALL_METRICS)
+_DRIFT = {
+    "ood_rate": "scored",
+    "input_psi_max": "sketched",
+    "input_drifted": "sketched",
+    "prediction_psi_max": "predicted",
+}
+"""Drift metrics and the count of answers behind each."""
 
 
 def threshold_alerts(summary: pd.DataFrame, settings: MonitoringSettings) -> pd.DataFrame:
@@ -27,14 +34,19 @@ def threshold_alerts(summary: pd.DataFrame, settings: MonitoringSettings) -> pd.
 
     Rules come from ``thresholds.rules.all_tasks`` plus ``thresholds.rules.<task>``. A window
     with fewer than ``min_requests`` requests (``min_labelled`` labelled predictions for the
-    accuracy metrics) raises nothing: too few events to tell noise from a problem.
+    accuracy metrics, ``min_sketched`` scored answers for the drift metrics) raises nothing:
+    too few events to tell noise from a problem.
     """
     alerts = []
     for row in summary.to_dict("records"):
         for rule in settings.rules_for(str(row["task"])):
-            accuracy = rule.metric in _ACCURACY
-            observations = int(row["labelled"] if accuracy else row["requests"])
-            needed = settings.min_labelled if accuracy else settings.min_requests
+            if rule.metric in _ACCURACY:
+                observed, needed = "labelled", settings.min_labelled
+            elif rule.metric in _DRIFT:
+                observed, needed = _DRIFT[rule.metric], settings.min_sketched
+            else:
+                observed, needed = "requests", settings.min_requests
+            observations = int(row[observed])
             value = float(row.get(rule.metric, math.nan))
             if observations < needed or not math.isfinite(value):
                 continue

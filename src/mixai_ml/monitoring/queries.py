@@ -9,6 +9,7 @@ BY expressions as identical.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
 
@@ -69,21 +70,27 @@ def latest_event(engine: Engine) -> pd.Timestamp | None:
     return None if pd.isna(latest) else pd.Timestamp(latest)
 
 
+def _counts() -> list[ColumnElement[Any]]:
+    """``requests``, ``latency_mean_ms``, ``errors``, ``fallbacks``, ``scored`` (answers with an
+    out-of-distribution score) and ``out_of_distribution`` of a group of rows."""
+    return [
+        func.count().label("requests"),
+        func.avg(_metrics.c.latency_ms).label("latency_mean_ms"),
+        func.sum(case((_metrics.c.ok.is_(False), 1), else_=0)).label("errors"),
+        func.sum(case((_metrics.c.source == "rules", 1), else_=0)).label("fallbacks"),
+        func.count(_metrics.c.ood_score).label("scored"),
+        func.sum(case((_metrics.c.ood.is_(True), 1), else_=0)).label("out_of_distribution"),
+    ]
+
+
 def window_counts(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:
-    """Per task × model version: ``requests``, ``latency_mean_ms``, ``errors``, ``fallbacks``.
+    """Per task × model version: :func:`_counts`.
 
     An error is a row with ``ok`` false; a fallback is a row served by the rules
     (``source = 'rules'``).
     """
     query = (
-        select(
-            _metrics.c.task,
-            _metrics.c.model_version,
-            func.count().label("requests"),
-            func.avg(_metrics.c.latency_ms).label("latency_mean_ms"),
-            func.sum(case((_metrics.c.ok.is_(False), 1), else_=0)).label("errors"),
-            func.sum(case((_metrics.c.source == "rules", 1), else_=0)).label("fallbacks"),
-        )
+        select(_metrics.c.task, _metrics.c.model_version, *_counts())
         .where(_in_window(start, end))
         .group_by(_metrics.c.task, _metrics.c.model_version)
     )
@@ -116,21 +123,31 @@ def latency_histogram(
 
 
 def period_counts(engine: Engine, start: datetime, end: datetime, period: Period) -> pd.DataFrame:
-    """Per period × task: ``requests``, ``latency_mean_ms``, ``errors``, ``fallbacks``."""
+    """Per period × task: :func:`_counts`."""
     bucket = utc_period(_metrics.c.recorded_at, period, engine.dialect.name).label("period")
     query = (
-        select(
-            bucket,
-            _metrics.c.task,
-            func.count().label("requests"),
-            func.avg(_metrics.c.latency_ms).label("latency_mean_ms"),
-            func.sum(case((_metrics.c.ok.is_(False), 1), else_=0)).label("errors"),
-            func.sum(case((_metrics.c.source == "rules", 1), else_=0)).label("fallbacks"),
-        )
+        select(bucket, _metrics.c.task, *_counts())
         .where(_in_window(start, end))
         .group_by(bucket, _metrics.c.task)
     )
     return pd.read_sql_query(query, engine)
+
+
+def sketches(
+    engine: Engine, start: datetime, end: datetime, period: Period, chunk_rows: int = 50_000
+) -> Iterator[pd.DataFrame]:
+    """The ``input_sketch`` of every scored answer of the window, in chunks: ``recorded_at,
+    period, task, model_version, input_sketch``."""
+    bucket = utc_period(_metrics.c.recorded_at, period, engine.dialect.name).label("period")
+    query = select(
+        _metrics.c.recorded_at,
+        bucket,
+        _metrics.c.task,
+        _metrics.c.model_version,
+        _metrics.c.input_sketch,
+    ).where(_in_window(start, end), _metrics.c.input_sketch.is_not(None))
+    for chunk in pd.read_sql_query(query, engine, chunksize=chunk_rows):
+        yield _versions(to_utc(chunk, ["recorded_at"]))
 
 
 def labelled_predictions(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame:

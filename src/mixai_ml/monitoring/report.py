@@ -15,6 +15,7 @@ from mixai_ml.monitoring.windows import MonitoringSettings
 
 TIMESERIES_PLOT = "monitoring_timeseries.png"
 """File name of the plot, beside the report in ``data/08_reporting``."""
+DRIFT_PLOT = "monitoring_drift.png"
 
 
 def timeseries_plot(series: pd.DataFrame, period: str) -> Figure:
@@ -50,6 +51,68 @@ def timeseries_plot(series: pd.DataFrame, period: str) -> Figure:
     axes[-1].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     figure.tight_layout()
     return figure
+
+
+def drift_plot(
+    series: pd.DataFrame, drift_series: pd.DataFrame, period: str, feature_psi: float
+) -> Figure:
+    """Per task: the share of out-of-distribution answers, and the PSI of its most drifted
+    inputs (against the drift limit ``feature_psi``), per period."""
+    tasks = sorted(set(series["task"]) | set(drift_series["task"]))
+    figure = Figure(figsize=(11, 2.8 * max(len(tasks), 1)))
+    axes = figure.subplots(max(len(tasks), 1), 2, squeeze=False, sharex=True)
+    if not tasks:
+        axes[0, 0].set_title("no scored answers in the window")
+    series = series.assign(period=pd.to_datetime(series["period"], utc=True))
+    drift_series = drift_series.assign(period=pd.to_datetime(drift_series["period"], utc=True))
+    for row, task in enumerate(tasks):
+        share, psi = axes[row]
+        rows = series[series["task"] == task].sort_values("period")
+        share.plot(rows["period"], 100 * rows["ood_rate"], marker=".", color="tab:purple")
+        share.set(ylabel="out of distribution (%)", title=f"{task}: answers flagged by the guard")
+        for feature, lines in drift_series[drift_series["task"] == task].groupby("feature"):
+            lines = lines.sort_values("period")
+            psi.plot(lines["period"], lines["psi"], marker=".", label=str(feature))
+        psi.axhline(feature_psi, color="k", linestyle=":", linewidth=1)
+        psi.set(ylabel="PSI vs training", title=f"{task}: most drifted inputs")
+        if psi.lines[:-1]:
+            psi.legend(fontsize="x-small", loc="upper left")
+        for axis in (share, psi):
+            axis.grid(alpha=0.3)
+    locator = mdates.AutoDateLocator()
+    for axis in axes[-1]:
+        axis.xaxis.set_major_locator(locator)
+        axis.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    figure.suptitle(
+        f"Input drift per {period} (UTC); dotted: PSI {feature_psi:g}", x=0.01, ha="left"
+    )
+    figure.tight_layout()
+    return figure
+
+
+def _drift_section(summary: pd.DataFrame) -> list[str]:
+    """Per window × task × version: scored answers, the out-of-distribution share, and the
+    input and prediction drift with the most drifted names."""
+    lines = [
+        "## Input drift and out-of-distribution answers",
+        "",
+        f"![Out-of-distribution share and input drift over time]({DRIFT_PLOT})",
+        "",
+        "| window | task | model version | scored | out of distribution | input PSI max "
+        "| drifted inputs | most drifted inputs | prediction PSI max | most drifted outputs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    scored = summary[summary["sketched"] > 0]
+    if scored.empty:
+        return [*lines[:2], "No scored answers (no training reference, or policy `off`).", ""]
+    for r in scored.itertuples():
+        share = "–" if pd.isna(r.ood_rate) else f"{100 * r.ood_rate:.1f} %"
+        lines.append(
+            f"| {r.window} | {r.task} | {r.model_version} | {r.sketched} | {share} "
+            f"| {_num(r.input_psi_max)} | {r.input_drifted} | {r.top_drift_features} "
+            f"| {_num(r.prediction_psi_max)} | {r.top_drift_outputs or '–'} |"
+        )
+    return [*lines, ""]
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -130,7 +193,7 @@ def markdown_report(
             f"| {_num(r.latency_p99_ms)} | {100 * r.error_rate:.2f} % "
             f"| {100 * r.fallback_rate:.2f} % |"
         )
-    lines += ["", "## Online accuracy (labelled predictions)", ""]
+    lines += ["", *_drift_section(summary), "## Online accuracy (labelled predictions)", ""]
     for task, names in accuracy_metrics().items():
         rows = summary[(summary["task"] == task) & (summary["labelled"] > 0)]
         lines += [f"### {task}", ""]

@@ -1,7 +1,9 @@
 """Monitoring windows (1 h, 1 d, 7 d, 30 d by default) ending at a reference time.
 
 Per window × task × model version: request count, mean / p50 / p95 / p99 latency, error rate,
-fallback rate (share served by the rules) and online accuracy where labels exist. Counts and
+fallback rate (share served by the rules), the share of out-of-distribution answers, input
+and prediction drift (:mod:`~mixai_ml.monitoring.drift`) and online accuracy where labels
+exist. Counts and
 means come from SQL; latency quantiles from a SQL histogram with ``latency_resolution_ms`` wide
 buckets (exact to half a bucket, whatever the table size); accuracy from the labelled predictions
 of the window (few rows: one per labelled job).
@@ -19,6 +21,7 @@ from sqlalchemy import Engine
 
 from mixai_ml.monitoring import queries
 from mixai_ml.monitoring.accuracy import ALL_METRICS, online_accuracy
+from mixai_ml.monitoring.drift import DRIFT_COLUMNS, drift_windows
 
 QUANTILES = {"latency_p50_ms": 0.50, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
 SUMMARY_COLUMNS = (
@@ -32,6 +35,9 @@ SUMMARY_COLUMNS = (
     *QUANTILES,
     "error_rate",
     "fallback_rate",
+    "scored",
+    "ood_rate",
+    *DRIFT_COLUMNS,
     "labelled",
     *ALL_METRICS,
 )
@@ -43,6 +49,7 @@ SERIES_COLUMNS = (
     "latency_p95_ms",
     "error_rate",
     "fallback_rate",
+    "ood_rate",
 )
 
 
@@ -65,8 +72,14 @@ class MonitoringSettings:
     series_period: queries.Period
     min_requests: int
     min_labelled: int
+    min_sketched: int
+    """Drift and out-of-distribution rules need this many scored answers."""
     rules: Mapping[str, tuple[Rule, ...]]
     """Task (or ``all_tasks``) → its threshold rules."""
+    feature_psi: float
+    """An input or output has drifted above this PSI (``drift.feature_psi``)."""
+    top_features: int
+    """Drifted inputs and outputs named per window (``drift.top_features``)."""
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> MonitoringSettings:
@@ -103,7 +116,10 @@ class MonitoringSettings:
             series_period=cast(queries.Period, period),
             min_requests=int(thresholds["min_requests"]),
             min_labelled=int(thresholds["min_labelled"]),
+            min_sketched=int(thresholds["min_sketched"]),
             rules=rules,
+            feature_psi=float(params["drift"]["feature_psi"]),
+            top_features=int(params["drift"]["top_features"]),
         )
 
     def rules_for(self, task: str) -> tuple[Rule, ...]:
@@ -145,7 +161,9 @@ def _rates(frame: pd.DataFrame) -> pd.DataFrame:
     requests = frame["requests"].astype(float)
     frame["error_rate"] = frame["errors"].astype(float) / requests
     frame["fallback_rate"] = frame["fallbacks"].astype(float) / requests
-    return frame.drop(columns=["errors", "fallbacks"])
+    scored = frame["scored"].astype(float).where(frame["scored"] > 0)
+    frame["ood_rate"] = frame["out_of_distribution"].astype(float) / scored
+    return frame.drop(columns=["errors", "fallbacks", "out_of_distribution"])
 
 
 def _accuracy(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -161,8 +179,20 @@ def reference_time(engine: Engine, settings: MonitoringSettings) -> pd.Timestamp
     return settings.reference_time or queries.latest_event(engine)
 
 
-def window_summary(engine: Engine, settings: MonitoringSettings, end: pd.Timestamp) -> pd.DataFrame:
-    """One row per window × task × model version with traffic (:data:`SUMMARY_COLUMNS`)."""
+def window_summary(
+    engine: Engine,
+    settings: MonitoringSettings,
+    end: pd.Timestamp,
+    drift: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One row per window × task × model version with traffic (:data:`SUMMARY_COLUMNS`).
+
+    Args:
+        drift: :func:`~mixai_ml.monitoring.drift.drift_windows`'s summary, if the caller
+            has it already; otherwise computed here.
+    """
+    if drift is None:
+        drift = drift_windows(engine, settings, end)[0]
     longest = max(settings.windows.values())
     pairs = queries.labelled_predictions(engine, end - longest, end)
     frames = []
@@ -180,9 +210,13 @@ def window_summary(engine: Engine, settings: MonitoringSettings, end: pd.Timesta
         )
         accuracy = _accuracy(pairs[pairs["recorded_at"] > start])
         frame = (
-            _rates(counts).merge(latency, on=keys, how="left").merge(accuracy, on=keys, how="left")
+            _rates(counts)
+            .merge(latency, on=keys, how="left")
+            .merge(accuracy, on=keys, how="left")
+            .merge(drift[drift["window"] == name].drop(columns="window"), on=keys, how="left")
         )
-        frame["labelled"] = frame["labelled"].fillna(0).astype(int)
+        for column in ("labelled", "sketched", "predicted", "input_drifted"):
+            frame[column] = frame[column].fillna(0).astype(int)
         frames.append(frame.assign(window=name, window_start=start, window_end=end))
     if not frames:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))

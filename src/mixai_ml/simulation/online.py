@@ -15,6 +15,9 @@ is answered by the rules. Row semantics:
 * ``source="rules"``, ``ok=0``, ``error``, no prediction: nothing could answer (the
   job's mix file is corrupt).
 
+Every answer with a prediction also has the guard's ``ood_score``, ``ood`` and
+``input_sketch``, with a drift episode in the last days (:mod:`~mixai_ml.simulation.guard`).
+
 Predictions are what the model (or the rules) would say: the label plus an error whose
 size depends on the version (recorded in the ground truth), so online accuracy can be
 compared with ``labels``.
@@ -52,6 +55,7 @@ from mixai_inference.tasks import (
 )
 from mixai_ml.dsp.mastering import clip_to_ranges
 from mixai_ml.simulation.config import EXPERIMENTS, ONLINE, compact_json, stream
+from mixai_ml.simulation.guard import guard_columns
 from mixai_ml.simulation.styles import STYLES
 
 MODEL_VERSIONS: Final = ("1.0.0", "1.1.0")
@@ -219,11 +223,12 @@ def model_metrics(
                     else _PREDICTIONS[task](fact, source, version, quality, rng),
                 }
             )
-    return (
+    frame = (
         pd.DataFrame(rows)
         .sort_values(["recorded_at", "job_id", "task"], kind="stable")
         .reset_index(drop=True)
     )
+    return guard_columns(frame, online["guard"], seed, world_end)
 
 
 # --- A/B experiments ----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mixai_inference.ood import InputReference
 from mixai_ml.training.models import TabularNet
 
 Status = Literal["succeeded", "skipped"]
@@ -24,6 +25,8 @@ class TrainedTask:
         baseline: the fitted scikit-learn baseline (``None`` when skipped).
         info: the run's record: training job id, governance counts, split
             sizes, loss history, calibration, configuration.
+        reference: the model's training reference (``None`` when skipped or when
+            too few rows).
     """
 
     task: str
@@ -34,6 +37,7 @@ class TrainedTask:
     model: TabularNet | None = None
     baseline: Any = None
     info: dict[str, Any] = field(default_factory=dict)
+    reference: InputReference | None = None
 
     @property
     def trained(self) -> bool:

@@ -13,11 +13,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mixai_inference.ood import InputReference
 from mixai_inference.tasks import TaskSpec, task_spec
 from mixai_ml.training.artifact import TrainedTask
 from mixai_ml.training.baselines import make_sklearn_baseline
 from mixai_ml.training.data import arrays
-from mixai_ml.training.models import HEAD_OF_KIND, NetConfig, Scaling, TabularNet
+from mixai_ml.training.models import HEAD_OF_KIND, NetConfig, Scaling, TabularNet, predict
+from mixai_ml.training.reference import fit_reference, served_outputs
 from mixai_ml.training.trainer import FitConfig, calibrate, fit
 
 logger = logging.getLogger(__name__)
@@ -105,6 +107,7 @@ def train_task(
     training_job: Mapping[str, Any],
     params: Mapping[str, Any],
     *,
+    reference: Mapping[str, Any] | None = None,
     now: datetime | None = None,
 ) -> TrainedTask:
     """Train the model and the scikit-learn baseline of ``task`` on its train split.
@@ -116,11 +119,15 @@ def train_task(
             ``skipped``); a skipped job trains nothing.
         params: ``net`` (``hidden``, ``dropout``, ``seed``), ``fit`` (:class:`FitConfig`
             fields) and ``baseline`` (:func:`make_sklearn_baseline` config).
+        reference: the training reference's parameters (:func:`fit_reference`); ``None``:
+            no reference.
         now: the training time (for the version), default the current time.
 
     Returns:
         The :class:`TrainedTask`; ``info`` holds the split sizes, loss history and,
-        for a probability task, the calibration fitted on the validation split.
+        for a probability task, the calibration fitted on the validation split. Its
+        ``reference`` is fitted on the train and validation rows (``None`` when there are
+        too few; ``info["reference"]`` says why).
     """
     spec = task_spec(task)
     info: dict[str, Any] = {"training_job_id": training_job["training_job_id"]}
@@ -153,4 +160,30 @@ def train_task(
         model=model,
         baseline=baseline,
         info=info,
+        reference=None
+        if reference is None
+        else _reference(spec, model, model_input, reference, info),
     )
+
+
+def _reference(
+    spec: TaskSpec,
+    model: TabularNet,
+    model_input: pd.DataFrame,
+    params: Mapping[str, Any],
+    info: dict[str, Any],
+) -> InputReference | None:
+    """The model's training reference on the rows it learnt from (train and validation)."""
+    rows = model_input[model_input["split"] != "test"]
+    inputs = rows[list(spec.input_names())].to_numpy(dtype=np.float32)
+    outputs = served_outputs(spec, predict(model, inputs))
+    try:
+        fitted = fit_reference(
+            inputs, outputs, rows["user_id"], spec.input_names(), spec.outputs, params
+        )
+    except ValueError as error:
+        logger.warning("%s: no training reference, its model is not guarded: %s", spec.name, error)
+        info["reference"] = str(error)
+        return None
+    info["reference"] = dict(fitted.info)
+    return fitted

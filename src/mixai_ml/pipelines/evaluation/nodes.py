@@ -9,8 +9,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from mixai_inference.tasks import MASTER_REG
-from mixai_ml.evaluation import audio, plots, predictions, promotion, report
+from mixai_ml.evaluation import audio, plots, predictions, probes, promotion, report
 from mixai_ml.evaluation.evaluate import evaluate_task
+from mixai_ml.evaluation.ood import evaluate_guard
 from mixai_ml.export.store import ModelStore
 from mixai_ml.training.artifact import TrainedTask
 
@@ -24,12 +25,35 @@ def predict_test_set(
     return predictions.test_predictions(trained_task, model_input, model_registry, model_store)
 
 
+def probe_shifted_features(
+    jobs: pd.DataFrame,
+    job_audio_files: Mapping[str, Callable[[], Any]],
+    params: dict[str, Any],
+    *model_inputs: pd.DataFrame,
+) -> pd.DataFrame:
+    """Features of up to ``max_jobs`` held-out jobs under each known shift of their audio."""
+    held_out = probes.held_out_jobs(model_inputs, int(params["max_jobs"]))
+    return probes.probe_features(
+        jobs, job_audio_files, held_out, params["shifts"], params.get("n_workers")
+    )
+
+
 def evaluate(
-    test_predictions: pd.DataFrame, trained_task: TrainedTask, params: dict[str, Any]
+    test_predictions: pd.DataFrame,
+    trained_task: TrainedTask,
+    model_input: pd.DataFrame,
+    ood_probe_features: pd.DataFrame,
+    labels: pd.DataFrame,
+    params: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Figure]]:
+    """The task's metrics against its contenders, and the evaluation of its guard (``ood``)."""
     result = evaluate_task(test_predictions, trained_task, params)
+    result["ood"] = evaluate_guard(
+        trained_task, model_input, ood_probe_features, labels, params["ood"]
+    )
+    result = report.json_safe(result)
     figures = plots.task_figures(result, test_predictions, trained_task.info.get("history"))
-    return report.json_safe(result), figures
+    return result, figures
 
 
 def evaluate_audio_domain(

@@ -21,7 +21,14 @@ def task_template() -> Pipeline:
             ),
             node(
                 nodes.evaluate,
-                inputs=["test_predictions", "trained_task", "params:evaluation"],
+                inputs=[
+                    "test_predictions",
+                    "trained_task",
+                    "model_input",
+                    "ood_probe_features",
+                    "labels",
+                    "params:evaluation",
+                ],
                 outputs=["task_evaluation", "evaluation_plots"],
                 name="evaluate",
             ),
@@ -36,7 +43,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
             Pipeline(
                 task_template(),
                 namespace=task,
-                inputs={"model_registry", "model_store"},
+                inputs={"model_registry", "model_store", "ood_probe_features", "labels"},
                 parameters={"params:evaluation"},
             )
             for task in tasks
@@ -46,6 +53,18 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
     evaluations = [f"{task}.task_evaluation" for task in tasks]
     return per_task + Pipeline(
         [
+            # the guard's known shifts: held-out audio made louder, duller, noisier, misread
+            node(
+                nodes.probe_shifted_features,
+                inputs=[
+                    "jobs",
+                    "job_audio_files",
+                    "params:evaluation.ood",
+                    *(f"{task}.model_input" for task in tasks),
+                ],
+                outputs="ood_probe_features",
+                name="probe_shifted_features",
+            ),
             # master_reg's parameters also judged by ear: rendered through the mastering chain
             node(
                 nodes.evaluate_audio_domain,

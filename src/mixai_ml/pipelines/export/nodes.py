@@ -25,12 +25,13 @@ def _scalar_metrics(block: dict[str, Any]) -> dict[str, float]:
 
 def export_model(
     trained_task: TrainedTask, model_input: pd.DataFrame, task_evaluation: dict[str, Any]
-) -> tuple[dict[str, onnx.ModelProto], dict[str, Any]]:
+) -> tuple[dict[str, onnx.ModelProto | bytes], dict[str, Any]]:
     """Export the trained model to ONNX and prove parity on the held-out split.
 
     Returns:
-        ``{uri: model}`` for the model store (empty when training was skipped) and the
-        export report (status, version, uri, sha256, parity).
+        ``{uri: model or bytes}`` for the model store: the model and its training reference
+        (empty when training was skipped), and the export report (status, version, uri,
+        sha256, parity).
     """
     task = trained_task.task
     if not trained_task.trained or trained_task.model is None:
@@ -41,7 +42,10 @@ def export_model(
     parity = onnx_export.check_parity(proto, trained_task.model, held_out)
     logger.info("%s: ONNX parity max |diff| %.2e", task, parity["max_abs_diff"])
     uri = ModelStore.uri(task, trained_task.version)
-    return {uri: proto}, {
+    stored: dict[str, onnx.ModelProto | bytes] = {uri: proto}
+    if trained_task.reference is not None:
+        stored[ModelStore.reference_uri(uri)] = trained_task.reference.to_bytes()
+    return stored, {
         "task": task,
         "status": "exported",
         "version": trained_task.version,
@@ -50,6 +54,7 @@ def export_model(
         "opset": onnx_export.OPSET,
         "parity": parity,
         "metrics": metrics,
+        "reference": trained_task.reference is not None,
     }
 
 
@@ -81,6 +86,6 @@ def publish(
     table = registry.register_candidates(model_registry, exported, promotion_decision, now)
     flags, experiments = registry.bundle_control(params["flags"], ml_feature_flags, ab_experiments)
     manifest, files = registry.build_manifest(
-        table, flags, experiments, now, model_store, edge_graphs
+        table, flags, experiments, now, model_store, edge_graphs, ood_policy=params["ood_policy"]
     )
     return table, (manifest, files), registry.bundle_summary(manifest)

@@ -10,13 +10,18 @@ from mixai_ml.pipelines.monitoring import nodes
 
 
 def create_pipeline(**kwargs: Any) -> Pipeline:
-    """Windows and alerts → report, plot and machine-readable summary."""
+    """Windows, drift and alerts → report, plots and machine-readable summary."""
     return Pipeline(
         [
             node(
                 nodes.summarise_windows,
                 inputs=["app_db", "params:monitoring"],
-                outputs=["monitoring_summary", "monitoring_alerts", "monitoring_series"],
+                outputs=[
+                    "monitoring_summary",
+                    "monitoring_alerts",
+                    "monitoring_series",
+                    "monitoring_drift_series",
+                ],
                 name="summarise_windows",
             ),
             node(
@@ -25,9 +30,15 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                     "monitoring_summary",
                     "monitoring_alerts",
                     "monitoring_series",
+                    "monitoring_drift_series",
                     "params:monitoring",
                 ],
-                outputs=["monitoring_report", "monitoring_plot", "monitoring_summary_json"],
+                outputs=[
+                    "monitoring_report",
+                    "monitoring_plot",
+                    "monitoring_drift_plot",
+                    "monitoring_summary_json",
+                ],
                 name="render_monitoring_report",
             ),
         ],

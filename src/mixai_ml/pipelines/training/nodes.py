@@ -53,11 +53,17 @@ def start_training_job(
 
 
 def train(
-    model_input: pd.DataFrame, training_job: pd.DataFrame, params: dict[str, Any], *, task: str
+    model_input: pd.DataFrame,
+    training_job: pd.DataFrame,
+    params: dict[str, Any],
+    reference: dict[str, Any],
+    *,
+    task: str,
 ) -> tuple[TrainedTask, pd.DataFrame]:
-    """Train the task's model and baseline; mark the run ``succeeded`` (or keep ``skipped``)."""
+    """Train the task's model, baseline and training reference; mark the run ``succeeded``
+    (or keep ``skipped``)."""
     started = training_job.iloc[0].to_dict()
-    trained = runs.train_task(task, model_input, started, params)
+    trained = runs.train_task(task, model_input, started, params, reference=reference)
     trained.info["governance"] = json.loads(started["governance"])
     finished = training_job.copy()
     if trained.trained:

@@ -46,7 +46,7 @@ def task_template(task: str) -> Pipeline:
             ),
             node(
                 for_task(nodes.train, task),
-                inputs=["model_input", "training_job", "params:model"],
+                inputs=["model_input", "training_job", "params:model", "params:training.reference"],
                 outputs=["trained_task", "training_job_finished"],
                 name="train",
             ),
@@ -61,7 +61,11 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 task_template(task),
                 namespace=task,
                 inputs=set(SHARED_INPUTS),
-                parameters={"params:training.split", "params:training.min_samples"},
+                parameters={
+                    "params:training.split",
+                    "params:training.min_samples",
+                    "params:training.reference",
+                },
             )
             for task in task_names()
         ),

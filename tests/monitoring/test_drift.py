@@ -1,0 +1,137 @@
+"""Input and prediction drift from the answers' sketches: the PSI, the windows, the alerts and
+the report, on logs whose drift episode is known (the demo world's guard columns)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from prediction_logs import PROJECT, REFERENCE, monitoring_parameters, save_logs, simulate_logs
+
+from mixai_inference.ood import SKETCH_BINS
+from mixai_ml.db import get_engine
+from mixai_ml.monitoring.alerts import threshold_alerts
+from mixai_ml.monitoring.drift import digit_counts, drift_windows, psi, top_drifting
+from mixai_ml.monitoring.windows import MonitoringSettings, window_summary
+from mixai_ml.pipelines.monitoring.nodes import render_monitoring_report, summarise_windows
+from mixai_ml.simulation.guard import guard_columns
+
+GUARD = yaml.safe_load((PROJECT / "conf/base/parameters_demo_data.yml").read_text())["demo_data"][
+    "online"
+]["guard"]
+DRIFTED_PREFIXES = tuple(GUARD["drift"]["inputs"])
+
+
+def population_stability(expected: np.ndarray, actual: np.ndarray) -> float:
+    """The textbook PSI of two distributions over the same bins (no empty bin)."""
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def test_psi_matches_the_textbook_formula_and_is_near_zero_without_drift() -> None:
+    rng = np.random.default_rng(5)
+    counts = rng.integers(500, 5000, (4, SKETCH_BINS))
+    for row, value in zip(counts, psi(counts), strict=True):
+        share = (row + 0.5) / (row.sum() + 0.5 * SKETCH_BINS)
+        assert value == pytest.approx(population_stability(np.full(SKETCH_BINS, 0.1), share))
+    uniform = rng.integers(0, SKETCH_BINS, (20_000, 3)).astype(np.uint8)
+    assert psi(digit_counts(uniform)).max() < 0.003  # about 9 / n
+    low = uniform.copy()
+    low[:, 1] = rng.integers(0, 2, len(low))  # the two lowest deciles only
+    values = psi(digit_counts(low))
+    assert values[1] > 1.0
+    assert top_drifting(values, ["a", "b", "c"], 1) == [("b", pytest.approx(values[1]))]
+    assert np.isnan(psi(np.zeros((1, SKETCH_BINS))))[0]
+
+
+@pytest.fixture(scope="module")
+def drifting_logs() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """35 days of logs, enough for the 1-day window to count, with the demo's drift episode:
+    from 4 days before the end 60 % of the uploads are low-passed."""
+    metrics, labels = simulate_logs(np.random.default_rng(3), n=30_000)
+    return guard_columns(metrics, GUARD, seed=3, world_end=REFERENCE), labels
+
+
+@pytest.mark.slow
+def test_the_drift_episode_is_found_named_and_alerted(
+    sqlite_url: str, drifting_logs: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    metrics, labels = drifting_logs
+    save_logs(sqlite_url, metrics, labels)
+    engine = get_engine(sqlite_url)
+    settings = MonitoringSettings.from_params(monitoring_parameters())
+    drift, series = drift_windows(engine, settings, REFERENCE)
+    summary = window_summary(engine, settings, REFERENCE, drift).set_index(
+        ["window", "task", "model_version"]
+    )
+
+    # the share of out-of-distribution answers is the log's, per window
+    recent = metrics[metrics["recorded_at"] > REFERENCE - pd.Timedelta("1D")]
+    v2 = recent[(recent["task"] == "master_reg") & (recent["model_version"] == "v2")]
+    assert summary.loc[("1d", "master_reg", "v2"), "ood_rate"] == pytest.approx(
+        v2["ood"].sum() / v2["ood_score"].notna().sum()
+    )
+    assert summary.loc[("1d", "master_reg", "v2"), "ood_rate"] > 0.4
+    assert summary.loc[("30d", "align_conf", "v1"), "ood_rate"] < 0.05
+
+    for window in ("1d", "7d"):
+        for task in ("master_reg", "preset_cls"):
+            row = summary.loc[(window, task, "v2" if task == "master_reg" else "v1")]
+            assert row["input_psi_max"] > 0.25
+            named = row["top_drift_features"].split(", ")
+            assert all(item.startswith(DRIFTED_PREFIXES) for item in named)
+            assert row["prediction_psi_max"] > 0.25
+        # the alignment reads none of the low-passed features: no input drift
+        assert summary.loc[(window, "align_conf", "v1"), "input_psi_max"] < 0.1
+    # diluted over 30 days (4 days of 60 %): no input drift alert
+    assert summary.loc[("30d", "preset_cls", "v1"), "input_psi_max"] < 0.25
+
+    alerts = threshold_alerts(summary.reset_index(), settings)
+    fired = set(zip(alerts["window"], alerts["task"], alerts["metric"], strict=True))
+    assert ("1d", "master_reg", "input_psi_max") in fired
+    assert ("1d", "preset_cls", "ood_rate") in fired
+    assert ("7d", "preset_cls", "prediction_psi_max") in fired
+    assert not {alert for alert in fired if alert[1] == "align_conf" and "psi" in alert[2]}
+    # the plot's series follow the most drifted inputs per day: low before, high at the end
+    master = series[series["task"] == "master_reg"]
+    assert set(master["feature"]) <= {
+        name for name in master["feature"] if name.startswith(DRIFTED_PREFIXES)
+    }
+    days = pd.to_datetime(master["period"], utc=True)
+    assert master.loc[days < REFERENCE - pd.Timedelta("6D"), "psi"].max() < 0.25
+    assert master.loc[days > REFERENCE - pd.Timedelta("2D"), "psi"].min() > 0.25
+
+
+@pytest.mark.slow
+def test_the_report_names_the_drift_and_draws_it(
+    sqlite_url: str, drifting_logs: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    metrics, labels = drifting_logs
+    save_logs(sqlite_url, metrics, labels)
+    params = monitoring_parameters()
+    summary, alerts, series, drift = summarise_windows(get_engine(sqlite_url), params)
+    report, _, drift_figure, document = render_monitoring_report(
+        summary, alerts, series, drift, params
+    )
+    assert "## Input drift and out-of-distribution answers" in report
+    assert "](monitoring_drift.png)" in report
+    assert "input_psi_max" in report
+    assert any(alert["metric"] == "ood_rate" for alert in document["alerts"])
+    psi_axes = [axis for axis in drift_figure.axes if "most drifted inputs" in axis.get_title()]
+    assert len(psi_axes) == 3
+    assert all(axis.lines for axis in psi_axes)
+
+
+def test_the_demo_world_drift_is_deterministic_by_seed(
+    drifting_logs: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    metrics, _ = drifting_logs
+    again = guard_columns(
+        metrics.drop(columns=["ood_score", "ood", "input_sketch"]), GUARD, 3, REFERENCE
+    )
+    pd.testing.assert_frame_equal(again, metrics)
+    unanswered = metrics["prediction"].isna()
+    assert metrics.loc[unanswered, "input_sketch"].isna().all()
+    assert metrics.loc[~unanswered, "ood_score"].notna().all()
+    before = metrics[(metrics["recorded_at"] < REFERENCE - pd.Timedelta("5D")) & ~unanswered]
+    assert before["ood"].mean() == pytest.approx(0.01, abs=0.006)  # the calibrated 1 %
