@@ -69,6 +69,8 @@ def test_predict_answers_the_cli_json_with_a_request_id_and_records_it(
         "variant",
         "experiment_id",
         "reason",
+        "ood_score",
+        "ood",
     }
     assert len(answer["request_id"]) == 32
     status, again = client.call(
