@@ -186,7 +186,18 @@ def parameters() -> dict[str, Any]:
             "salt": "in-memory",
         },
         "params:training.min_samples": 10,
-        "params:evaluation": {"calibration_bins": 10, "bootstrap": {"n_resamples": 20, "seed": 0}},
+        "params:training.reference": {
+            "target_false_alarm_rate": 0.05,
+            "folds": 5,
+            "trim": 0.05,
+            "components": {"minor": 24, "major": 8},
+        },
+        "params:evaluation": {
+            "calibration_bins": 10,
+            "bootstrap": {"n_resamples": 20, "seed": 0},
+            "ood": {"shifts": {}, "top_features": 3},
+        },
+        "params:evaluation.ood": {"max_jobs": 2, "shifts": {}, "n_workers": 1},
         "params:evaluation.audio": {"max_jobs": 2, "sources": ["model", "rules"]},
         "params:evaluation.promotion": {
             "master_reg": always,
@@ -194,7 +205,11 @@ def parameters() -> dict[str, Any]:
             "align_conf": {**always, "max_ece": 1.0},
             TOY.name: always,
         },
-        "params:export": {"flags": {"enable_cpu_ml": True}, "edge": conf_export()["edge"]},
+        "params:export": {
+            "flags": {"enable_cpu_ml": True},
+            "edge": conf_export()["edge"],
+            "ood_policy": {},
+        },
     }
     for task in ("master_reg", "preset_cls", "align_conf", TOY.name):
         estimator = baselines.get(task, "logistic_regression")
@@ -270,6 +285,7 @@ def test_a_fourth_task_trains_evaluates_ships_and_serves(
         answer = served.predict(row, user_id="u1").answers[TOY.name]
         assert answer.provenance.source == "ml"
         assert answer.provenance.model_version == version
+        assert answer.ood_score is not None  # its training reference ships with it
         with torch.no_grad():
             inputs = torch.from_numpy(row[[FEATURE_NAMES.index(LUFS), FEATURE_NAMES.index(CREST)]])
             model = float(trained.model(inputs[None, :])[0, 0])

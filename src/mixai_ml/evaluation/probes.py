@@ -76,10 +76,7 @@ def probe_features(
         logger.warning(
             "shift probes: %d stages failed, e.g. %s", len(failures), failures.iloc[0].to_dict()
         )
-    keys = features["job_id"].str.split(_SEPARATOR, n=1, expand=True)
-    features = (
-        features.assign(job_id=keys[0], shift=keys[1])
-        if len(features)
-        else features.assign(shift=[])
-    )
+    if len(features):  # no audio, no shift: an empty table of the same columns
+        keys = features["job_id"].astype(str).str.split(_SEPARATOR, n=1, expand=True)
+        features = features.assign(job_id=keys[0], shift=keys[1])
     return features.reindex(columns=list(PROBE_COLUMNS)).reset_index(drop=True)
