@@ -6,15 +6,22 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
+from mixai_inference.bundle import sha256_bytes
+from mixai_ml.datasets import AppTableDataset
 from mixai_ml.db.engine import dispose_engines
+from mixai_ml.export import registry
+from mixai_ml.export.store import ModelStore
 
 PROJECT = Path(__file__).resolve().parents[1]
 LAYERS = (
@@ -74,3 +81,51 @@ def run_pipelines(
         os.environ.pop("MIXAI_DB_URL", None)
         if saved_url is not None:
             os.environ["MIXAI_DB_URL"] = saved_url
+
+
+def registry_table(project: Path, db_url: str | None = None) -> AppTableDataset:
+    """The project's ``model_registry`` (its own SQLite file unless ``db_url``)."""
+    return AppTableDataset(
+        table_name="model_registry",
+        credentials={"con": db_url},
+        filepath=str(project / "data" / "mixai.db"),
+        write_mode="upsert",
+    )
+
+
+def seed_registry(
+    project: Path,
+    task: str,
+    versions: Sequence[str],
+    active: str,
+    now: datetime,
+    db_url: str | None = None,
+) -> None:
+    """Store ``versions`` of ``task`` (their bytes are their names) and register them, one
+    minute apart, with ``active`` promoted."""
+    store = ModelStore(project / "data" / "06_models" / "registry")
+    rows = []
+    for minute, version in enumerate(versions):
+        content, uri = version.encode(), ModelStore.uri(task, version)
+        store.write({uri: content})
+        model = registry.ExportedModel(task, version, uri, sha256_bytes(content), {})
+        rows.append(registry.candidate_row(model, now + pd.Timedelta(minutes=minute)))
+    registry_table(project, db_url).save(registry.promote(pd.DataFrame(rows), task, active, now))
+
+
+def _merged(base: Any, override: Any) -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{key: _merged(base.get(key), value) for key, value in override.items()}}
+    return override
+
+
+def write_local_params(project: Path, overrides: dict[str, Any]) -> None:
+    """Make ``overrides`` (nested, like runtime params) the project's ``conf/local`` parameters,
+    so that a ``kedro run`` in another process uses them too. Kedro replaces a top-level key of
+    ``base`` by ``local``'s, so each overridden key is written whole, merged with ``base``."""
+    base: dict[str, Any] = {}
+    for path in sorted((project / "conf" / "base").glob("parameters*.yml")):
+        base.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    merged = {key: _merged(base.get(key), value) for key, value in overrides.items()}
+    target = project / "conf" / "local" / "parameters.yml"
+    target.write_text(yaml.safe_dump(merged, sort_keys=True), encoding="utf-8")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +24,8 @@ from mixai_ml.governance import protected_by_legal_hold, withdrawn_users
 logger = logging.getLogger(__name__)
 
 PURGED_TABLES = (schema.features_store, schema.labels, schema.feature_failures)
+PURGE_DEADLINE = timedelta(hours=24)
+"""A withdrawn user's ML data is gone within this time of the withdrawal (CONTRACTS §4)."""
 AUDIT_COLUMNS = ["purge_id", "purged_at", "user_id", "table_name", "rows_deleted"]
 _CHUNK = 500
 
@@ -42,8 +44,8 @@ def _chunks(values: list[str]) -> Iterable[list[str]]:
         yield values[start : start + _CHUNK]
 
 
-def _purge_table(connection: Connection, table: Table, job_ids: list[str]) -> pd.Series:
-    """Delete ``table``'s rows of ``job_ids``; rows deleted per job."""
+def _count_rows(connection: Connection, table: Table, job_ids: list[str]) -> pd.Series:
+    """``table``'s rows of ``job_ids``, counted per job."""
     counts: dict[str, int] = {}
     for chunk in _chunks(job_ids):
         found = connection.execute(
@@ -52,8 +54,55 @@ def _purge_table(connection: Connection, table: Table, job_ids: list[str]) -> pd
             .group_by(table.c.job_id)
         )
         counts.update({str(job): int(n) for job, n in found})
-        connection.execute(delete(table).where(table.c.job_id.in_(chunk)))
     return pd.Series(counts, dtype=int)
+
+
+def _purge_table(connection: Connection, table: Table, job_ids: list[str]) -> pd.Series:
+    """Delete ``table``'s rows of ``job_ids``; rows deleted per job."""
+    counts = _count_rows(connection, table, job_ids)
+    for chunk in _chunks(job_ids):
+        connection.execute(delete(table).where(table.c.job_id.in_(chunk)))
+    return counts
+
+
+def _read_governance(connection: Connection) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``jobs`` (ids only), ``ml_consent`` and ``ml_exclusions``."""
+    jobs = pd.read_sql_table("jobs", connection, columns=["job_id", "user_id"])
+    return (
+        jobs,
+        pd.read_sql_table("ml_consent", connection),
+        pd.read_sql_table("ml_exclusions", connection),
+    )
+
+
+def pending_withdrawals(engine: Engine, now: datetime) -> pd.DataFrame:
+    """Withdrawn users (no legal hold) whose ML data the purge has not removed yet, oldest first.
+
+    Columns: ``user_id``, ``withdrawn_at`` (the consent row's ``updated_at`` when a user
+    declined without a ``withdrawn_at``), ``age`` (``now - withdrawn_at``), ``deadline``
+    (``withdrawn_at`` + :data:`PURGE_DEADLINE`) and ``rows`` (rows left in the purged tables).
+    """
+    with engine.connect() as connection:
+        jobs, consent, exclusions = _read_governance(connection)
+        targets = jobs_to_purge(jobs, consent, exclusions)
+        job_ids = targets["job_id"].tolist()
+        counts = [_count_rows(connection, table, job_ids) for table in PURGED_TABLES]
+    left = pd.concat(counts).groupby(level=0).sum()
+    owner = targets.set_index("job_id")["user_id"]
+    per_user = left.groupby(owner.reindex(left.index).to_numpy()).sum()
+    per_user = per_user[per_user > 0]
+    when = consent.set_index(consent["user_id"].astype(str))
+    withdrawn_at = pd.to_datetime(when["withdrawn_at"], utc=True, format="ISO8601").fillna(
+        pd.to_datetime(when["updated_at"], utc=True, format="ISO8601")
+    )
+    pending = pd.DataFrame(
+        {"user_id": per_user.index.astype(str), "rows": per_user.to_numpy(dtype=int)}
+    )
+    pending["withdrawn_at"] = pending["user_id"].map(withdrawn_at).astype("datetime64[ns, UTC]")
+    pending["age"] = pd.Timestamp(now) - pending["withdrawn_at"]
+    pending["deadline"] = pending["withdrawn_at"] + PURGE_DEADLINE
+    columns = ["user_id", "withdrawn_at", "age", "deadline", "rows"]
+    return pending.sort_values("withdrawn_at")[columns].reset_index(drop=True)
 
 
 def _purge_file(path: Path, job_ids: set[str]) -> pd.Series:
@@ -84,9 +133,7 @@ def purge_withdrawn_users(
     only where rows were deleted.
     """
     with engine.begin() as connection:
-        jobs = pd.read_sql_table("jobs", connection, columns=["job_id", "user_id"])
-        consent = pd.read_sql_table("ml_consent", connection)
-        exclusions = pd.read_sql_table("ml_exclusions", connection)
+        jobs, consent, exclusions = _read_governance(connection)
         targets = jobs_to_purge(jobs, consent, exclusions)
         job_ids = targets["job_id"].tolist()
         deleted = {table.name: _purge_table(connection, table, job_ids) for table in PURGED_TABLES}

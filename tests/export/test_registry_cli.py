@@ -8,28 +8,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from mixai_inference.bundle import read_manifest, sha256_bytes
-from mixai_ml.datasets import AppTableDataset
-from mixai_ml.export import registry
+from mixai_inference.bundle import read_manifest
 from mixai_ml.export.cli import main
-from mixai_ml.export.store import ModelStore
-from project_copy import copy_project, kedro_in_this_process
+from project_copy import copy_project, kedro_in_this_process, registry_table, seed_registry
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 BUNDLE = Path("data/06_models/bundle")
-
-
-def registry_table(project: Path) -> AppTableDataset:
-    """The project's ``model_registry`` (its own SQLite file, as its catalog says)."""
-    return AppTableDataset(
-        table_name="model_registry",
-        credentials={"con": None},
-        filepath=str(project / "data" / "mixai.db"),
-        write_mode="upsert",
-    )
 
 
 @pytest.fixture
@@ -37,14 +23,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A project copy with two master_reg versions in its store (v1 active), entered."""
     root = copy_project(tmp_path / "first")
     monkeypatch.delenv("MIXAI_DB_URL", raising=False)
-    store = ModelStore(root / "data" / "06_models" / "registry")
-    rows = []
-    for minute, version in enumerate(("v1", "v2")):
-        content, uri = version.encode(), ModelStore.uri("master_reg", version)
-        store.write({uri: content})
-        model = registry.ExportedModel("master_reg", version, uri, sha256_bytes(content), {})
-        rows.append(registry.candidate_row(model, NOW + pd.Timedelta(minutes=minute)))
-    registry_table(root).save(registry.promote(pd.DataFrame(rows), "master_reg", "v1", NOW))
+    seed_registry(root, "master_reg", ["v1", "v2"], "v1", NOW)
     monkeypatch.chdir(root)
     with kedro_in_this_process():
         yield root

@@ -186,6 +186,7 @@ def parameters() -> dict[str, Any]:
             "salt": "in-memory",
         },
         "params:training.min_samples": 10,
+        "params:training.queued": {"run_id": None, "jobs": {}},
         "params:training.reference": {
             "target_false_alarm_rate": 0.05,
             "folds": 5,

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine
 from mixai_inference import FEATURE_SCHEMA_VERSION
 from mixai_ml.datasets import AppTableDataset
 from mixai_ml.db import schema
-from mixai_ml.privacy import purge_withdrawn_users
+from mixai_ml.privacy import PURGE_DEADLINE, pending_withdrawals, purge_withdrawn_users
 from mixai_ml.training.data import build_model_input
 
 T0 = pd.Timestamp("2026-06-01", tz="UTC")
@@ -116,6 +116,24 @@ def test_purge_deletes_withdrawn_keeps_holds_and_is_idempotent(db_url: str, tmp_
     }
     assert (audit["purge_id"] == "p1").all()
     assert again.empty
+    engine.dispose()
+
+
+def test_pending_withdrawals_are_those_the_purge_has_not_removed_yet(db_url: str) -> None:
+    """The console's figure: withdrawn users with data left (legal holds are not pending)."""
+    seed(db_url)
+    engine = create_engine(db_url)
+    now = T0 + pd.Timedelta(hours=30)
+
+    pending = pending_withdrawals(engine, now)
+
+    assert pending["user_id"].tolist() == ["gone"]  # held: legal hold; hold_one: its job held
+    assert pending["rows"].tolist() == [5]  # g1, g2 features + 3 labels
+    assert pending["age"].iloc[0] == pd.Timedelta(hours=30)
+    assert pending["age"].iloc[0] > PURGE_DEADLINE
+    assert pending["deadline"].iloc[0] == T0 + PURGE_DEADLINE
+    purge_withdrawn_users(engine, [], purge_id="p1", now=now)
+    assert pending_withdrawals(engine, now).empty
     engine.dispose()
 
 

@@ -104,6 +104,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         9, "model_metrics: out-of-distribution score and input sketch", ensure(schema.model_metrics)
     ),
+    Migration(
+        11,
+        "console runs: pipeline_runs, training_jobs.run_id",
+        ensure(schema.pipeline_runs, schema.training_jobs),
+    ),
     # Release 0.1.0 wrote registry paths from the project root; they are relative to the store.
     Migration(
         15,

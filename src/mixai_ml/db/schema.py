@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from mixai_inference.alignment import ALIGNMENT_FEATURE_NAMES
@@ -38,6 +39,9 @@ MODEL_STATUSES = ("candidate", "active", "shadow", "retired")
 TRAINING_STATUSES = ("queued", "running", "succeeded", "failed", "skipped")
 PREDICTION_SOURCES = ("ml", "rules")
 EXPERIMENT_STATUSES = ("draft", "running", "stopped")
+RUN_KINDS = ("train", "purge")
+RUN_STATUSES = ("queued", "running", "succeeded", "failed")
+LIVE_RUN_STATUSES = ("queued", "running")
 
 
 def added_in(version: int) -> dict[str, int]:
@@ -242,8 +246,11 @@ training_jobs = Table(
     Column("finished_at", _utc(), nullable=True),
     # JSON: rows dropped per governance reason, kept with the run
     Column("governance", Text, nullable=True),
+    # the pipeline_runs row of the console or trigger run that queued it (NULL: a plain kedro run)
+    Column("run_id", String(64), nullable=True, info=added_in(11)),
     _one_of("status", TRAINING_STATUSES),
     _one_of("task", TASKS),
+    Index("ix_training_jobs_run_id", "run_id", info=added_in(11)),
 )
 
 ab_test_results = Table(
@@ -436,4 +443,37 @@ ab_metric_caps = Table(
     Column("pre_users", BigInteger, nullable=False),
     Column("fixed_at", _utc(), nullable=False),
     PrimaryKeyConstraint("experiment_id", "metric", name="pk_ab_metric_caps"),
+)
+
+# A run the console or a trigger started in its own process (docs/admin.md): at most one live
+# (queued or running) run per kind; a runner that stops sending heartbeats is marked failed.
+_LIVE_RUN = text("status IN ('queued', 'running')")
+
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    # train: the one task trained, NULL for every task
+    Column("task", String(32), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("requested_by", String(128), nullable=False),
+    Column("requested_at", _utc(), nullable=False, index=True),
+    Column("started_at", _utc(), nullable=True),
+    Column("finished_at", _utc(), nullable=True),
+    # the runner process: where it runs and when it last said it is alive
+    Column("host", String(255), nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("heartbeat_at", _utc(), nullable=True),
+    Column("log_file", Text, nullable=True),
+    _one_of("kind", RUN_KINDS),
+    _one_of("status", RUN_STATUSES),
+    Index(
+        "ux_pipeline_runs_live_kind",
+        "kind",
+        unique=True,
+        sqlite_where=_LIVE_RUN,
+        postgresql_where=_LIVE_RUN,
+    ),
 )

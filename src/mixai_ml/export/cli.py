@@ -30,7 +30,7 @@ from kedro.framework.startup import bootstrap_project
 from kedro.utils import find_kedro_project
 
 from mixai_inference.tasks import task_names
-from mixai_ml.export import registry
+from mixai_ml.export.changes import apply_change
 
 EXIT_REFUSED = 2
 
@@ -45,10 +45,16 @@ def _parser() -> argparse.ArgumentParser:
     promote = commands.add_parser("promote", help="make a version the active model")
     promote.add_argument("task", choices=task_names())
     promote.add_argument("version")
-    promote.add_argument("--rollout", type=float, default=100.0, help="percent of users (0-100)")
+    promote.add_argument(
+        "--rollout",
+        dest="rollout_pct",
+        type=float,
+        default=100.0,
+        help="percent of users (0-100)",
+    )
     rollout = commands.add_parser("rollout", help="set the active model's share of users")
     rollout.add_argument("task", choices=task_names())
-    rollout.add_argument("percent", type=float)
+    rollout.add_argument("rollout_pct", metavar="percent", type=float)
     rollback = commands.add_parser("rollback", help="re-activate the previous active version")
     rollback.add_argument("task", choices=task_names())
     return parser
@@ -68,40 +74,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     bootstrap_project(project)
     with KedroSession.create(project_path=project) as session:
         context = cast(KedroSession, session).load_context()
-        catalog = context.catalog
-        current = catalog.load("model_registry")
         if args.command == "list":
+            current = context.catalog.load("model_registry")
             columns = ["task", "version", "status", "rollout_pct", "promoted_at"]
             print(current[columns].sort_values(["task", "version"]).to_string(index=False))
             return 0
-        now = datetime.now(UTC)
         try:
-            if args.command == "promote":
-                changed = registry.promote(current, args.task, args.version, now, args.rollout)
-            elif args.command == "rollout":
-                changed = registry.set_rollout(current, args.task, args.percent)
-            else:
-                changed = registry.rollback(current, args.task, now)
-            # the database's flags and experiments, never the operator's shell
-            flags, experiments = registry.bundle_control(
-                context.params["export"]["flags"],
-                catalog.load("ml_feature_flags"),
-                catalog.load("ab_experiments"),
-            )
-            manifest, files = registry.build_manifest(
-                changed,
-                flags,
-                experiments,
-                now,
-                catalog.load("model_store"),
-                catalog.load("edge_graphs"),
-                ood_policy=context.params["export"]["ood_policy"],
+            change = apply_change(
+                context,
+                args.command,
+                args.task,
+                datetime.now(UTC),
+                version=getattr(args, "version", None),
+                rollout_pct=getattr(args, "rollout_pct", None),
             )
         except (ValueError, LookupError, FileNotFoundError) as error:
             print(f"mixai-registry: {error}", file=sys.stderr)
             return EXIT_REFUSED
-        catalog.save("model_registry_updates", changed)
-        catalog.save("model_bundle", (manifest, files))
+    manifest = change.manifest
     active = manifest.tasks[args.task].active
     state = f"{active.version} at {active.rollout_pct:g}%" if active else "none (rules)"
     print(f"{args.task}: active {state}; bundle of {project} rebuilt")

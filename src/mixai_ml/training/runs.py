@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,11 @@ from mixai_ml.training.trainer import FitConfig, calibrate, fit
 logger = logging.getLogger(__name__)
 
 
+def new_training_job_id(task: str, at: datetime) -> str:
+    """``<task>-<YYYYmmddTHHMMSS>-<6 hex>``: a new ``training_jobs`` key."""
+    return f"{task}-{at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
 def training_job_row(
     training_job_id: str,
     task: str,
@@ -36,6 +42,7 @@ def training_job_row(
     model_version: str | None = None,
     finished_at: datetime | None = None,
     governance: str | None = None,
+    run_id: str | None = None,
 ) -> pd.DataFrame:
     """One row of ``training_jobs``."""
     return pd.DataFrame(
@@ -50,6 +57,7 @@ def training_job_row(
                 "started_at": pd.Timestamp(started_at),
                 "finished_at": pd.Timestamp(finished_at) if finished_at else pd.NaT,
                 "governance": governance,
+                "run_id": run_id,
             }
         ]
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,17 +30,27 @@ def select_training_data(
 
 
 def start_training_job(
-    model_input: pd.DataFrame, governance: dict[str, int], min_samples: int, *, task: str
+    model_input: pd.DataFrame,
+    governance: dict[str, int],
+    min_samples: int,
+    queued: Mapping[str, Any],
+    *,
+    task: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Start the run: its ``training_jobs`` row, ``running`` or ``skipped`` below the gate.
+
+    Args:
+        queued: ``run_id`` and ``jobs`` (task → ``training_job_id``): rows the console or
+            ``/api/cron/train`` queued for this run, taken over instead of starting new ones.
 
     Returns:
         The row twice: for this run's ``train`` node and for the table.
     """
     reason = runs.gate(model_input["split"].value_counts().to_dict(), int(min_samples))
     started_at = datetime.now(UTC)
+    queued_id = (queued.get("jobs") or {}).get(task)
     row = runs.training_job_row(
-        f"{task}-{started_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
+        str(queued_id) if queued_id else runs.new_training_job_id(task, started_at),
         task,
         "skipped" if reason else "running",
         started_at=started_at,
@@ -48,6 +58,7 @@ def start_training_job(
         reason=reason,
         finished_at=started_at if reason else None,
         governance=json.dumps(governance, sort_keys=True),
+        run_id=queued.get("run_id") if queued_id else None,
     )
     return row, row.copy()
 

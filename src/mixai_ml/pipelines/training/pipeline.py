@@ -39,7 +39,12 @@ def task_template(task: str) -> Pipeline:
             ),
             node(
                 for_task(nodes.start_training_job, task),
-                inputs=["model_input", "governance", "params:training.min_samples"],
+                inputs=[
+                    "model_input",
+                    "governance",
+                    "params:training.min_samples",
+                    "params:training.queued",
+                ],
                 # the row goes to the table and, in memory, to this run's `train`
                 outputs=["training_job", "training_job_started"],
                 name="start_training_job",
@@ -65,6 +70,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                     "params:training.split",
                     "params:training.min_samples",
                     "params:training.reference",
+                    "params:training.queued",
                 },
             )
             for task in task_names()
