@@ -98,7 +98,9 @@ def pending_withdrawals(engine: Engine, now: datetime) -> pd.DataFrame:
     pending = pd.DataFrame(
         {"user_id": per_user.index.astype(str), "rows": per_user.to_numpy(dtype=int)}
     )
-    pending["withdrawn_at"] = pending["user_id"].map(withdrawn_at).astype("datetime64[ns, UTC]")
+    pending["withdrawn_at"] = pd.to_datetime(
+        withdrawn_at.reindex(pending["user_id"]).to_numpy(), utc=True
+    )
     pending["age"] = pd.Timestamp(now) - pending["withdrawn_at"]
     pending["deadline"] = pending["withdrawn_at"] + PURGE_DEADLINE
     columns = ["user_id", "withdrawn_at", "age", "deadline", "rows"]
