@@ -8,116 +8,37 @@ and answers with a redirect to the page it came from (post/redirect/get). The tr
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from jinja2 import Environment, FileSystemLoader
 from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, MutableHeaders
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mixai_inference.tasks import task_names
 from mixai_ml.ab.config import AbSettings
 from mixai_ml.admin import actions, plots, runs, views
 from mixai_ml.admin.audit import CRON_ACTOR, record
 from mixai_ml.admin.console import Console
+from mixai_ml.admin.rendering import ROOT, SECURITY_HEADERS, STATIC, SecurityHeaders, templates
 from mixai_ml.admin.security import Session, bearer_token, same_secret
 from mixai_ml.monitoring.accuracy import accuracy_metrics
 from mixai_ml.monitoring.alerts import threshold_alerts
 from mixai_ml.monitoring.windows import MonitoringSettings, reference_time, window_summary
 
-ROOT = "/admin/ml"
 SESSION_COOKIE = "mixai_admin"
 LOGIN_COOKIE = "mixai_admin_login"
-_HERE = Path(__file__).parent
-_HEADERS = {
-    "content-security-policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "x-frame-options": "DENY",
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "cache-control": "no-store",
-}
 
 Handler = Callable[[str, FormData], str]
-
-
-class SecurityHeaders:
-    """Adds :data:`_HEADERS` to every response: no scripts, no framing, no caching."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in _HEADERS.items():
-                    headers.setdefault(name, value)
-            await send(message)
-
-        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
-
-
-def _when(value: Any) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NaT:
-        return "–"
-    stamp = pd.Timestamp(value)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _age(value: Any) -> str:
-    if value is None or pd.isna(value):
-        return "–"
-    minutes = int(pd.Timedelta(value).total_seconds() // 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "–"
-    return "–" if pd.isna(number) else f"{number:.{digits}g}"
-
-
-def _pct(value: Any) -> str:
-    try:
-        number = 100.0 * float(value)
-    except (TypeError, ValueError):
-        return "–"
-    return "–" if pd.isna(number) else f"{number:.2f} %"
-
-
-def _pretty(value: str | None) -> str:
-    if value is None:
-        return ""
-    try:
-        return json.dumps(json.loads(value), indent=1, sort_keys=True)
-    except ValueError:
-        return value
-
-
-def templates() -> Environment:
-    environment = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=True)
-    environment.filters.update(when=_when, age=_age, num=_num, pct=_pct, pretty=_pretty)
-    environment.globals.update(root=ROOT, tasks=task_names())
-    return environment
+"""A change: (operator, form) -> the message shown to the operator."""
 
 
 def create_app(console: Console) -> Starlette:
@@ -520,7 +441,7 @@ def create_app(console: Console) -> Starlette:
         Route(f"{ROOT}/privacy/purge", change(purge_now, "/privacy"), methods=["POST"]),
         Route("/api/cron/train", trigger(runs.TRAIN), methods=["POST"]),
         Route("/api/cron/purge", trigger(runs.PURGE), methods=["POST"]),
-        Mount(f"{ROOT}/static", StaticFiles(directory=_HERE / "static"), name="static"),
+        Mount(f"{ROOT}/static", StaticFiles(directory=STATIC), name="static"),
     ]
 
     async def unreachable(request: Request, error: Exception) -> Response:
@@ -528,7 +449,7 @@ def create_app(console: Console) -> Starlette:
             f"The database is unreachable ({type(error).__name__}); try again in a moment.",
             status_code=503,
             media_type="text/plain",
-            headers=_HEADERS,
+            headers=SECURITY_HEADERS,
         )
 
     async def failed(request: Request, error: Exception) -> Response:
@@ -536,7 +457,7 @@ def create_app(console: Console) -> Starlette:
             "Internal error: see the console's log.",
             status_code=500,
             media_type="text/plain",
-            headers=_HEADERS,
+            headers=SECURITY_HEADERS,
         )
 
     app = Starlette(
