@@ -20,9 +20,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from kedro.utils import find_kedro_project
-
 from mixai_ml.admin.passwords import hash_password
+from mixai_ml.project import find_project
 
 EXIT_REFUSED = 2
 logger = logging.getLogger(__name__)
@@ -61,14 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"mixai-admin: {error}", file=sys.stderr)
             return EXIT_REFUSED
         return 0
-    start = (args.project or Path.cwd()).resolve()
-    project = find_kedro_project(start)
+    project = find_project(args.project, "mixai-admin")
     if project is None:
-        print(
-            f"mixai-admin: {start} is not inside a MIXAI ML project (no pyproject.toml with "
-            "[tool.kedro]); run it from the project folder or pass --project",
-            file=sys.stderr,
-        )
         return EXIT_REFUSED
     import uvicorn
 

@@ -27,10 +27,10 @@ from typing import cast
 
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
-from kedro.utils import find_kedro_project
 
 from mixai_inference.tasks import task_names
 from mixai_ml.export.changes import apply_change
+from mixai_ml.project import find_project
 
 EXIT_REFUSED = 2
 
@@ -62,14 +62,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    start = (args.project or Path.cwd()).resolve()
-    project = find_kedro_project(start)
+    project = find_project(args.project, "mixai-registry")
     if project is None:
-        print(
-            f"mixai-registry: {start} is not inside a MIXAI ML project (no pyproject.toml with "
-            "[tool.kedro]); run it from the project folder or pass --project",
-            file=sys.stderr,
-        )
         return EXIT_REFUSED
     bootstrap_project(project)
     with KedroSession.create(project_path=project) as session:
