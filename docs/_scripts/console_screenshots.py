@@ -1,6 +1,7 @@
 """Take docs/img/admin_*.png: the operator's console on the demo data (docs/admin.md).
 
-Usage: ``.venv/bin/python docs/_scripts/console_screenshots.py`` after ``make demo``.
+Usage: ``.venv/bin/python docs/_scripts/console_screenshots.py [--demo DATA]`` after ``make demo``
+(``DATA``: the demo's data folder, default ``data/``; it is only read).
 
 The console runs on a copy of the demo's database, bundle and reports (the demo itself is left
 as it is), with a throwaway operator, and Debian's Chromium (``/usr/bin/chromium``) is driven
@@ -10,6 +11,7 @@ demo user withdraws five hours before, so the privacy page has a withdrawal to s
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 import tempfile
@@ -26,10 +28,11 @@ from admin_support import admin_server, browser_login, chromium_page  # noqa: E4
 from mixai_ml.db import schema  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "img"
-COPIED = ("mixai.db", "06_models", "07_model_output", "08_reporting")
+LINKED = ("01_raw",)
+"""The demo's audio, only read; everything else is copied, as the purge rewrites files."""
 
 
-def demo_copy(folder: Path) -> Path:
+def demo_copy(demo: Path, folder: Path) -> Path:
     """The project's configuration and the demo's database and artefacts (audio linked)."""
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy(ROOT / name, folder)
@@ -38,12 +41,12 @@ def demo_copy(folder: Path) -> Path:
     (folder / "src").mkdir()
     data = folder / "data"
     data.mkdir()
-    for entry in (ROOT / "data").iterdir():
-        if entry.name in COPIED:
+    for entry in demo.iterdir():
+        if entry.name in LINKED:
+            (data / entry.name).symlink_to(entry.resolve())
+        else:
             copy = shutil.copytree if entry.is_dir() else shutil.copy
             copy(entry, data / entry.name)
-        else:
-            (data / entry.name).symlink_to(entry)
     return folder
 
 
@@ -69,10 +72,13 @@ def withdraw_one_user(database: Path, hours_ago: float) -> None:
 
 
 def main() -> None:
-    if not (ROOT / "data" / "mixai.db").is_file():
-        sys.exit("no demo data: run `make demo` first")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--demo", type=Path, default=ROOT / "data", help="the demo's data")
+    demo = parser.parse_args().demo
+    if not (demo / "mixai.db").is_file():
+        sys.exit(f"no demo data in {demo}: run `make demo` first")
     with tempfile.TemporaryDirectory(prefix="mixai-console-") as temporary:
-        project = demo_copy(Path(temporary))
+        project = demo_copy(demo, Path(temporary))
         withdraw_one_user(project / "data" / "mixai.db", hours_ago=5)
         with (
             admin_server(project) as server,
