@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +20,7 @@ from mixai_ml.admin import runs
 from mixai_ml.admin.runner import describe_exit, last_error_line
 from mixai_ml.db import get_engine, schema
 from mixai_ml.db.engine import dispose_engines
+from mixai_ml.pipelines.training.nodes import start_training_job
 from project_copy import copy_project
 
 NOW = datetime(2026, 6, 7, 3, 0, tzinfo=UTC)
@@ -237,3 +239,20 @@ def test_a_runner_records_a_failing_command_with_its_last_error(tmp_path: Path) 
     assert row["heartbeat_at"] is not None
     assert row["host"]
     dispose_engines()
+
+
+def test_the_training_pipeline_takes_over_the_rows_queued_for_it() -> None:
+    model_input = pd.DataFrame({"split": ["train"] * 6 + ["validation"] * 2 + ["test"] * 2})
+    queued = {"run_id": "train-x", "jobs": {"master_reg": "master_reg-queued-1"}}
+    row, _ = start_training_job(model_input, {"n_samples": 10}, 10, queued, task="master_reg")
+    assert row.loc[0, ["training_job_id", "run_id", "status"]].tolist() == [
+        "master_reg-queued-1",
+        "train-x",
+        "running",
+    ]
+    # a task the run did not queue (and a plain kedro run) starts a row of its own
+    for task, given in (("preset_cls", queued), ("master_reg", {"run_id": None, "jobs": {}})):
+        row, _ = start_training_job(model_input, {"n_samples": 10}, 11, given, task=task)
+        assert row.loc[0, "training_job_id"].startswith(f"{task}-")
+        assert row.loc[0, "run_id"] is None
+        assert row.loc[0, "status"] == "skipped"  # 10 samples, below 11
