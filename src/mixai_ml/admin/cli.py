@@ -28,7 +28,9 @@ logger = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mixai-admin", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="mixai-admin", description=__doc__.split("\n")[0].replace("``", "")
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument(
