@@ -18,6 +18,7 @@ from mixai_inference.bundle import read_manifest
 from mixai_ml.db import schema
 from project_copy import copy_project, seed_registry
 
+pytestmark = pytest.mark.slow  # each starts mixai-admin (a Kedro session: seconds)
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 

@@ -32,6 +32,7 @@ from mixai_ml.admin.console import Console
 from mixai_ml.db import schema
 from project_copy import copy_project, kedro_in_this_process, seed_registry
 
+pytestmark = pytest.mark.slow  # each starts mixai-admin (a Kedro session: seconds)
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 SCRIPT_VERSION = '<script>window.__pwned = "version"</script>'
 SCRIPT_EXPERIMENT = "<script>window.__pwned = 'experiment'</script>"
