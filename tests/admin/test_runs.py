@@ -15,13 +15,16 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from starlette.testclient import TestClient
 
 from mixai_ml.admin import runs
+from mixai_ml.admin.app import create_app
+from mixai_ml.admin.console import Console
 from mixai_ml.admin.runner import describe_exit, last_error_line
 from mixai_ml.db import get_engine, schema
 from mixai_ml.db.engine import dispose_engines
 from mixai_ml.pipelines.training.nodes import start_training_job
-from project_copy import copy_project
+from project_copy import copy_project, kedro_in_this_process, write_local_params
 
 NOW = datetime(2026, 6, 7, 3, 0, tzinfo=UTC)
 SETTINGS = runs.RunSettings(
@@ -256,3 +259,37 @@ def test_the_training_pipeline_takes_over_the_rows_queued_for_it() -> None:
         assert row.loc[0, "training_job_id"].startswith(f"{task}-")
         assert row.loc[0, "run_id"] is None
         assert row.loc[0, "status"] == "skipped"  # 10 samples, below 11
+
+
+@pytest.mark.slow
+def test_the_console_reaps_dead_runs_while_nobody_visits_it(tmp_path: Path) -> None:
+    project = copy_project(tmp_path / "project")
+    write_local_params(
+        project, {"admin": {"runs": {"heartbeat_seconds": 0.1, "stale_after_seconds": 0.5}}}
+    )
+    with kedro_in_this_process():
+        console = Console(project, secure_cookies=False, environ={})
+        table = schema.pipeline_runs
+        long_ago = datetime.now(UTC) - timedelta(hours=1)
+        with console.engine.begin() as connection:
+            connection.execute(
+                insert(table).values(
+                    run_id="train-dead",
+                    kind="train",
+                    status="running",
+                    requested_by="cron",
+                    requested_at=long_ago,
+                    started_at=long_ago,
+                    heartbeat_at=long_ago,
+                    host="another-host",
+                    pid=4242,
+                )
+            )
+        with TestClient(create_app(console)):  # started, and not a single request
+            deadline = time.monotonic() + 30
+            while run_row(console.engine, "train-dead")["status"] == "running":
+                assert time.monotonic() < deadline, "the console did not reap the dead run"
+                time.sleep(0.2)
+        row = run_row(console.engine, "train-dead")
+    assert row["status"] == "failed"
+    assert "no heartbeat" in str(row["reason"])

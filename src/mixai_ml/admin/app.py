@@ -8,13 +8,16 @@ and answers with a redirect to the page it came from (post/redirect/get). The tr
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -34,6 +37,7 @@ from mixai_ml.monitoring.accuracy import accuracy_metrics
 from mixai_ml.monitoring.alerts import threshold_alerts
 from mixai_ml.monitoring.windows import MonitoringSettings, reference_time, window_summary
 
+logger = logging.getLogger(__name__)
 SESSION_COOKIE = "mixai_admin"
 LOGIN_COOKIE = "mixai_admin_login"
 
@@ -460,9 +464,31 @@ def create_app(console: Console) -> Starlette:
             headers=SECURITY_HEADERS,
         )
 
+    @asynccontextmanager
+    async def reaping(app: Starlette) -> AsyncIterator[None]:
+        """While the console runs, reap dead runs (at start, then every half of
+        ``stale_after_s``), visited or not."""
+
+        async def reap_forever() -> None:
+            while True:
+                try:
+                    await run_in_threadpool(runs.reap, console.engine, console.run_settings, now())
+                except SQLAlchemyError as error:  # e.g. an outage: tried again next time
+                    logger.warning("could not reap dead runs: %s", error)
+                await asyncio.sleep(console.run_settings.stale_after_s / 2)
+
+        reaper = asyncio.create_task(reap_forever())
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            with suppress(asyncio.CancelledError):
+                await reaper
+
     app = Starlette(
         routes=routes,
         exception_handlers={OperationalError: unreachable, Exception: failed},
+        lifespan=reaping,
     )
     app.add_middleware(SecurityHeaders)
     app.state.console = console
