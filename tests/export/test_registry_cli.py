@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from mixai_inference.bundle import read_manifest
+from mixai_ml.datasets import AppTableDataset
 from mixai_ml.export.cli import main
 from project_copy import copy_project, kedro_in_this_process, registry_table, seed_registry
 
