@@ -17,7 +17,6 @@ from admin_support import OPERATOR, AdminServer, admin_server, browser_login, ch
 from mixai_inference.bundle import read_manifest
 from mixai_ml.db import schema
 from project_copy import write_local_params
-
 from tiny_world import TINY
 
 pytestmark = pytest.mark.slow
