@@ -159,7 +159,6 @@ def test_sqlite_files_build_the_schema_of_upgrade(tmp_path: Path) -> None:
         assert errors[:2] == [
             "duplicate column name: request_id",
             "duplicate column name: experiment_id",
-            "duplicate column name: run_id",
         ]
         assert errors == [f"duplicate column name: {name}" for _, _, name in added]
         assert snapshot(scripted) == first
