@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from sqlalchemy import Engine
 
 from mixai_ml.ab.config import AbSettings
-from mixai_ml.ab.report import forest_plot
+from mixai_ml.ab.report import experiment_figure
 from mixai_ml.monitoring.queries import Period
 from mixai_ml.monitoring.report import timeseries_plot
 from mixai_ml.monitoring.windows import MonitoringSettings, time_series
@@ -26,8 +26,9 @@ def png(figure: Figure, dpi: int = 90) -> bytes:
 
 
 def forest_png(results: pd.DataFrame, settings: AbSettings) -> bytes:
-    """The A/B report's forest plot of ``results`` (rows of ``ab_test_results``)."""
-    return png(forest_plot(results, settings))
+    """The A/B report's forest plot of one experiment's ``results`` (rows of
+    ``ab_test_results``)."""
+    return png(experiment_figure(results, pd.DataFrame(), settings))
 
 
 def monitoring_png(
