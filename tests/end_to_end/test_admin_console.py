@@ -123,7 +123,7 @@ def test_an_operator_runs_ml_from_the_console(console: AdminServer, tmp_path: Pa
             page.get_by_role("link", name=name.capitalize(), exact=True).click()
             assert page.locator("h1").inner_text() == name.capitalize()
             # every plot drawn on the server arrived as a picture
-            page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+            page.wait_for_load_state("load")  # the images too (no script may run: the CSP)
             widths = page.eval_on_selector_all("img", "images => images.map(i => i.naturalWidth)")
             assert all(width > 0 for width in widths), (name, widths)
             shot(page, shots, name)
