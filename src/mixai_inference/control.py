@@ -77,6 +77,8 @@ class ControlRows:
     flags: Mapping[str, bool] = field(default_factory=dict)
     models: Sequence[RegistryRow] = ()
     experiments: Sequence[ExperimentRow] = ()
+    ood_policies: Mapping[str, str] = field(default_factory=dict)
+    """Task → its ``ml_task_settings.ood_policy`` (applied by the service to the guards)."""
 
 
 @dataclass(frozen=True)

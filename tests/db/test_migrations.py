@@ -67,6 +67,8 @@ def test_migrations_keep_existing_rows(db_url: str) -> None:
             },
         ),
         ("ml_feature_flags", {"flag": "enable_gpu", "enabled": True}),
+        ("ml_task_settings", {"task": "master_reg", "ood_policy": "ignore"}),
+        ("ml_task_settings", {"task": "mastering", "ood_policy": "flag"}),
         (
             "ab_experiments",
             {"experiment_id": "x", "task": "master_reg", "variants": "{}", "weights": "{}"}

@@ -50,36 +50,44 @@ INPUT_DIMS = {
 }
 
 
-def typical_features() -> np.ndarray:
+def typical_features(names: Sequence[str] = FEATURE_NAMES) -> np.ndarray:
     """A finite feature vector: every rule input at its typical value, the rest 0."""
-    values = dict.fromkeys(FEATURE_NAMES, 0.0)
-    values.update({spec.name: spec.typical for spec in TRACK_INPUTS.values()})
-    return np.array([values[name] for name in FEATURE_NAMES], dtype=np.float32)
+    values = dict.fromkeys(names, 0.0)
+    values.update(
+        {spec.name: spec.typical for spec in TRACK_INPUTS.values() if spec.name in values}
+    )
+    return np.array([values[name] for name in names], dtype=np.float32)
 
 
-def feature_scales() -> np.ndarray:
-    """A spread per fake feature: a tenth of its typical value, at least 1."""
-    return np.maximum(np.abs(typical_features()) * 0.1, 1.0).astype(np.float32)
+def feature_scales(names: Sequence[str] = FEATURE_NAMES) -> np.ndarray:
+    """A spread per feature: a tenth of its typical value, at least 1."""
+    return np.maximum(np.abs(typical_features(names)) * 0.1, 1.0).astype(np.float32)
 
 
-def training_rows(n: int, seed: int = 0) -> np.ndarray:
+def training_rows(n: int, seed: int = 0, names: Sequence[str] = FEATURE_NAMES) -> np.ndarray:
     """``n`` in-distribution feature vectors: typical values plus Gaussian noise of
     :func:`feature_scales`, with two features correlated (as real ones are)."""
     rng = np.random.default_rng(seed)
-    noise = rng.standard_normal((n, len(FEATURE_NAMES)))
+    noise = rng.standard_normal((n, len(names)))
     noise[:, -1] = 0.9 * noise[:, -2] + np.sqrt(1 - 0.81) * noise[:, -1]
-    return (typical_features() + noise * feature_scales()).astype(np.float32)
+    return (typical_features(names) + noise * feature_scales(names)).astype(np.float32)
 
 
-def reference_for(task: str, n: int = 600, alpha: float = 0.01, seed: int = 0) -> bytes:
+def reference_for(
+    task: str,
+    n: int = 600,
+    alpha: float = 0.01,
+    seed: int = 0,
+    names: Sequence[str] = FEATURE_NAMES,
+) -> bytes:
     """The training reference file of ``task``'s models fitted on :func:`training_rows`
-    (30 users), the way the training pipeline fits one."""
+    (30 users) of the features ``names``, the way the training pipeline fits one."""
     from mixai_ml.training.reference import fit_reference
 
     spec = task_spec(task)
     if spec.source != "mix":
         raise ValueError("the fake references cover the mix tasks")
-    rows = training_rows(n, seed)
+    rows = training_rows(n, seed, names)
     outputs = np.tile(default_bias(task, 0), (n, 1))
     params = {
         "target_false_alarm_rate": alpha,
@@ -88,7 +96,7 @@ def reference_for(task: str, n: int = 600, alpha: float = 0.01, seed: int = 0) -
         "components": {"minor": 3, "major": 2},
     }
     users = [f"u{i % 30}" for i in range(n)]
-    reference = fit_reference(rows, outputs, users, FEATURE_NAMES, spec.outputs, params)
+    reference = fit_reference(rows, outputs, users, tuple(names), spec.outputs, params)
     return reference.to_bytes()
 
 

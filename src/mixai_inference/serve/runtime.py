@@ -6,7 +6,8 @@
   a request takes the current one once and finishes on it;
 * the **control refresh**: every ``control_refresh_s`` the control rows are read from the
   database and merged (:func:`~mixai_inference.control.resolve_control`); the predictor
-  swaps them in without rebuilding its sessions. The database unreachable: the last known
+  swaps them in without rebuilding its sessions, and each task's out-of-distribution policy
+  (``ml_task_settings``) is set on its guards. The database unreachable: the last known
   control keeps serving and :meth:`Runtime.readiness` says it is stale;
 * the **bundle watch**: ``manifest.json`` is polled every ``bundle_poll_s`` (and SIGHUP asks
   at once); a changed bundle is opened beside the old one, verified (manifest valid, every
@@ -34,6 +35,7 @@ from mixai_inference.predictor import Predictor
 from mixai_inference.serve.settings import Settings
 from mixai_inference.serve.store import engine_for, read_control, schema_problems
 from mixai_inference.serve.writer import DatabaseWriter
+from mixai_inference.tasks import task_names
 
 logger = logging.getLogger(__name__)
 
@@ -137,10 +139,27 @@ class Runtime:
         control = resolve_control(predictor.manifest, self._rows)
         if control != predictor.control:
             predictor.set_control(control)
-        if control.problems != self._problems:
-            for problem in control.problems:
+        problems = control.problems + self._apply_ood_policies(predictor)
+        if problems != self._problems:
+            for problem in problems:
                 logger.warning("control: %s; not served", problem)
-            self._problems = control.problems
+            self._problems = problems
+
+    def _apply_ood_policies(self, predictor: Predictor) -> tuple[str, ...]:
+        """Each task's ``ml_task_settings`` policy over its bundle's (no row: the bundle's);
+        ``MIXAI_OOD_POLICY`` still wins (:class:`~mixai_inference.guards.Guards`)."""
+        settings = self._rows.ood_policies if self._rows else {}
+        guards, problems = predictor.guards, []
+        before = guards.policies
+        for task in task_names():
+            try:
+                guards.set_policy(task, settings.get(task))
+            except ValueError as exc:  # a database without the schema's check
+                problems.append(f"ml_task_settings {task}: {exc}")
+                guards.set_policy(task, None)
+        if guards.policies != before:
+            logger.info("out-of-distribution policies: %s", dict(guards.policies))
+        return tuple(problems)
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self.settings.control_refresh_s):

@@ -1,7 +1,8 @@
 """The application database as the service sees it: SQLAlchemy Core on the contract's tables.
 
 The service never creates or migrates a table (``mixai-db upgrade`` does, CONTRACTS §4): it
-reads the run-time control (``ml_feature_flags``, ``model_registry``, ``ab_experiments``) and
+reads the run-time control (``ml_feature_flags``, ``model_registry``, ``ab_experiments``,
+``ml_task_settings``) and
 inserts ``model_metrics`` and ``ab_test_assignments`` rows, declaring here only the columns
 it uses. :func:`schema_problems` says what is missing, for ``/readyz``.
 
@@ -95,6 +96,9 @@ ab_experiments = Table(
     Column("coverage", Float),
     Column("status", String(16)),
 )
+ml_task_settings = Table(
+    "ml_task_settings", metadata, Column("task", String(32)), Column("ood_policy", String(16))
+)
 
 WRITTEN: Final = {"model_metrics": model_metrics, "ab_test_assignments": ab_test_assignments}
 """The tables the service inserts into, by name (the journal's ``table`` field)."""
@@ -182,7 +186,9 @@ def read_control(connection: Connection) -> ControlRows:
         )
         for row in connection.execute(select(ab_experiments))
     ]
-    return ControlRows(flags, models, experiments)
+    settings = select(ml_task_settings).where(ml_task_settings.c.ood_policy.is_not(None))
+    ood_policies = {str(row.task): str(row.ood_policy) for row in connection.execute(settings)}
+    return ControlRows(flags, models, experiments, ood_policies)
 
 
 def _sortable(value: Any) -> str | None:

@@ -31,6 +31,7 @@ from sqlalchemy import (
 
 from mixai_inference.alignment import ALIGNMENT_FEATURE_NAMES
 from mixai_inference.features import FEATURE_NAMES
+from mixai_inference.ood import POLICIES as OOD_POLICIES
 from mixai_inference.tasks import flag_names, task_names
 
 TASKS = task_names()
@@ -338,6 +339,19 @@ ab_experiments = Table(
     _one_of("task", TASKS),
     _one_of("status", EXPERIMENT_STATUSES),
     CheckConstraint("coverage >= 0 AND coverage <= 1", name="ck_coverage_range"),
+)
+
+# One row per task whose serving the database overrides; a task without a row (or a null
+# setting) serves as its bundle says.
+ml_task_settings = Table(
+    "ml_task_settings",
+    metadata,
+    Column("task", String(32), primary_key=True),
+    Column("ood_policy", String(16), nullable=True),
+    Column("updated_at", _utc(), nullable=False),
+    Column("updated_by", String(128), nullable=True),
+    _one_of("task", TASKS),
+    _one_of("ood_policy", OOD_POLICIES),
 )
 
 admin_audit_log = Table(
