@@ -194,6 +194,8 @@ def test_sql_files_record_their_version() -> None:
             assert sql.rstrip().endswith("ON CONFLICT (version) DO NOTHING;")
     (control,) = (m for m in MIGRATIONS if m.description.startswith("run-time control"))
     assert "CREATE TABLE IF NOT EXISTS ml_feature_flags" in migration_sql(control, "postgresql")
+    (settings,) = (m for m in MIGRATIONS if m.description.startswith("per-task serving"))
+    assert "CREATE TABLE IF NOT EXISTS ml_task_settings" in migration_sql(settings, "postgresql")
     (guard,) = (m for m in MIGRATIONS if m.description.startswith("model_metrics: out-of"))
     assert "ADD COLUMN IF NOT EXISTS ood_score" in migration_sql(guard, "postgresql")
     assert MIGRATIONS[-1].version == LATEST

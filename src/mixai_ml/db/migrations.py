@@ -124,7 +124,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         16,
-        "run-time control: per-task serving settings (out-of-distribution policy)",
+        "per-task serving settings: out-of-distribution policy",
         ensure(schema.ml_task_settings),
     ),
     # 20+: the A/B sums (numbered apart from the others until merged)
