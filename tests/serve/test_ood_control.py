@@ -19,6 +19,8 @@ from mixai_ml.db.migrations import MIGRATIONS, apply_migrations
 
 NEAR = typical_features(FEATURE_NAMES)
 FAR = NEAR + 25.0 * feature_scales(FEATURE_NAMES)  # every feature 25 spreads from training
+SWITCH_S = 5.0
+"""A change shows within this: the tests' control refresh is 1 s (slack for a busy machine)."""
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,9 @@ def test_the_database_switches_the_policy_while_the_service_runs(
 
     set_policy(url, "fallback")
     far = service.wait_until(
-        lambda: (a := master(client, FAR))["source"] == "rules" and a, what="fallback"
+        lambda: (a := master(client, FAR))["source"] == "rules" and a,
+        what="fallback",
+        timeout=SWITCH_S,
     )
     assert far["reason"] == "out_of_distribution"
     assert far["ood"] is True
@@ -71,12 +75,14 @@ def test_the_database_switches_the_policy_while_the_service_runs(
 
     set_policy(url, "flag")
     flagged = service.wait_until(
-        lambda: (a := master(client, FAR))["source"] == "ml" and a, what="flag"
+        lambda: (a := master(client, FAR))["source"] == "ml" and a, what="flag", timeout=SWITCH_S
     )
     assert (flagged["reason"], flagged["ood"]) == (None, True)
 
     set_policy(url, None)  # no row: the bundle's policy again
-    service.wait_until(lambda: master(client, FAR)["ood_score"] is None, what="the bundle's")
+    service.wait_until(
+        lambda: master(client, FAR)["ood_score"] is None, what="the bundle's", timeout=SWITCH_S
+    )
 
     # the operator's environment beats the database
     set_policy(url, "fallback")
@@ -100,3 +106,24 @@ def test_a_database_without_the_settings_table_is_not_ready(
 
     migrated(sqlite_url)  # `mixai-db upgrade`: ready at the next refresh
     service.wait_until(lambda: client.call("GET", "/readyz")[0] == 200, what="ready")
+
+
+def test_an_unknown_policy_in_the_database_is_logged_and_the_bundle_serves(
+    guarded_bundle: Path, sqlite_url: str, start_service: Callable[..., Service]
+) -> None:
+    url = migrated(sqlite_url)
+    service = start_service(guarded_bundle, url)
+    engine = create_engine(url)
+    with engine.begin() as connection:  # an adopted table has no check to stop it
+        connection.exec_driver_sql("PRAGMA ignore_check_constraints = ON")
+        connection.exec_driver_sql(
+            "INSERT INTO ml_task_settings (task, ood_policy, updated_at) "
+            "VALUES ('master_reg', 'ignore', CURRENT_TIMESTAMP)"
+        )
+    engine.dispose()
+    service.wait_until(
+        lambda: "ml_task_settings master_reg: policy must be one of" in service.log.read_text(),
+        what="the row logged",
+        timeout=SWITCH_S,
+    )
+    assert master(service.client(), FAR)["ood_score"] is None  # the bundle's: off

@@ -2,9 +2,8 @@
 
 The service never creates or migrates a table (``mixai-db upgrade`` does, CONTRACTS §4): it
 reads the run-time control (``ml_feature_flags``, ``model_registry``, ``ab_experiments``,
-``ml_task_settings``) and
-inserts ``model_metrics`` and ``ab_test_assignments`` rows, declaring here only the columns
-it uses. :func:`schema_problems` says what is missing, for ``/readyz``.
+``ml_task_settings``) and inserts ``model_metrics`` and ``ab_test_assignments`` rows, declaring
+here only the columns it uses. :func:`schema_problems` says what is missing, for ``/readyz``.
 
 Inserts are idempotent (:func:`insert_missing`): ``INSERT … ON CONFLICT DO NOTHING`` on
 SQLite and PostgreSQL alike, on ``model_metrics``' unique (``task``, ``request_id``) and
