@@ -1,15 +1,17 @@
 """The cross-field rules of a bundle manifest (:mod:`mixai_inference.bundle`).
 
-Types are checked while parsing; these rules check what only the whole manifest shows:
+The type checks that parsing applies to each value (:func:`expect`), and the rules that only
+the whole manifest shows:
 known tasks and flags, one active version per task, plain unique file names, experiments
 over shipped versions, edge graphs beside the models.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from mixai_inference.ood import POLICIES
 from mixai_inference.tasks import flag_names, task_names, task_spec
@@ -26,6 +28,31 @@ _SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
 
 class BundleError(ValueError):
     """A bundle or manifest that cannot be read or does not follow the format."""
+
+
+def expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    """``value``, if it is one of ``kind`` (a JSON ``true`` is no number).
+
+    Raises:
+        BundleError: Naming ``what`` and the value otherwise.
+    """
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # bool is an int in Python but not a number (or a string) in a manifest
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise BundleError(f"{what}: expected {names}, got {value!r}")
+    return value
+
+
+def finite_number(value: Any, what: str) -> float:
+    number = float(expect(value, (int, float), what))
+    if not math.isfinite(number):
+        raise BundleError(f"{what}: expected a finite number, got {value!r}")
+    return number
+
+
+def optional_str(value: Any, what: str) -> str | None:
+    return None if value is None else expect(value, str, what)
 
 
 def validate(manifest: Manifest) -> None:
@@ -65,6 +92,12 @@ def validate(manifest: Manifest) -> None:
         _claim(files, graph.file)
     for experiment_id, experiment in manifest.experiments.items():
         _validate_experiment(manifest, experiment_id, experiment)
+    adapters = manifest.user_adapters
+    if adapters is not None:
+        problems = _file_and_hash_problems(adapters.file, adapters.sha256)
+        if problems:
+            raise BundleError("user_adapters: " + "; ".join(problems))
+        _claim(files, adapters.file)
 
 
 def _claim(files: set[str], name: str) -> None:

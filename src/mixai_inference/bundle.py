@@ -14,6 +14,7 @@ Layout::
       preset_cls-<version>.onnx
       align_conf-<version>.onnx
       features.onnx, alignment.onnx  # optional edge graphs for the browser (docs/edge.md)
+      user_adapters.json             # optional per-user adapters (mixai_inference.adapters)
 
 ``manifest.json`` (``format_version`` 1)::
 
@@ -48,6 +49,7 @@ Layout::
                           "weights": {"control": 50, "treatment": 50},
                           "coverage": 0.2, "salt": null}
       },
+      "user_adapters": {"file": "user_adapters.json", "sha256": "<64 hex>"},   # optional
       "edge": {
         "features": {"file": "features.onnx", "sha256": "<64 hex>",
                      "sample_rates": [22050, 44100, 48000], "names": [<FEATURE_NAMES>]},
@@ -65,7 +67,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -80,9 +81,13 @@ from mixai_inference._manifest_rules import (
     MANIFEST_NAME,
     MODEL_STATUSES,
     BundleError,
+    expect,
     experiment_problems,
+    finite_number,
+    optional_str,
     validate,
 )
+from mixai_inference.adapters import AdapterFile
 
 __all__ = [
     "FORMAT_VERSION",
@@ -240,6 +245,8 @@ class Manifest:
     edge: Mapping[str, EdgeGraph] = field(default_factory=dict)
     """The edge graphs by name (``features``, ``alignment``); the Python runtime ignores
     them, the web app (``make edge``) runs them. Optional: older manifests have none."""
+    user_adapters: AdapterFile | None = None
+    """The per-user adapters shipped with the models, if any."""
 
     def __post_init__(self) -> None:
         validate(self)
@@ -253,6 +260,8 @@ class Manifest:
             for model in entry.models.values()
             for name, digest in model.files.items()
         }
+        if self.user_adapters is not None:
+            listed[self.user_adapters.file] = self.user_adapters.sha256
         return listed | {graph.file: graph.sha256 for graph in self.edge.values()}
 
     def to_json(self) -> dict[str, Any]:
@@ -272,6 +281,7 @@ class Manifest:
             },
             "experiments": {eid: exp.to_json() for eid, exp in self.experiments.items()},
             "edge": {name: graph.to_json() for name, graph in self.edge.items()},
+            **({"user_adapters": self.user_adapters.to_json()} if self.user_adapters else {}),
         }
 
     @classmethod
@@ -281,8 +291,8 @@ class Manifest:
         Raises:
             BundleError: If a field is missing, of the wrong type or inconsistent.
         """
-        obj = _expect(data, dict, "manifest")
-        version = _expect(obj.get("format_version"), int, "format_version")
+        obj = expect(data, dict, "manifest")
+        version = expect(obj.get("format_version"), int, "format_version")
         if version > FORMAT_VERSION:
             raise BundleError(
                 f"manifest format_version {version} is newer than this package reads "
@@ -290,26 +300,27 @@ class Manifest:
             )
         tasks = {
             task: _task_from_json(task, raw)
-            for task, raw in _expect(obj.get("tasks", {}), dict, "tasks").items()
+            for task, raw in expect(obj.get("tasks", {}), dict, "tasks").items()
         }
         experiments = {
             eid: _experiment_from_json(eid, raw)
-            for eid, raw in _expect(obj.get("experiments", {}), dict, "experiments").items()
+            for eid, raw in expect(obj.get("experiments", {}), dict, "experiments").items()
         }
         edge = {
             name: _edge_from_json(name, raw)
-            for name, raw in _expect(obj.get("edge", {}), dict, "edge").items()
+            for name, raw in expect(obj.get("edge", {}), dict, "edge").items()
         }
         return cls(
-            feature_schema_version=_expect(
+            feature_schema_version=expect(
                 obj.get("feature_schema_version"), str, "feature_schema_version"
             ),
             tasks=tasks,
-            flags=_expect(obj.get("flags", {}), dict, "flags"),
+            flags=expect(obj.get("flags", {}), dict, "flags"),
             experiments=experiments,
-            created_at=_expect(obj.get("created_at"), str, "created_at"),
+            created_at=expect(obj.get("created_at"), str, "created_at"),
             format_version=version,
             edge=edge,
+            user_adapters=_adapters_from_json(obj.get("user_adapters")),
         )
 
 
@@ -406,87 +417,77 @@ def write_bundle(
     return target
 
 
-# --- validation ----------------------------------------------------------------------------
-
-
-def _expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    # bool is an int in Python but not a number (or a string) in a manifest
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        names = " or ".join(k.__name__ for k in kinds)
-        raise BundleError(f"{what}: expected {names}, got {value!r}")
-    return value
-
-
-def _number(value: Any, what: str) -> float:
-    number = float(_expect(value, (int, float), what))
-    if not math.isfinite(number):
-        raise BundleError(f"{what}: expected a finite number, got {value!r}")
-    return number
-
-
-def _optional_str(value: Any, what: str) -> str | None:
-    return None if value is None else _expect(value, str, what)
+# --- parsing ------------------------------------------------------------------------------
 
 
 def _model_from_json(task: str, version: str, raw: Any) -> ModelEntry:
     where = f"tasks.{task}.models.{version}"
-    obj = _expect(raw, dict, where)
+    obj = expect(raw, dict, where)
     return ModelEntry(
         version=version,
-        file=_expect(obj.get("file"), str, f"{where}.file"),
-        sha256=_expect(obj.get("sha256"), str, f"{where}.sha256"),
-        status=_expect(obj.get("status"), str, f"{where}.status"),
-        rollout_pct=_number(obj.get("rollout_pct"), f"{where}.rollout_pct"),
-        feature_schema_version=_expect(
+        file=expect(obj.get("file"), str, f"{where}.file"),
+        sha256=expect(obj.get("sha256"), str, f"{where}.sha256"),
+        status=expect(obj.get("status"), str, f"{where}.status"),
+        rollout_pct=finite_number(obj.get("rollout_pct"), f"{where}.rollout_pct"),
+        feature_schema_version=expect(
             obj.get("feature_schema_version"), str, f"{where}.feature_schema_version"
         ),
-        input_name=_expect(obj.get("input_name"), str, f"{where}.input_name"),
-        input_dim=_expect(obj.get("input_dim"), int, f"{where}.input_dim"),
-        output_name=_expect(obj.get("output_name"), str, f"{where}.output_name"),
-        output_dim=_expect(obj.get("output_dim"), int, f"{where}.output_dim"),
-        metrics=_expect(obj.get("metrics", {}), dict, f"{where}.metrics"),
-        created_at=_optional_str(obj.get("created_at"), f"{where}.created_at"),
-        reference=_optional_str(obj.get("reference"), f"{where}.reference"),
-        reference_sha256=_optional_str(obj.get("reference_sha256"), f"{where}.reference_sha256"),
+        input_name=expect(obj.get("input_name"), str, f"{where}.input_name"),
+        input_dim=expect(obj.get("input_dim"), int, f"{where}.input_dim"),
+        output_name=expect(obj.get("output_name"), str, f"{where}.output_name"),
+        output_dim=expect(obj.get("output_dim"), int, f"{where}.output_dim"),
+        metrics=expect(obj.get("metrics", {}), dict, f"{where}.metrics"),
+        created_at=optional_str(obj.get("created_at"), f"{where}.created_at"),
+        reference=optional_str(obj.get("reference"), f"{where}.reference"),
+        reference_sha256=optional_str(obj.get("reference_sha256"), f"{where}.reference_sha256"),
     )
 
 
 def _task_from_json(task: str, raw: Any) -> TaskEntry:
-    obj = _expect(raw, dict, f"tasks.{task}")
-    models = _expect(obj.get("models", {}), dict, f"tasks.{task}.models")
+    obj = expect(raw, dict, f"tasks.{task}")
+    models = expect(obj.get("models", {}), dict, f"tasks.{task}.models")
     return TaskEntry(
-        active_version=_optional_str(obj.get("active_version"), f"tasks.{task}.active_version"),
+        active_version=optional_str(obj.get("active_version"), f"tasks.{task}.active_version"),
         models={version: _model_from_json(task, version, m) for version, m in models.items()},
-        ood_policy=_optional_str(obj.get("ood_policy"), f"tasks.{task}.ood_policy"),
+        ood_policy=optional_str(obj.get("ood_policy"), f"tasks.{task}.ood_policy"),
     )
 
 
 def _experiment_from_json(experiment_id: str, raw: Any) -> Experiment:
     where = f"experiments.{experiment_id}"
-    obj = _expect(raw, dict, where)
-    variants = _expect(obj.get("variants"), dict, f"{where}.variants")
-    weights = _expect(obj.get("weights"), dict, f"{where}.weights")
+    obj = expect(raw, dict, where)
+    variants = expect(obj.get("variants"), dict, f"{where}.variants")
+    weights = expect(obj.get("weights"), dict, f"{where}.weights")
     return Experiment(
         experiment_id=experiment_id,
-        task=_expect(obj.get("task"), str, f"{where}.task"),
+        task=expect(obj.get("task"), str, f"{where}.task"),
         variants={
-            name: _optional_str(v, f"{where}.variants.{name}") for name, v in variants.items()
+            name: optional_str(v, f"{where}.variants.{name}") for name, v in variants.items()
         },
-        weights={name: _number(w, f"{where}.weights.{name}") for name, w in weights.items()},
-        coverage=_number(obj.get("coverage", 1.0), f"{where}.coverage"),
-        salt=_optional_str(obj.get("salt"), f"{where}.salt"),
+        weights={name: finite_number(w, f"{where}.weights.{name}") for name, w in weights.items()},
+        coverage=finite_number(obj.get("coverage", 1.0), f"{where}.coverage"),
+        salt=optional_str(obj.get("salt"), f"{where}.salt"),
+    )
+
+
+def _adapters_from_json(raw: Any) -> AdapterFile | None:
+    if raw is None:
+        return None
+    obj = expect(raw, dict, "user_adapters")
+    return AdapterFile(
+        file=expect(obj.get("file"), str, "user_adapters.file"),
+        sha256=expect(obj.get("sha256"), str, "user_adapters.sha256"),
     )
 
 
 def _edge_from_json(name: str, raw: Any) -> EdgeGraph:
     where = f"edge.{name}"
-    obj = _expect(raw, dict, where)
-    rates = _expect(obj.get("sample_rates"), list, f"{where}.sample_rates")
-    names = _expect(obj.get("names"), list, f"{where}.names")
+    obj = expect(raw, dict, where)
+    rates = expect(obj.get("sample_rates"), list, f"{where}.sample_rates")
+    names = expect(obj.get("names"), list, f"{where}.names")
     return EdgeGraph(
-        file=_expect(obj.get("file"), str, f"{where}.file"),
-        sha256=_expect(obj.get("sha256"), str, f"{where}.sha256"),
-        sample_rates=tuple(_expect(rate, int, f"{where}.sample_rates[]") for rate in rates),
-        names=tuple(_expect(name, str, f"{where}.names[]") for name in names),
+        file=expect(obj.get("file"), str, f"{where}.file"),
+        sha256=expect(obj.get("sha256"), str, f"{where}.sha256"),
+        sample_rates=tuple(expect(rate, int, f"{where}.sample_rates[]") for rate in rates),
+        names=tuple(expect(name, str, f"{where}.names[]") for name in names),
     )

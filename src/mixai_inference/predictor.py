@@ -27,6 +27,7 @@ Guarantees:
 * **Every answer is scored** against the model's training inputs (``ood_score``,
   :mod:`mixai_inference.ood`) unless the task's policy is ``off``; under ``fallback`` an
   out-of-distribution input is answered by the rules (``out_of_distribution``).
+* **Known users get their adapter** (:mod:`mixai_inference.adapters`) on model answers.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from mixai_inference.adapters import Adjustments, bundle_adapters, served_answer
 from mixai_inference.bundle import BundleError, Manifest, read_manifest
 from mixai_inference.control import Control
 from mixai_inference.features import FEATURE_SCHEMA_VERSION, all_finite, feature_row
@@ -111,6 +113,7 @@ class Predictor:
         ood_policy: str | None = None,
     ) -> None:
         self.manifest = manifest
+        self.adapters, self.adapters_error = bundle_adapters(manifest, bundle_dir)
         self.bundle_dir = bundle_dir
         self.bundle_error = bundle_error
         self.metrics = metrics_sink
@@ -126,14 +129,8 @@ class Predictor:
         self._input_dims: dict[str, int] = {}
         for index, spec in enumerate(task_specs()):
             names = rules.source_names(spec.source)
-            columns = None
-            if spec.columns is not None:
-                missing = sorted(set(spec.columns) - set(names))
-                if missing:
-                    raise ValueError(
-                        f"{spec.name} reads {missing}, not among the {spec.source} features"
-                    )
-                columns = np.array([names.index(name) for name in spec.columns])
+            positions = spec.positions(names)
+            columns = None if positions is None else np.array(positions)
             served[spec.source].append(_Served(spec, index, columns))
             self._input_dims[spec.name] = len(spec.input_names(names))
         self._served = {source: tuple(tasks) for source, tasks in served.items()}
@@ -410,7 +407,8 @@ class Predictor:
         """Answer every task that reads ``source``, and record the answers (with ``extra``)."""
         x = feature_row(features, self._width[source], f"{source} features")
         served, routes = self._served[source], self._state.routes(user_id)
-        answers, seconds = self._answer(served, x, routes)
+        personal = self.adapters.for_user(user_id) if self.adapters else None
+        answers, seconds = self._answer(served, x, routes, personal)
         self.metrics.record_lazy(
             answer_records,
             (time.time(), user_id, job_id, request_id, served, answers, seconds, extra, x, routes),
@@ -419,7 +417,11 @@ class Predictor:
         return answers
 
     def _answer(
-        self, served: tuple[_Served, ...], x: np.ndarray, routes: tuple[Route, ...]
+        self,
+        served: tuple[_Served, ...],
+        x: np.ndarray,
+        routes: tuple[Route, ...],
+        personal: Adjustments | None,
     ) -> tuple[dict[str, Answer], tuple[float, ...]]:
         """Each served task's answer, and the seconds each took (the hot path)."""
         answers = {}
@@ -445,9 +447,7 @@ class Predictor:
             else:
                 values, prov = self._run(route, {spec.input_tensor: row}, valid)
             if values is not None:
-                values = spec.finish(values)
-                if values is None:
-                    prov = prov.fallback("bad_output")
+                values, prov = served_answer(spec, values, prov, personal)
             if values is None:
                 values = spec.rule(self.rules, row)[0].tolist()
             answers[spec.name] = Answer(spec, values, prov, ood_score)

@@ -8,7 +8,7 @@ answered, the reason (a key of :data:`REASONS`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
@@ -57,18 +57,25 @@ class Provenance:
     experiment_id: str | None
     reason: str | None
     """Why the rules answered (a key of :data:`REASONS`); ``None`` for model answers."""
+    personalized: bool = False
+    """Whether the user's adapter adjusted the model's answer (:mod:`mixai_inference.adapters`)."""
 
     def fallback(self, reason: str) -> Provenance:
         """The same routing, answered by the rules for ``reason``."""
         return Provenance("rules", self.model_version, self.variant, self.experiment_id, reason)
 
-    def to_dict(self) -> dict[str, str | None]:
+    def with_adapter(self) -> Provenance:
+        """The same model answer, adjusted by the user's adapter."""
+        return replace(self, personalized=True)
+
+    def to_dict(self) -> dict[str, str | bool | None]:
         return {
             "source": self.source,
             "model_version": self.model_version,
             "variant": self.variant,
             "experiment_id": self.experiment_id,
             "reason": self.reason,
+            "personalized": self.personalized,
         }
 
 

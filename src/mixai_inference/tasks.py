@@ -93,6 +93,13 @@ class TaskSpec:
         ranges: ``regression``: the (low, high) range of each output.
         label_key: ``classification`` and ``probability``: the label's key.
         input_tensor: The ONNX graph's input name.
+        trunk: Tasks naming the same trunk also train together as one multi-task network
+            (a shared MLP over their common input, a head each), a candidate beside each
+            one's own network; they must read the same features. ``None``: no sharing.
+        personalized: Whether a per-user adapter, learned from the user's labelled jobs and
+            shrunk toward the population, adjusts the model's answer for known users
+            (``regression``: an offset per output; ``classification``: a log-prior ratio
+            per class; see :mod:`mixai_inference.adapters`).
     """
 
     name: str
@@ -108,6 +115,8 @@ class TaskSpec:
     ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     label_key: str | None = None
     input_tensor: str = "features"
+    trunk: str | None = None
+    personalized: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -123,6 +132,8 @@ class TaskSpec:
             problems.append(f"a {self.kind} task needs its label_key")
         if self.kind == "probability" and self.outputs != (self.label_key,):
             problems.append("a probability task outputs (label_key,)")
+        if self.personalized and self.kind == "probability":
+            problems.append("per-user adapters exist for regression and classification only")
         if problems:
             raise ValueError(f"task {self.name!r}: " + "; ".join(problems))
 
@@ -140,6 +151,19 @@ class TaskSpec:
         """
         names = source_feature_names(self.source) if source_names is None else source_names
         return names if self.columns is None else self.columns
+
+    def positions(self, source_names: tuple[str, ...]) -> list[int] | None:
+        """Where the model's inputs are in the source vector; ``None``: all of it.
+
+        Raises:
+            ValueError: If the task reads names the source vector does not have.
+        """
+        if self.columns is None:
+            return None
+        missing = sorted(set(self.columns) - set(source_names))
+        if missing:
+            raise ValueError(f"{self.name} reads {missing}, not among the {self.source} features")
+        return [source_names.index(name) for name in self.columns]
 
     @cached_property
     def lows(self) -> tuple[float, ...]:
@@ -299,6 +323,16 @@ def task_names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
+def trunks() -> dict[str, tuple[str, ...]]:
+    """Each shared trunk and the tasks it serves (:attr:`TaskSpec.trunk`), in registration
+    order; a trunk of one task trains nothing a single-task network does not."""
+    members: dict[str, list[str]] = {}
+    for spec in _REGISTRY.values():
+        if spec.trunk is not None:
+            members.setdefault(spec.trunk, []).append(spec.name)
+    return {trunk: tuple(tasks) for trunk, tasks in members.items() if len(tasks) > 1}
+
+
 def flag_names() -> tuple[str, ...]:
     """``enable_cpu_ml``, then each task's flag (docs/data_contracts.md §1)."""
     return (MASTER_FLAG, *(spec.flag for spec in _REGISTRY.values()))
@@ -330,6 +364,8 @@ register_task(
         higher_is_better=False,
         rule=_master_rule,
         ranges=MASTER_PARAM_RANGES,
+        trunk="mix",
+        personalized=True,
     )
 )
 register_task(
@@ -343,6 +379,8 @@ register_task(
         higher_is_better=True,
         rule=_preset_rule,
         label_key="preset",
+        trunk="mix",
+        personalized=True,
     )
 )
 register_task(
@@ -380,5 +418,6 @@ __all__ = [
     "task_names",
     "task_spec",
     "task_specs",
+    "trunks",
     "unregister_task",
 ]

@@ -1,10 +1,11 @@
 """The purge: delete the ML data of users who withdrew consent (docs/data_contracts.md §2).
 
-Removes their rows from ``features_store``, ``labels`` and ``feature_failures``
-and from the derived training data (Parquet files with a ``job_id`` column),
-keeps whatever a ``legal_hold`` exclusion covers, and returns an audit row per
-user and table. Running it again deletes nothing more (idempotent). The app's
-own records (``jobs``, the audio, ``ml_consent``) are the app's to manage.
+Removes their rows from ``features_store``, ``labels`` and ``feature_failures``,
+from the derived training data (Parquet files with a ``job_id`` column) and their
+per-user model parameters (the bundle's ``user_adapters.json``), keeps whatever a
+``legal_hold`` exclusion covers, and returns an audit row per user and table. Running it
+again deletes nothing more (idempotent). The app's own records (``jobs``, the audio,
+``ml_consent``) are the app's to manage.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Connection, Engine, Table, delete, func, select
 
+from mixai_inference.adapters import ADAPTERS_FILE
 from mixai_ml.db import schema
 from mixai_ml.governance import protected_by_legal_hold, withdrawn_users
+from mixai_ml.personalization.store import purge_users_from_bundle
 
 logger = logging.getLogger(__name__)
 
@@ -140,14 +143,22 @@ def purge_withdrawn_users(
         job_ids = targets["job_id"].tolist()
         deleted = {table.name: _purge_table(connection, table, job_ids) for table in PURGED_TABLES}
     job_set = set(job_ids)
-    for path in sorted(derived_files):
-        deleted[f"file:{path.as_posix()}"] = _purge_file(path, job_set)
     owner = targets.set_index("job_id")["user_id"]
+    per_user_files = {}
+    for path in sorted(derived_files):
+        name = f"file:{path.as_posix()}"
+        if path.name == ADAPTERS_FILE:  # a bundle's adapters: one record per user
+            per_user_files[name] = purge_users_from_bundle(path.parent, set(owner))
+        else:
+            deleted[name] = _purge_file(path, job_set)
+    per_user_counts = {
+        table_name: per_job.groupby(owner.reindex(per_job.index).to_numpy()).sum()
+        for table_name, per_job in deleted.items()
+        if not per_job.empty
+    }
+    per_user_counts.update({name: counts for name, counts in per_user_files.items() if len(counts)})
     rows = []
-    for table_name, per_job in deleted.items():
-        if per_job.empty:
-            continue
-        per_user = per_job.groupby(owner.reindex(per_job.index).to_numpy()).sum()
+    for table_name, per_user in per_user_counts.items():
         rows += [
             {
                 "purge_id": purge_id,

@@ -6,16 +6,20 @@ from functools import partial
 
 import numpy as np
 import pytest
+from sklearn import metrics as skm
 
 from mixai_inference.tasks import MASTER_PARAM_RANGES, PRESETS
 from mixai_ml.evaluation.bootstrap import paired_bootstrap
+from mixai_ml.evaluation.evaluate import gap_closed
 from mixai_ml.evaluation.metrics import (
     classification_metrics,
     ece_noise_floor,
     expected_calibration_error,
+    macro_f1,
     mae_norm,
     probability_metrics,
     regression_metrics,
+    roc_auc,
 )
 from mixai_ml.evaluation.promotion import PromotionPolicy, decide
 
@@ -107,3 +111,32 @@ def test_ece_noise_floor_matches_calibrated_simulations() -> None:
     assert expected_calibration_error(outcomes, probabilities) < 3 * floor
     assert ece_noise_floor(probabilities, draws=300) == floor  # seeded
     assert ece_noise_floor(np.repeat(probabilities, 100), draws=20) < floor / 5
+
+
+def test_fast_macro_f1_and_roc_auc_equal_scikit_learns() -> None:
+    """The bootstrap's fast versions against scikit-learn (the oracle), with absent classes,
+    ties and one-class resamples."""
+    rng = np.random.default_rng(3)
+    for trial in range(20):
+        n = int(rng.integers(5, 200))
+        truth = rng.integers(0, 4, n)  # classes 4 and 5 never chosen
+        scores = rng.random((n, 6))
+        expected = skm.f1_score(
+            truth, scores.argmax(axis=1), labels=range(6), average="macro", zero_division=0
+        )
+        assert macro_f1(truth, scores) == pytest.approx(expected, abs=1e-12), trial
+        outcomes = (rng.random(n) < 0.3).astype(float)
+        probabilities = np.round(rng.random(n), 1)  # many ties
+        if len(np.unique(outcomes)) == 2:
+            assert roc_auc(outcomes, probabilities) == pytest.approx(
+                skm.roc_auc_score(outcomes, probabilities), abs=1e-12
+            )
+    assert np.isnan(roc_auc(np.ones(5), rng.random(5)))
+
+
+def test_gap_closed_is_the_share_of_the_way_from_the_rules_to_the_oracle() -> None:
+    lower = gap_closed("master_reg", {"rules": 0.2, "oracle": 0.05, "model": 0.08, "active": 0.2})
+    assert lower == pytest.approx({"model": 0.8, "active": 0.0})
+    higher = gap_closed("preset_cls", {"rules": 0.2, "oracle": 0.8, "model": 0.65})
+    assert higher == pytest.approx({"model": 0.75})
+    assert gap_closed("preset_cls", {"rules": 0.2, "oracle": 0.2, "model": 0.5}) == {}

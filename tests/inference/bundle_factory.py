@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from mixai_inference.adapters import ADAPTERS_FILE, AdapterFile, UserAdapters
 from mixai_inference.bundle import (
     Experiment,
     Manifest,
@@ -26,6 +27,8 @@ from mixai_inference.bundle import (
     sha256_bytes,
     write_bundle,
 )
+from mixai_inference.metrics import MetricsSink
+from mixai_inference.predictor import Predictor
 from mixai_inference.rules import ALIGN_INPUTS, TRACK_INPUTS, Rules
 from mixai_inference.tasks import (
     ALIGN_CONF,
@@ -48,6 +51,12 @@ INPUT_DIMS = {
     PRESET_CLS: len(FEATURE_NAMES),
     ALIGN_CONF: len(ALIGN_NAMES),
 }
+
+
+def open_bundle(path: Path, **kwargs: Any) -> Predictor:
+    """A predictor on a bundle of this module's fake feature names, recording in memory."""
+    kwargs.setdefault("metrics_sink", MetricsSink())
+    return Predictor.from_bundle(path, rules=RULES, feature_schema_version=SCHEMA, **kwargs)
 
 
 def typical_features(names: Sequence[str] = FEATURE_NAMES) -> np.ndarray:
@@ -215,12 +224,14 @@ def build_bundle(
     input_dims: Mapping[str, int] = INPUT_DIMS,
     references: Mapping[str, bytes] | None = None,
     ood_policy: Mapping[str, str] | None = None,
+    adapters: UserAdapters | None = None,
 ) -> Path:
     """Write a bundle: for each task its versions (version ``k`` of the list outputs
-    :func:`default_bias` ``(task, k)``), the first active unless ``active`` says otherwise.
-    ``schema`` and ``input_dims`` default to the fake feature names of this module.
-    ``references``: task → the training reference file every version of it ships with
-    (:func:`reference_for`); ``ood_policy``: task → its policy in the manifest."""
+    :func:`default_bias` ``(task, k)``), the first active unless ``active`` says otherwise,
+    and the users' ``adapters`` if given. ``schema`` and ``input_dims`` default to the fake
+    feature names of this module. ``references``: task → the training reference file every
+    version of it ships with (:func:`reference_for`); ``ood_policy``: task → its policy in
+    the manifest."""
     versions = versions or {task: ["v0"] for task in INPUT_DIMS}
     tasks: dict[str, TaskEntry] = {}
     files: dict[str, Any] = {}
@@ -249,10 +260,15 @@ def build_bundle(
             entries[version] = entry
             files[entry.file] = data
         tasks[task] = TaskEntry(chosen, entries, ood_policy=(ood_policy or {}).get(task))
+    adapter_file = None
+    if adapters is not None:
+        files[ADAPTERS_FILE] = adapters.to_bytes()
+        adapter_file = AdapterFile(ADAPTERS_FILE, sha256_bytes(files[ADAPTERS_FILE]))
     manifest = Manifest(
         feature_schema_version=schema,
         tasks=tasks,
         flags={"enable_cpu_ml": True, **(flags or {})},
         experiments=dict(experiments or {}),
+        user_adapters=adapter_file,
     )
     return write_bundle(path, manifest, files)

@@ -94,6 +94,7 @@ def test_predict_json_holds_parameters_preset_and_provenance(
         "reason": None,
         "ood_score": None,  # the bundle has no training references
         "ood": False,
+        "personalized": False,
     }
     monkeypatch.setenv("ENABLE_CPU_ML", "0")
     code, out, _ = run(capsys, "predict", str(mix), "--bundle", str(bundle), "--json")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -13,10 +12,10 @@ from bundle_factory import (
     ALIGN_NAMES,
     FEATURE_NAMES,
     RULES,
-    SCHEMA,
     affine_model,
     build_bundle,
     master_bias,
+    open_bundle,
     preset_bias,
     typical_features,
 )
@@ -38,11 +37,6 @@ from mixai_inference.tasks import (
 
 X = typical_features()
 USERS = [f"user-{i}" for i in range(400)]
-
-
-def open_bundle(path: Path, **kwargs: Any) -> Predictor:
-    kwargs.setdefault("metrics_sink", MetricsSink())
-    return Predictor.from_bundle(path, rules=RULES, feature_schema_version=SCHEMA, **kwargs)
 
 
 def rules_master(x: np.ndarray = X) -> dict[str, float]:
@@ -240,6 +234,7 @@ def test_result_to_dict_is_the_cli_json_shape(bundle: Path) -> None:
         "reason": None,
         "ood_score": None,  # the bundle has no training references
         "ood": False,
+        "personalized": False,
     }
 
 

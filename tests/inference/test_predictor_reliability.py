@@ -18,23 +18,18 @@ from bundle_factory import (
     affine_model,
     build_bundle,
     master_bias,
+    open_bundle,
     preset_bias,
     typical_features,
 )
 from onnx import TensorProto, helper, numpy_helper
 
 from mixai_inference.bundle import MANIFEST_NAME, Experiment
-from mixai_inference.metrics import MetricsSink
 from mixai_inference.predictor import Predictor
 from mixai_inference.routing import assign_variant
 from mixai_inference.tasks import MASTER_PARAM_NAMES, MASTER_REG, PRESET_CLS
 
 X = typical_features()
-
-
-def open_bundle(path: Path, **kwargs: Any) -> Predictor:
-    kwargs.setdefault("metrics_sink", MetricsSink())
-    return Predictor.from_bundle(path, rules=RULES, feature_schema_version=SCHEMA, **kwargs)
 
 
 def rules_params() -> dict[str, float]:

@@ -197,6 +197,14 @@ def parameters() -> dict[str, Any]:
             "calibration_bins": 10,
             "bootstrap": {"n_resamples": 20, "seed": 0},
             "ood": {"shifts": {}, "top_features": 3},
+            "personalization": {"buckets": [0, 1, 2], "returning_from": 2},
+            "learning_curve": {
+                "enabled": True,
+                "sizes": [40],
+                "repeats": 1,
+                "seed": 0,
+                "pretrain": model["fit"],
+            },
         },
         "params:evaluation.ood": {"max_jobs": 2, "shifts": {}, "n_workers": 1},
         "params:evaluation.audio": {"max_jobs": 2, "sources": ["model", "rules"]},
@@ -210,7 +218,9 @@ def parameters() -> dict[str, Any]:
             "flags": {"enable_cpu_ml": True},
             "edge": conf_export()["edge"],
             "ood_policy": {},
+            "user_adapters": True,
         },
+        "params:multitask": {"mix": {key: model[key] for key in ("net", "fit")}},
     }
     for task in ("master_reg", "preset_cls", "align_conf", TOY.name):
         estimator = baselines.get(task, "logistic_regression")
@@ -255,6 +265,7 @@ def test_a_fourth_task_trains_evaluates_ships_and_serves(
             **parameters(),
             **empty,  # no registry, flags or experiments yet: export.flags decide
             "job_audio_files": {},  # no audio: the audio-domain evaluation renders nothing
+            "world_oracle": pd.DataFrame(columns=["job_id", "task", "outputs"]),  # no truth
         },
         tmp_path,
     )

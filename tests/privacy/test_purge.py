@@ -10,6 +10,15 @@ import pandas as pd
 from sqlalchemy import create_engine
 
 from mixai_inference import FEATURE_SCHEMA_VERSION
+from mixai_inference.adapters import (
+    ADAPTERS_FILE,
+    AdapterFile,
+    TaskAdapters,
+    UserAdapters,
+    bundle_adapters,
+)
+from mixai_inference.bundle import Manifest, read_manifest, sha256_bytes, write_bundle
+from mixai_inference.tasks import MASTER_REG, PRESET_CLS
 from mixai_ml.datasets import AppTableDataset
 from mixai_ml.db import schema
 from mixai_ml.privacy import PURGE_DEADLINE, pending_withdrawals, purge_withdrawn_users
@@ -172,3 +181,45 @@ def test_training_data_read_from_each_database_honours_consent_and_exclusions(
     assert counts["withdrawn"] == 3
     assert counts["invalid_label"] == 1  # g2's "{}"
     assert counts["n_samples"] == 1
+
+
+def test_purge_removes_withdrawn_users_adapters_from_the_bundle(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A withdrawn user's per-user model parameters go; the manifest's sha256 follows; legal
+    holds (a held user, a user whose only job is held) keep theirs."""
+    seed(db_url)
+    users = ("ok", "gone", "held", "hold_one")
+    store = UserAdapters(
+        {
+            MASTER_REG: TaskAdapters("v1", {user: (0.5,) * 8 for user in users}),
+            PRESET_CLS: TaskAdapters("v1", {"gone": (0.0,) * 6}),
+        }
+    )
+    content = store.to_bytes()
+    bundle = tmp_path / "bundle"
+    manifest = Manifest(
+        feature_schema_version=FEATURE_SCHEMA_VERSION,
+        tasks={},
+        user_adapters=AdapterFile(ADAPTERS_FILE, sha256_bytes(content)),
+    )
+    write_bundle(bundle, manifest, {ADAPTERS_FILE: content})
+    engine = create_engine(db_url)
+    now = datetime(2026, 6, 2, tzinfo=UTC)
+
+    audit = purge_withdrawn_users(engine, [bundle / ADAPTERS_FILE], purge_id="p1", now=now)
+    again = purge_withdrawn_users(engine, [bundle / ADAPTERS_FILE], purge_id="p2", now=now)
+    engine.dispose()
+
+    kept, error = bundle_adapters(read_manifest(bundle), bundle)  # sha256 checked
+    assert error is None
+    assert kept is not None
+    assert set(kept.tasks[MASTER_REG].users) == {"ok", "held", "hold_one"}
+    assert kept.tasks[PRESET_CLS].users == {}
+    place = f"file:{(bundle / ADAPTERS_FILE).as_posix()}"
+    assert audit.set_index(["user_id", "table_name"])["rows_deleted"].to_dict() == {
+        ("gone", "features_store"): 2,
+        ("gone", "labels"): 3,
+        ("gone", place): 2,
+    }
+    assert again.empty

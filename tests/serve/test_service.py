@@ -71,7 +71,9 @@ def test_predict_answers_the_cli_json_with_a_request_id_and_records_it(
         "reason",
         "ood_score",
         "ood",
+        "personalized",
     }
+    assert answer[PRESET_CLS]["personalized"] is False  # the bundle ships no user adapters
     assert len(answer["request_id"]) == 32
     status, again = client.call(
         "POST", "/v1/predict", {"features": [0.0] * 175}, headers={"X-Request-ID": "mine-1"}

@@ -12,12 +12,20 @@ import pytest
 from simulation_params import demo_params
 
 from mixai_inference import AudioError, load_audio
-from mixai_inference.tasks import MASTER_PARAM_NAMES, MASTER_PARAM_RANGES, PRESETS
+from mixai_inference.tasks import (
+    ALIGN_CONF,
+    MASTER_PARAM_NAMES,
+    MASTER_PARAM_RANGES,
+    MASTER_REG,
+    PRESET_CLS,
+    PRESETS,
+)
 from mixai_ml.datasets.audio import AudioFolder
 from mixai_ml.simulation.config import CONSENT_STATES, DESCRIPTORS, WorldConfig
 from mixai_ml.simulation.jobs import plan_jobs
 from mixai_ml.simulation.labels import label_jobs, style_targets
 from mixai_ml.simulation.online import model_metrics
+from mixai_ml.simulation.oracle import oracle_outputs, oracle_table
 from mixai_ml.simulation.population import consent_tables, make_users, quality_exclusions
 from mixai_ml.simulation.styles import NEIGHBOURS, STYLES
 from mixai_ml.simulation.truth import ground_truth
@@ -81,6 +89,21 @@ def test_jobs_belong_to_every_user_within_the_history() -> None:
     assert defects.to_dict() == {
         name: round(share * config.n_jobs) for name, share in config.defects.items()
     }
+
+
+def test_users_return_with_a_time_ordered_history() -> None:
+    """Per-user adapters learn from returning users' earlier jobs: the default world has
+    users with five and ten or more earlier jobs, each user's jobs in time order, the same
+    for the same seed."""
+    config = default_config()
+    jobs, _ = plan_jobs(config, make_users(config), AudioFolder("unused"))
+    per_user = jobs.groupby("user_id").size()
+    assert (per_user >= 6).sum() >= 0.25 * config.n_users
+    assert (per_user >= 11).sum() >= 0.05 * config.n_users
+    for _, own in jobs.groupby("user_id"):
+        assert own["created_at"].is_monotonic_increasing
+    again, _ = plan_jobs(config, make_users(config), AudioFolder("unused"))
+    pd.testing.assert_frame_equal(jobs, again)
 
 
 # --- the hidden user model ----------------------------------------------------------------------
@@ -170,6 +193,36 @@ def test_presets_are_mostly_the_style_otherwise_favourite_or_neighbour() -> None
     for row in truth[truth["preset_source"] == "neighbour"].itertuples():
         assert row.preset_label in NEIGHBOURS[row.style]
     assert set(truth["preset_label"]) == set(PRESETS)
+
+
+def test_the_oracle_knows_all_but_the_noise() -> None:
+    """The oracle's master_reg answer is the label without its noise (the median of the
+    label: least absolute error), its preset probabilities are the choice's true ones, and
+    it answers alignment by the outcome."""
+    config = default_config()
+    users = make_users(config)
+    truth = label_jobs(config, users, synthetic_truth(config, users, 6000))
+    world = World(config, users, truth, *(pd.DataFrame(),) * 4)
+    oracle = oracle_outputs(world)
+    labels = truth[[f"label_{name}" for name in MASTER_PARAM_NAMES]].to_numpy()
+    noise = truth[[f"noise_{name}" for name in MASTER_PARAM_NAMES]].to_numpy()
+    lows, highs = (np.array(bound) for bound in zip(*MASTER_PARAM_RANGES.values(), strict=True))
+    inside = (labels > lows) & (labels < highs)  # neither clipped
+    inside &= (oracle[MASTER_REG] > lows) & (oracle[MASTER_REG] < highs)
+    np.testing.assert_allclose((labels - oracle[MASTER_REG])[inside], noise[inside], atol=1e-9)
+    errors = np.abs(labels - oracle[MASTER_REG]).mean(axis=0)
+    for shift in (-0.05, 0.05):  # any other answer does worse
+        moved = np.clip(oracle[MASTER_REG] + shift * (highs - lows), lows, highs)
+        assert (np.abs(labels - moved).mean(axis=0) > errors).all()
+    probabilities = oracle[PRESET_CLS]
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    chosen = np.eye(len(PRESETS))[truth["preset_label"].map(PRESETS.index).to_numpy()]
+    np.testing.assert_allclose(chosen.mean(axis=0), probabilities.mean(axis=0), atol=0.015)
+    np.testing.assert_array_equal(oracle[ALIGN_CONF][:, 0], truth["aligned_ok"].astype(float))
+    table = oracle_table(world)
+    assert len(table) == 3 * len(truth)
+    first = table[(table["task"] == PRESET_CLS)].iloc[0]
+    assert json.loads(first["outputs"]) == pytest.approx(probabilities[0], abs=1e-6)
 
 
 def test_alignment_is_ok_within_20_ms() -> None:

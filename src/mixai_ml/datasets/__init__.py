@@ -20,6 +20,7 @@ _MODULE_OF = {
     "EdgeGraphsDataset": "edge",
     "ServiceJournalsDataset": "journals",
     "ModelStoreDataset": "model_store",
+    "OptionalParquetDataset": "optional",
     "TrainedTaskDataset": "model_artifact",
 }
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "DerivedFilesDataset",
     "EdgeGraphsDataset",
     "ModelStoreDataset",
+    "OptionalParquetDataset",
     "ServiceJournalsDataset",
     "TrainedTaskDataset",
 ]
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from mixai_ml.datasets.journals import ServiceJournalsDataset
     from mixai_ml.datasets.model_artifact import TrainedTaskDataset
     from mixai_ml.datasets.model_store import ModelStoreDataset
+    from mixai_ml.datasets.optional import OptionalParquetDataset
     from mixai_ml.datasets.sql import AppQueryDataset, AppTableDataset, DatabaseDataset
 
 

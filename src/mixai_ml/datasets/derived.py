@@ -12,7 +12,9 @@ from mixai_inference.tasks import task_names
 
 
 class DerivedFilesDataset(AbstractDataset[None, tuple[Path, ...]]):
-    """Parquet files with a ``job_id`` column, made from users' data; loads the existing ones.
+    """Files made from users' data, the purge's list of places besides the tables: Parquet
+    files with a ``job_id`` column, and the bundle's per-user adapters
+    (``user_adapters.json``); loads the existing ones.
 
     Args:
         files: name -> ``{"filepath": ...}`` of each kind of file (the same locations as

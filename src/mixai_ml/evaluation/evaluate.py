@@ -11,6 +11,7 @@ from mixai_inference.tasks import task_spec
 from mixai_ml.evaluation.bootstrap import paired_bootstrap
 from mixai_ml.evaluation.metrics import primary_metric_function, task_metrics
 from mixai_ml.evaluation.predictions import contender_outputs, truth
+from mixai_ml.evaluation.promotion import gain
 from mixai_ml.training.artifact import TrainedTask
 
 
@@ -27,9 +28,10 @@ def evaluate_task(
 
     Returns:
         ``status``, ``version``, ``n_test`` (jobs) and ``n_test_users``, one metrics
-        block per contender (``model``, ``rules``, ``sklearn``, ``active``), and
+        block per contender (``model``, ``rules``, ``sklearn``, ``active``, ``oracle``),
         ``bootstrap``: for each baseline, the paired CI of model minus baseline on
-        the primary metric (resampling users).
+        the primary metric (resampling users), and, with an oracle, ``gap_closed``: each
+        contender's share of the way from the rules to the oracle.
     """
     task = trained.task
     spec = task_spec(task)
@@ -50,6 +52,9 @@ def evaluate_task(
         return result
     for source, values in outputs.items():
         result[source] = task_metrics(spec, targets, values, bins)
+    if {"oracle", "rules"} <= set(outputs):
+        scores = {source: result[source][spec.primary_metric] for source in outputs}
+        result["gap_closed"] = gap_closed(task, scores)
     if "active_version" in predictions:
         result["active_version"] = str(predictions["active_version"].iloc[0])
     if "model" in outputs:
@@ -68,3 +73,22 @@ def evaluate_task(
             if baseline in outputs
         }
     return result
+
+
+def gap_closed(task: str, scores: Mapping[str, float | None]) -> dict[str, float | None]:
+    """Each contender's share of the primary metric's gap from the rules to the oracle
+    (0: no better than the rules, 1: as good as the oracle; ``None`` when undefined).
+
+    Args:
+        task: the task (its metric's direction).
+        scores: the primary metric of each contender, ``rules`` and ``oracle`` included.
+    """
+    spec = task_spec(task)
+    rules, oracle = scores.get("rules"), scores.get("oracle")
+    if rules is None or oracle is None or not gain(spec, oracle, rules) > 0:
+        return {}
+    return {
+        source: None if score is None else gain(spec, score, rules) / gain(spec, oracle, rules)
+        for source, score in scores.items()
+        if source not in ("rules", "oracle")
+    }

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn import metrics as skm
 
 from mixai_inference.tasks import TaskSpec
@@ -74,11 +75,18 @@ def classification_metrics(
 
 
 def macro_f1(truth: np.ndarray, scores: np.ndarray) -> float:
-    """Macro-averaged F1 over the score columns' classes (absent classes count as 0)."""
-    labels = np.arange(scores.shape[1])
-    return float(
-        skm.f1_score(truth, scores.argmax(axis=1), labels=labels, average="macro", zero_division=0)
-    )
+    """Macro-averaged F1 over the score columns' classes (absent classes count as 0).
+
+    ``F1 = 2 TP / (2 TP + FP + FN)`` per class from counts (what scikit-learn's ``f1_score``
+    with ``average="macro", zero_division=0`` gives, a hundred times faster for the bootstrap).
+    """
+    n_classes = scores.shape[1]
+    truth = np.asarray(truth, dtype=int)
+    predicted = scores.argmax(axis=1)
+    hits = np.bincount(truth[predicted == truth], minlength=n_classes)
+    sizes = np.bincount(truth, minlength=n_classes) + np.bincount(predicted, minlength=n_classes)
+    f1 = np.divide(2.0 * hits, sizes, out=np.zeros(n_classes), where=sizes > 0)
+    return float(f1.mean())
 
 
 def expected_calibration_error(
@@ -133,10 +141,21 @@ def reliability_curve(
 
 
 def roc_auc(outcomes: np.ndarray, probabilities: np.ndarray) -> float:
-    """ROC-AUC, or NaN when the outcomes have a single class."""
-    if len(np.unique(outcomes)) < 2:
+    """ROC-AUC, or NaN when the outcomes have a single class.
+
+    The Mann-Whitney statistic from mid-ranks (ties count half), as scikit-learn's
+    ``roc_auc_score``, without its validation overhead (the bootstrap calls it thousands of
+    times).
+    """
+    positive = np.asarray(outcomes) == 1
+    n_positive = int(positive.sum())
+    n_negative = len(positive) - n_positive
+    if n_positive == 0 or n_negative == 0:
         return float("nan")
-    return float(skm.roc_auc_score(outcomes, probabilities))
+    ranks = rankdata(probabilities)
+    return float(
+        (ranks[positive].sum() - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative)
+    )
 
 
 def probability_metrics(

@@ -13,7 +13,17 @@ from sklearn.metrics import roc_curve
 from mixai_inference.tasks import TaskSpec, task_spec
 from mixai_ml.evaluation.predictions import contender_outputs, truth
 
-COLOURS = {"model": "tab:blue", "sklearn": "tab:orange", "rules": "tab:grey", "active": "tab:green"}
+COLOURS = {
+    "model": "tab:blue",
+    "sklearn": "tab:orange",
+    "rules": "tab:grey",
+    "active": "tab:green",
+    "oracle": "black",
+    "population": "tab:blue",
+    "personalized": "tab:red",
+    "scratch": "tab:blue",
+    "transfer": "tab:purple",
+}
 
 
 def learning_curve(history: dict[str, Any], title: str) -> Figure:
@@ -149,6 +159,111 @@ def ood_guard(spec: TaskSpec, ood: Mapping[str, Any]) -> Figure:
     return figure
 
 
+def personalization(spec: TaskSpec, result: Mapping[str, Any]) -> Figure:
+    """The primary metric by the user's number of prior jobs: population model, personalised
+    (with the bootstrap CI of the difference carried onto it) and oracle."""
+    buckets = result["personalized"]
+    labels = list(buckets)
+    positions = np.arange(len(labels))
+    figure = Figure(figsize=(7.5, 4.5), layout="constrained")
+    axes = figure.subplots()
+    population = np.array([buckets[label]["population"] for label in labels], dtype=float)
+    personal = np.array([buckets[label]["model"] for label in labels], dtype=float)
+    low = population + np.array([buckets[label]["diff_ci_low"] for label in labels], dtype=float)
+    high = population + np.array([buckets[label]["diff_ci_high"] for label in labels], dtype=float)
+    axes.plot(positions, population, "o-", color=COLOURS["population"], label="population model")
+    axes.errorbar(
+        positions,
+        personal,
+        yerr=[np.clip(personal - low, 0, None), np.clip(high - personal, 0, None)],
+        fmt="s-",
+        capsize=4,
+        color=COLOURS["personalized"],
+        label="personalised (95 % CI of the gain)",
+    )
+    if all("oracle" in buckets[label] for label in labels):
+        oracle = [buckets[label]["oracle"] for label in labels]
+        axes.plot(positions, oracle, "k:", marker="^", label="oracle (the limit)")
+    counts = [f"{label}\n({buckets[label]['n']} jobs)" for label in labels]
+    axes.set_xticks(positions, counts)
+    axes.set(
+        xlabel="the user's prior jobs",
+        ylabel=spec.primary_metric,
+        title=f"{spec.name}: per-user adapters by history (test users)",
+    )
+    axes.legend()
+    return figure
+
+
+def label_efficiency(spec: TaskSpec, result: Mapping[str, Any]) -> Figure:
+    """Learning curves: the primary metric by labelled jobs, from scratch and with transfer
+    (95 % CIs of each against the rules, carried onto its curve), and the rules."""
+    curve = result["learning_curve"]
+    sizes = np.array([entry["n_labels"] for entry in curve])
+    figure = Figure(figsize=(7.5, 4.5), layout="constrained")
+    axes = figure.subplots()
+    rules = np.array([entry["rules"] for entry in curve], dtype=float)
+    axes.plot(sizes, rules, "--", color=COLOURS["rules"], label="rules")
+    for variant in ("scratch", "transfer"):
+        values = np.array([entry[variant] for entry in curve], dtype=float)
+        versus = [entry[f"{variant}_vs_rules"] for entry in curve]
+        low = rules + np.array([interval["ci_low"] for interval in versus], dtype=float)
+        high = rules + np.array([interval["ci_high"] for interval in versus], dtype=float)
+        axes.plot(sizes, values, "o-", color=COLOURS[variant], label=variant)
+        axes.fill_between(sizes, low, high, color=COLOURS[variant], alpha=0.15)
+    if "oracle" in result:
+        axes.axhline(
+            result["oracle"][spec.primary_metric], color="k", linestyle=":", label="oracle"
+        )
+    axes.set(
+        xscale="log",
+        xlabel="labelled jobs (train + validation)",
+        ylabel=spec.primary_metric,
+        title=f"{spec.name}: learning curves on the test users",
+    )
+    axes.legend()
+    return figure
+
+
+def limit(spec: TaskSpec, result: Mapping[str, Any]) -> Figure:
+    """Each contender's primary metric between the rules and the oracle (the limit), with
+    its share of that gap closed; the multi-task head's test score when there is one."""
+    metric = spec.primary_metric
+    scores = {
+        source: float(result[source][metric])
+        for source in ("rules", "sklearn", "model", "active")
+        if source in result
+    }
+    multi = result.get("multi_task", {})
+    if multi.get("status") == "succeeded":
+        scores["multi-task head"] = float(multi["test"]["multi_task"])
+    rules, oracle = scores["rules"], float(result["oracle"][metric])
+    figure = Figure(figsize=(7.5, 0.8 + 0.5 * (len(scores) + 1)), layout="constrained")
+    axes = figure.subplots()
+    names = [*scores, "oracle"]
+    values = [*scores.values(), oracle]
+    colours = [COLOURS.get(name, "tab:cyan") for name in names]
+    positions = np.arange(len(names))
+    axes.barh(positions, values, color=colours)
+    for position, value in zip(positions, values, strict=True):
+        share = f"{round(100 * (value - rules) / (oracle - rules))} %" if oracle != rules else "n/a"
+        axes.annotate(
+            f" {value:.3f} ({share} of the gap)",
+            (value, position),
+            va="center",
+            fontsize=8,
+        )
+    axes.set_yticks(positions, names)
+    axes.invert_yaxis()
+    axes.margins(x=0.35)
+    better = "lower" if not spec.higher_is_better else "higher"
+    axes.set(
+        xlabel=f"{metric} ({better} is better)",
+        title=f"{spec.name}: from the rules to the oracle (test users)",
+    )
+    return figure
+
+
 _KIND_FIGURE = {
     "regression": "parameter_errors",
     "classification": "confusion_matrix",
@@ -159,13 +274,20 @@ _KIND_FIGURE = {
 
 def figure_names(result: Mapping[str, Any]) -> list[str]:
     """The PNG file names of one task's evaluation figures (see :func:`task_figures`):
-    the learning curve of a trained model, and the figure of its kind."""
+    the learning curve of a trained model, the figure of its kind, and those of its oracle,
+    personalisation and label-efficiency blocks when it has them."""
     task = result["task"]
     names = [f"{task}_learning_curve.png"] if result["status"] == "succeeded" else []
     if "model" in result:
         names.append(f"{task}_{_KIND_FIGURE[task_spec(task).kind]}.png")
     if result.get("ood", {}).get("status") == "evaluated":
         names.append(f"{task}_ood_guard.png")
+    if "oracle" in result and "rules" in result:
+        names.append(f"{task}_limit.png")
+    if result.get("personalized"):
+        names.append(f"{task}_personalization.png")
+    if result.get("learning_curve"):
+        names.append(f"{task}_label_efficiency.png")
     return names
 
 
@@ -180,6 +302,9 @@ def task_figures(
         "confusion_matrix": lambda: confusion_matrix(spec, result),
         "reliability": lambda: reliability_diagram(spec, result, predictions),
         "ood_guard": lambda: ood_guard(spec, result["ood"]),
+        "limit": lambda: limit(spec, result),
+        "personalization": lambda: personalization(spec, result),
+        "label_efficiency": lambda: label_efficiency(spec, result),
     }
     prefix = f"{spec.name}_"
     return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -17,7 +18,7 @@ from mixai_ml.training.models import predict
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("model", "sklearn", "rules", "active")
+SOURCES = ("model", "sklearn", "rules", "active", "oracle")
 
 
 def active_model(model_registry: pd.DataFrame, task: str) -> pd.Series | None:
@@ -35,18 +36,35 @@ def run_onnx(model: bytes, inputs: np.ndarray) -> np.ndarray:
     return np.asarray(session.run(None, {input_name: inputs})[0])
 
 
+def oracle_outputs(oracle: pd.DataFrame, task: str, job_ids: pd.Series) -> np.ndarray | None:
+    """The world oracle's outputs ``(n, k)`` for ``job_ids``, or ``None`` unless it answers
+    every one of them (outside the demo world there is no oracle).
+
+    Args:
+        oracle: ``job_id``, ``task``, ``outputs`` (a JSON list per row), as
+            :func:`mixai_ml.simulation.oracle.oracle_table` writes it.
+    """
+    rows = oracle[oracle["task"] == task].drop_duplicates("job_id").set_index("job_id")
+    if not job_ids.isin(rows.index).all():
+        return None
+    return np.array([json.loads(text) for text in rows.loc[job_ids, "outputs"]], dtype=np.float64)
+
+
 def test_predictions(
     trained: TrainedTask,
     model_input: pd.DataFrame,
     model_registry: pd.DataFrame,
     model_store: ModelStore,
+    oracle: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Predictions of the model, the scikit-learn baseline, the rules and the active model.
+    """Predictions of the model, the scikit-learn baseline, the rules, the active model and,
+    in the demo world, the oracle that knows the world's truth.
 
     Returns:
         One row per test job: ``job_id``, ``user_id``, the targets, and
         ``<source>_<output>`` for each source that could predict (the active
-        model only when its file is present and intact).
+        model only when its file is present and intact; the oracle only when it answers
+        every test job).
     """
     task = trained.task
     spec = task_spec(task)
@@ -66,6 +84,9 @@ def test_predictions(
             contenders["active"] = run_onnx(model, inputs)
         except (OSError, ValueError, RuntimeError) as error:
             logger.warning("%s: active model %s not evaluated: %s", task, active["version"], error)
+    limit = oracle_outputs(oracle, task, frame["job_id"])
+    if limit is not None:
+        contenders["oracle"] = limit
     for source, outputs in contenders.items():
         matrix = np.asarray(outputs, dtype=np.float64).reshape(len(inputs), len(spec.outputs))
         for column, name in enumerate(spec.outputs):

@@ -7,7 +7,7 @@ from typing import Any
 
 from mixai_inference.tasks import task_names, task_spec
 
-CONTENDERS = ("model", "sklearn", "rules", "active")
+CONTENDERS = ("model", "sklearn", "rules", "active", "oracle")
 HEADLINE = {
     "regression": ("mae_norm",),
     "classification": ("macro_f1", "accuracy", "top2_accuracy"),
@@ -39,11 +39,115 @@ def _fmt(value: Any, spec: str = ".4f") -> str:
 
 def _summary_table(task: str, result: Mapping[str, Any]) -> list[str]:
     present = [source for source in CONTENDERS if source in result]
-    columns = HEADLINE[task_spec(task).kind]
-    lines = [f"| contender | {' | '.join(columns)} |", f"|---|{'---|' * len(columns)}"]
+    columns = list(HEADLINE[task_spec(task).kind])
+    gap = result.get("gap_closed", {})
+    header = [*columns, "share of the rules→oracle gap"] if gap else columns
+    lines = [f"| contender | {' | '.join(header)} |", f"|---|{'---|' * len(header)}"]
     for source in present:
-        lines.append(f"| {source} | {' | '.join(_fmt(result[source][c]) for c in columns)} |")
+        cells = [_fmt(result[source][c]) for c in columns]
+        if gap:
+            share = gap.get(source)
+            cells.append({"rules": "0 %", "oracle": "100 %"}.get(source, _fmt_share(share)))
+        lines.append(f"| {source} | {' | '.join(cells)} |")
     return lines
+
+
+def _fmt_share(value: Any) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f} %"
+
+
+def _ci(block: Mapping[str, Any], prefix: str = "diff") -> str:
+    """``+0.0123 (95% CI -0.0100 … +0.0300)`` of a difference and its interval."""
+    return (
+        f"{_fmt(block[prefix], '+.4f')} (95% CI {_fmt(block[f'{prefix}_ci_low'], '+.4f')} … "
+        f"{_fmt(block[f'{prefix}_ci_high'], '+.4f')})"
+    )
+
+
+def _multi_task_lines(result: Mapping[str, Any]) -> list[str]:
+    block = result["multi_task"]
+    if block.get("status") != "succeeded":
+        return [f"Multi-task head: not trained ({block.get('reason', '')}).", ""]
+    metric = result["primary_metric"]
+    test = block["test"]
+    return [
+        f"Multi-task head (trunk `{block['trunk']}`, shared with "
+        f"{', '.join(f'`{task}`' for task in block['shared_with'])}): test {metric} "
+        f"{_fmt(test['multi_task'])} against {_fmt(test['single_task'])} for the task's own "
+        f"network; multi − single {_ci(block)}, paired bootstrap over users. The validation "
+        f"split chose the **{block['chosen'].replace('_', '-')}** network as the candidate.",
+        "",
+    ]
+
+
+def _personalization_lines(result: Mapping[str, Any]) -> list[str]:
+    metric = result["primary_metric"]
+    lines = [
+        f"Per-user adapters on {metric}: each test job answered with the adapter of the "
+        "user's earlier jobs (as production would), by the number of those jobs:",
+        "",
+        "| prior jobs | jobs | users | population | personalised | oracle | "
+        "personalised − population |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, block in result["personalized"].items():
+        lines.append(
+            f"| {label} | {block['n']} | {block['n_users']} | {_fmt(block['population'])} | "
+            f"{_fmt(block['model'])} | {_fmt(block.get('oracle'))} | {_ci(block)} |"
+        )
+    summary = result.get("personalization", {})
+    returning = summary.get("returning")
+    if returning:
+        lines += [
+            "",
+            f"Jobs of users with {summary['returning_from']} or more prior jobs "
+            f"({returning['n']} jobs, {returning['n_users']} users): personalised "
+            f"{_fmt(returning['model'])} against {_fmt(returning['population'])}, "
+            f"difference {_ci(returning)}.",
+        ]
+    return [*lines, ""]
+
+
+def _learning_curve_lines(result: Mapping[str, Any]) -> list[str]:
+    lines = [
+        f"Learning curves ({result['label_efficiency']['repeats']} draws per size; transfer: "
+        f"pre-trained on {result['label_efficiency']['pretrain']}, then fine-tuned):",
+        "",
+        "| labelled jobs | scratch | transfer | rules | transfer − scratch | "
+        "scratch − rules | transfer − rules |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for entry in result["learning_curve"]:
+        versus = [
+            _ci({"diff": v["difference"], "diff_ci_low": v["ci_low"], "diff_ci_high": v["ci_high"]})
+            for v in (entry["scratch_vs_rules"], entry["transfer_vs_rules"])
+        ]
+        lines.append(
+            f"| {entry['n_labels']} | {_fmt(entry['scratch'])} | {_fmt(entry['transfer'])} | "
+            f"{_fmt(entry['rules'])} | {_ci(entry)} | {versus[0]} | {versus[1]} |"
+        )
+    recommended = result["label_efficiency"]["recommended"]
+    lines.append("")
+    for variant, value in recommended.items():
+        lines.append(
+            f"- {variant}: beats the rules reliably from "
+            f"{value['n_labels'] or 'no tested number of'} labelled jobs; "
+            f"`ML_MIN_SAMPLES` ≥ {value['min_samples'] or 'n/a'}."
+        )
+    return [*lines, ""]
+
+
+def recommended_min_samples(evaluations: Mapping[str, Mapping[str, Any]]) -> int | None:
+    """The ``ML_MIN_SAMPLES`` every task's curve supports from scratch (the largest of the
+    tasks' recommendations; ``None`` when some trained task never beats the rules reliably)."""
+    values = [
+        result["label_efficiency"]["recommended"]["scratch"]["min_samples"]
+        for result in evaluations.values()
+        if result.get("label_efficiency")
+    ]
+    if not values or any(value is None for value in values):
+        return None
+    return int(max(values))
 
 
 def _per_parameter_table(task: str, result: Mapping[str, Any]) -> list[str]:
@@ -140,9 +244,18 @@ def markdown_report(
         "",
         "Held-out users only (test users are chosen by a hash of the user id). "
         "Contenders: the new PyTorch model, the scikit-learn baseline, the production "
-        "rules (the fallback of `mixai_inference`), and the active model when there is one.",
+        "rules (the fallback of `mixai_inference`), the active model when there is one, and, "
+        "in the demo world, the oracle that knows the world's truth: the least error any "
+        "model can reach (the Bayes limit).",
         "",
     ]
+    minimum = recommended_min_samples(evaluations)
+    if minimum is not None:
+        lines += [
+            f"Recommended `ML_MIN_SAMPLES` from the learning curves: **{minimum}** trainable "
+            "jobs (from scratch, every task beating the rules with a CI that excludes zero).",
+            "",
+        ]
     for task in task_names():
         result = evaluations.get(task)
         if result is None:
@@ -162,6 +275,12 @@ def markdown_report(
             lines += _audio_table(audio[task])
         if "ood" in result:
             lines += _ood_section(task, result["ood"])
+        if result.get("multi_task"):
+            lines += _multi_task_lines(result)
+        if result.get("personalized"):
+            lines += _personalization_lines(result)
+        if result.get("learning_curve"):
+            lines += _learning_curve_lines(result)
         for name, ci in result.get("bootstrap", {}).items():
             lines.append(
                 f"- {name.replace('_', ' ')} on {result['primary_metric']}: "
@@ -194,13 +313,13 @@ RESULTS_END = "<!-- end of results -->"
 
 
 def results_table(metrics: Mapping[str, Any]) -> str:
-    """The README's results table: models vs scikit-learn vs rules on the primary metrics
-    (the model's figure in bold).
+    """The README's results table: models vs scikit-learn vs rules vs the world's oracle on
+    the primary metrics (the model's figure in bold).
 
     Args:
         metrics: the content of ``evaluation_metrics.json``.
     """
-    sources = ("model", "sklearn", "rules")
+    sources = ("model", "sklearn", "rules", "oracle")
 
     def cells(block: Mapping[str, Any], metric: str, spec: str = ".3f") -> list[str]:
         return [_fmt(block[source][metric], spec) if source in block else "–" for source in sources]
@@ -217,7 +336,10 @@ def results_table(metrics: Mapping[str, Any]) -> str:
             for auc, ece in zip(cells(align, "roc_auc"), cells(align, "ece"), strict=True)
         ],
     }
-    lines = ["| task | model | scikit-learn | rules |", "|---|---|---|---|"]
+    lines = [
+        "| task | model | scikit-learn | rules | oracle (the limit) |",
+        "|---|---|---|---|---|",
+    ]
     for name, (model, *others) in rows.items():
         bold = " / ".join(
             f"**{part}**" if i == 0 else part for i, part in enumerate(model.split(" / "))

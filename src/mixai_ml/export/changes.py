@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
 import pandas as pd
 from kedro.framework.context import KedroContext
 
 from mixai_inference.bundle import Manifest
+from mixai_ml.datasets.bundle import BundleDataset
 from mixai_ml.export import registry
 
 Command = Literal["promote", "rollout", "rollback"]
@@ -72,6 +73,7 @@ def apply_change(
         catalog.load("ml_feature_flags"),
         catalog.load("ab_experiments"),
     )
+    bundle = cast(BundleDataset, catalog["model_bundle"])
     manifest, files = registry.build_manifest(
         changed,
         flags,
@@ -80,6 +82,7 @@ def apply_change(
         catalog.load("model_store"),
         catalog.load("edge_graphs"),
         ood_policy=context.params["export"]["ood_policy"],
+        adapters=bundle.adapters(),  # kept where they still match the active version
     )
     catalog.save("model_registry_updates", changed)
     catalog.save("model_bundle", (manifest, files))

@@ -17,17 +17,19 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
 from mixai_inference import FEATURE_SCHEMA_VERSION
+from mixai_inference.adapters import UserAdapters
 from mixai_inference.bundle import Experiment, Manifest, ModelEntry, TaskEntry, sha256_bytes
 from mixai_inference.tasks import task_names, task_spec
 from mixai_ml.edge import edge_bundle_entries
 from mixai_ml.export.store import ModelStore
+from mixai_ml.personalization.store import store_file
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +196,7 @@ def build_manifest(
     edge_graphs: Mapping[str, bytes] | None = None,
     *,
     ood_policy: Mapping[str, str] | None = None,
+    adapters: UserAdapters | None = None,
 ) -> tuple[Manifest, dict[str, bytes]]:
     """The bundle's manifest and files from the registry and the export configuration.
 
@@ -210,6 +213,8 @@ def build_manifest(
             beside the models (:func:`mixai_ml.edge.edge_bundle_entries`).
         ood_policy: task -> its out-of-distribution policy (``export.ood_policy``; a task
             left out takes the package default, :data:`mixai_inference.ood.DEFAULT_POLICY`).
+        adapters: the users' adapters to ship; a task's adapters are kept only when they
+            were fitted against its active version.
 
     Returns:
         The manifest, and each shipped file's name and bytes (read from the store): each
@@ -286,6 +291,16 @@ def build_manifest(
             ood_policy=(ood_policy or {}).get(task),
         )
     edge, edge_files = edge_bundle_entries(edge_graphs or {})
+    adapter_file = None
+    if adapters is not None:
+        served = {
+            task: entry
+            for task, entry in adapters.tasks.items()
+            if task in tasks and entry.model_version == tasks[task].active_version
+        }
+        if served:
+            adapter_file, content = store_file(replace(adapters, tasks=served))
+            files[adapter_file.file] = content
     manifest = Manifest(
         feature_schema_version=FEATURE_SCHEMA_VERSION,
         tasks=tasks,
@@ -293,6 +308,7 @@ def build_manifest(
         experiments=shipped_experiments,
         created_at=pd.Timestamp(now).strftime("%Y-%m-%dT%H:%M:%SZ"),
         edge=edge,
+        user_adapters=adapter_file,
     )
     return manifest, files | edge_files
 

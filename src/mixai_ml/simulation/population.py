@@ -23,7 +23,8 @@ def make_users(config: WorldConfig) -> pd.DataFrame:
 
     Returns:
         One row per user: ``user_id``, ``consent_state``, ``favourite_preset``,
-        ``activity`` (relative job rate), ``style_weight_<style>`` (how likely their
+        ``activity`` (relative job rate, log-normal with ``user_model.activity_sd``: a few
+        users come back for many jobs), ``style_weight_<style>`` (how likely their
         songs are in each style) and ``taste_<param>`` for the eight mastering parameters.
     """
     rng = stream(config.seed, USERS)
@@ -41,7 +42,7 @@ def make_users(config: WorldConfig) -> pd.DataFrame:
             "user_id": [f"U{number:06d}" for number in range(1, n + 1)],
             "consent_state": states,
             "favourite_preset": rng.choice(PRESETS, size=n),
-            "activity": rng.lognormal(0.0, 0.8, size=n),
+            "activity": rng.lognormal(0.0, float(config.user_model["activity_sd"]), size=n),
         }
     )
     weights = rng.dirichlet(np.full(len(STYLES), 0.6), size=n)

@@ -7,6 +7,7 @@ import io
 import logging
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,8 @@ import torch
 
 from mixai_inference.ood import InputReference
 from mixai_inference.tasks import TaskSpec, task_spec
+from mixai_ml.evaluation.metrics import primary_metric_function
+from mixai_ml.evaluation.promotion import gain
 from mixai_ml.training.artifact import TrainedTask
 from mixai_ml.training.baselines import make_sklearn_baseline
 from mixai_ml.training.data import arrays
@@ -90,7 +93,7 @@ def model_version(model: TabularNet, trained_at: datetime) -> str:
     return f"{trained_at:%Y%m%d%H%M%S}-{digest}"
 
 
-def _net_for(
+def new_network(
     spec: TaskSpec, inputs: np.ndarray, targets: np.ndarray, net: Mapping[str, Any]
 ) -> TabularNet:
     """A fresh network for ``spec``'s kind, seeded by ``net.seed``, its scalings fitted."""
@@ -145,7 +148,7 @@ def train_task(
     info["n_samples"] = {
         name: int((model_input["split"] == name).sum()) for name in ("train", "validation", "test")
     }
-    model = _net_for(spec, *train, params["net"])
+    model = new_network(spec, *train, params["net"])
     history = fit(
         model, train, validation, FitConfig(**params["fit"]), description=f"training {task}"
     )
@@ -195,3 +198,85 @@ def _reference(
         return None
     info["reference"] = dict(fitted.info)
     return fitted
+
+
+def validation_score(trained: TrainedTask, model_input: pd.DataFrame) -> float:
+    """The primary metric of a trained model on the validation split."""
+    spec = task_spec(trained.task)
+    inputs, targets = arrays(model_input, trained.task, "validation")
+    if trained.model is None or not len(inputs):
+        return float("nan")
+    outputs = predict(trained.model, inputs).astype(np.float64)
+    outputs = outputs[:, 0] if spec.kind == "probability" else outputs
+    return float(primary_metric_function(spec)(targets.astype(np.float64), outputs))
+
+
+def choose_candidate(
+    single: TrainedTask, multi: TrainedTask | None, model_input: pd.DataFrame
+) -> TrainedTask:
+    """The task's candidate: its own network, or its head of the multi-task network when
+    that scores better on the validation split (the test split stays for the evaluation).
+
+    The chosen model keeps the single-task run's scikit-learn baseline and record; its
+    ``info["architectures"]`` holds both versions, their validation scores and the choice.
+    A head trained in another run (another ``training_job_id``, e.g. when the task retrains
+    alone) is not a candidate: it learned from other data, and the run must give a new model.
+    """
+    if not single.trained or multi is None or not multi.trained:
+        return single
+    if multi.info.get("training_job_id") != single.info.get("training_job_id"):
+        logger.info("%s: the multi-task head is from another run; not a candidate", single.task)
+        return single
+    spec = task_spec(single.task)
+    scores = {"single_task": validation_score(single, model_input)}
+    scores["multi_task"] = validation_score(multi, model_input)
+    better = gain(spec, scores["multi_task"], scores["single_task"]) > 0
+    chosen = multi if better else single
+    info = dict(single.info)  # the run: training job, governance, split sizes
+    if better:  # how the chosen network trained
+        info.pop("calibration", None)
+        info.update(
+            {
+                key: multi.info[key]
+                for key in ("history", "config", "calibration")
+                if key in multi.info
+            }
+        )
+    info["architectures"] = {
+        "chosen": "multi_task" if better else "single_task",
+        "metric": spec.primary_metric,
+        "validation": scores,
+        "versions": {"single_task": single.version, "multi_task": multi.version},
+        "trunk": multi.info.get("trunk"),
+    }
+    logger.info(
+        "%s: %s chosen on validation %s (single %.4f, multi %.4f)",
+        single.task,
+        info["architectures"]["chosen"],
+        spec.primary_metric,
+        scores["single_task"],
+        scores["multi_task"],
+    )
+    return TrainedTask(
+        single.task,
+        "succeeded",
+        version=chosen.version,
+        input_names=chosen.input_names,
+        model=chosen.model,
+        baseline=single.baseline,
+        info=info,
+        reference=chosen.reference,
+    )
+
+
+def with_reference(
+    trained: TrainedTask, model_input: pd.DataFrame, params: Mapping[str, Any]
+) -> TrainedTask:
+    """``trained`` with the training reference of its model (:func:`fit_reference`'s
+    ``params``), when it has a model and no reference yet."""
+    if not trained.trained or trained.model is None or trained.reference is not None:
+        return trained
+    spec = task_spec(trained.task)
+    return replace(
+        trained, reference=_reference(spec, trained.model, model_input, params, trained.info)
+    )

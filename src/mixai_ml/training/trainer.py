@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,11 +62,16 @@ def loss_function(model: TabularNet) -> nn.Module:
     return nn.BCEWithLogitsLoss()
 
 
-def _targets(model: TabularNet, values: np.ndarray) -> torch.Tensor:
-    """Targets in the space of the logits (standardised, class index or 0/1 column)."""
+def targets_tensor(model: TabularNet, values: np.ndarray) -> torch.Tensor:
+    """Targets in the space of the logits: standardised values, class indices (or, for soft
+    targets, ``(n, n_classes)`` probabilities) or a 0/1 (or probability) column."""
     if model.config.head == "regression":
-        return (torch.from_numpy(values) - model.target_mean) / model.target_scale
+        return (
+            torch.from_numpy(values.astype(np.float32)) - model.target_mean
+        ) / model.target_scale
     if model.config.head == "softmax":
+        if values.ndim == 2:
+            return torch.from_numpy(values.astype(np.float32))
         return torch.from_numpy(values.astype(np.int64))
     return torch.from_numpy(values.astype(np.float32)).reshape(-1, 1)
 
@@ -78,12 +84,13 @@ def fit(
     *,
     description: str = "training",
 ) -> History:
-    """Train ``model`` with Adam, keeping the weights of the best validation epoch.
+    """Train ``model`` with AdamW, keeping the weights of the best validation epoch.
 
     Args:
         model: a :class:`TabularNet` with its input (and target) scaling set.
         train, validation: ``(inputs float32 (n, n_inputs), targets)``; targets
-            are label units (regression), class indices (softmax) or 0/1 (sigmoid).
+            are label units (regression), class indices or class probabilities ``(n, k)``
+            (softmax) or 0/1 or probabilities (sigmoid).
         config: optimisation settings; stops after ``patience`` epochs without
             a better validation loss.
         description: label of the progress bar.
@@ -93,29 +100,63 @@ def fit(
     """
     generator = seed_everything(config.seed)
     criterion = loss_function(model)
+    train_inputs, train_targets = torch.from_numpy(train[0]), targets_tensor(model, train[1])
+    val_inputs, val_targets = torch.from_numpy(validation[0]), targets_tensor(model, validation[1])
+
+    def batch_loss(batch: torch.Tensor) -> torch.Tensor:
+        return criterion(model.logits(train_inputs[batch]), train_targets[batch])
+
+    def validation_loss() -> float:
+        return float(criterion(model.logits(val_inputs), val_targets))
+
+    return optimise(
+        model, len(train_inputs), batch_loss, validation_loss, config, generator, description
+    )
+
+
+def optimise(
+    model: nn.Module,
+    n_train: int,
+    batch_loss: Callable[[torch.Tensor], torch.Tensor],
+    validation_loss: Callable[[], float],
+    config: FitConfig,
+    generator: torch.Generator,
+    description: str,
+) -> History:
+    """The training loop of every network: AdamW over shuffled mini-batches, early stopping
+    on the validation loss, the best epoch's weights kept.
+
+    Args:
+        model: the network; its parameters are optimised.
+        n_train: the number of training rows.
+        batch_loss: the loss of a batch of training row indices (``(b,)`` int64).
+        validation_loss: the loss on the validation rows (called in evaluation mode,
+            without gradients).
+        config: optimisation settings.
+        generator: the seeded generator that shuffles the rows (:func:`seed_everything`).
+        description: label of the progress bar and the log line.
+    """
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    train_inputs, train_targets = torch.from_numpy(train[0]), _targets(model, train[1])
-    val_inputs, val_targets = torch.from_numpy(validation[0]), _targets(model, validation[1])
     history = History()
     best_state = copy.deepcopy(model.state_dict())
     best_loss = float("inf")
     epochs = progress(range(config.max_epochs), desc=description, unit="epoch")
     for epoch in epochs:
         model.train()
-        order = torch.randperm(len(train_inputs), generator=generator)
+        order = torch.randperm(n_train, generator=generator)
         total = 0.0
         for start in range(0, len(order), config.batch_size):
             batch = order[start : start + config.batch_size]
             optimiser.zero_grad()
-            loss = criterion(model.logits(train_inputs[batch]), train_targets[batch])
+            loss = batch_loss(batch)
             loss.backward()
             optimiser.step()
             total += float(loss.detach()) * len(batch)
         model.eval()
         with torch.no_grad():
-            val_loss = float(criterion(model.logits(val_inputs), val_targets))
+            val_loss = validation_loss()
         history.train_loss.append(total / max(len(order), 1))
         history.validation_loss.append(val_loss)
         if val_loss < best_loss:

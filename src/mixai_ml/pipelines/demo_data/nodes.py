@@ -11,6 +11,7 @@ import pandas as pd
 from mixai_ml.datasets.audio import AudioFolder
 from mixai_ml.simulation import online
 from mixai_ml.simulation.config import WorldConfig
+from mixai_ml.simulation.oracle import oracle_table
 from mixai_ml.simulation.truth import ground_truth, summary
 from mixai_ml.simulation.world import World, build_world
 
@@ -92,6 +93,7 @@ def run_time_control(params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame
 
 def world_truth(
     world: World, experiments: dict[str, Any]
-) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
-    """The ground truth: global hidden parameters, per-user and per-job facts."""
-    return ground_truth(world, experiments), world.users, world.truth
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The ground truth: global hidden parameters, per-user and per-job facts, and the
+    oracle's answers."""
+    return ground_truth(world, experiments), world.users, world.truth, oracle_table(world)

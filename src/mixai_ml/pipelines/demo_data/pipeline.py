@@ -50,7 +50,12 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
             node(
                 nodes.world_truth,
                 inputs=["demo_world", "demo_experiment_truth"],
-                outputs=["demo_ground_truth", "demo_ground_truth_users", "demo_ground_truth_jobs"],
+                outputs=[
+                    "demo_ground_truth",
+                    "demo_ground_truth_users",
+                    "demo_ground_truth_jobs",
+                    "world_oracle",
+                ],
                 name="write_ground_truth",
             ),
         ]

@@ -9,10 +9,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from mixai_inference.tasks import MASTER_REG
-from mixai_ml.evaluation import audio, plots, predictions, probes, promotion, report
+from mixai_ml.evaluation import architectures, audio, plots, predictions, probes, promotion, report
 from mixai_ml.evaluation.evaluate import evaluate_task
+from mixai_ml.evaluation.label_efficiency import label_efficiency
 from mixai_ml.evaluation.ood import evaluate_guard
 from mixai_ml.export.store import ModelStore
+from mixai_ml.personalization.evaluate import evaluate_personalization
 from mixai_ml.training.artifact import TrainedTask
 
 
@@ -21,8 +23,51 @@ def predict_test_set(
     model_input: pd.DataFrame,
     model_registry: pd.DataFrame,
     model_store: ModelStore,
+    world_oracle: pd.DataFrame,
 ) -> pd.DataFrame:
-    return predictions.test_predictions(trained_task, model_input, model_registry, model_store)
+    return predictions.test_predictions(
+        trained_task, model_input, model_registry, model_store, world_oracle
+    )
+
+
+def personalize(
+    trained_task: TrainedTask,
+    model_input: pd.DataFrame,
+    test_predictions: pd.DataFrame,
+    jobs: pd.DataFrame,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Per-user adapters on the candidate, by the user's number of prior jobs."""
+    return report.json_safe(
+        evaluate_personalization(trained_task, model_input, test_predictions, jobs, params)
+    )
+
+
+def measure_label_efficiency(
+    trained_task: TrainedTask,
+    model_input: pd.DataFrame,
+    model_params: dict[str, Any],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Learning curves from scratch and with transfer (when enabled and the task trained)."""
+    if not trained_task.trained or not params["learning_curve"]["enabled"]:
+        return {}
+    return report.json_safe(label_efficiency(trained_task.task, model_input, model_params, params))
+
+
+def compare_architectures(
+    single_task: TrainedTask,
+    multi_task: TrainedTask,
+    trained_task: TrainedTask,
+    model_input: pd.DataFrame,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """The task's own network against its multi-task head on the test users."""
+    return report.json_safe(
+        architectures.compare_architectures(
+            single_task, multi_task, trained_task, model_input, params["bootstrap"]
+        )
+    )
 
 
 def probe_shifted_features(
@@ -38,19 +83,28 @@ def probe_shifted_features(
     )
 
 
-def evaluate(
-    test_predictions: pd.DataFrame,
+def guard_evaluation(
     trained_task: TrainedTask,
     model_input: pd.DataFrame,
     ood_probe_features: pd.DataFrame,
     labels: pd.DataFrame,
     params: dict[str, Any],
+) -> dict[str, Any]:
+    """The evaluation of the task's out-of-distribution guard (the ``ood`` block)."""
+    ood = evaluate_guard(trained_task, model_input, ood_probe_features, labels, params["ood"])
+    return {"ood": ood}
+
+
+def evaluate(
+    test_predictions: pd.DataFrame,
+    trained_task: TrainedTask,
+    params: dict[str, Any],
+    *analyses: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Figure]]:
-    """The task's metrics against its contenders, and the evaluation of its guard (``ood``)."""
+    """The task's metrics, with the blocks of its other analyses, and its figures."""
     result = evaluate_task(test_predictions, trained_task, params)
-    result["ood"] = evaluate_guard(
-        trained_task, model_input, ood_probe_features, labels, params["ood"]
-    )
+    for analysis in analyses:
+        result.update(analysis)
     result = report.json_safe(result)
     figures = plots.task_figures(result, test_predictions, trained_task.info.get("history"))
     return result, figures

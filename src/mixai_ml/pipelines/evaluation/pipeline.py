@@ -6,28 +6,96 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node
 
-from mixai_inference.tasks import MASTER_REG, task_names
+from mixai_inference.tasks import MASTER_REG, task_names, task_spec
 from mixai_ml.pipelines.evaluation import nodes
+from mixai_ml.pipelines.training.pipeline import in_trunk
+
+SHARED_INPUTS = {
+    "model_registry",
+    "model_store",
+    "world_oracle",
+    "jobs",
+    "ood_probe_features",
+    "labels",
+}
 
 
-def task_template() -> Pipeline:
+def task_template(task: str) -> Pipeline:
+    """The nodes of one task, before namespacing: test predictions, the analyses the task
+    has (its guard on known shifts; learning curves; per-user adapters if personalised; the
+    multi-task head if it has a trunk), then its evaluation with all their blocks."""
+    analyses = [
+        node(
+            nodes.guard_evaluation,
+            inputs=[
+                "trained_task",
+                "model_input",
+                "ood_probe_features",
+                "labels",
+                "params:evaluation",
+            ],
+            outputs="guard_evaluation",
+            name="evaluate_guard",
+        ),
+        node(
+            nodes.measure_label_efficiency,
+            inputs=["trained_task", "model_input", "params:model", "params:evaluation"],
+            outputs="label_efficiency",
+            name="measure_label_efficiency",
+        ),
+    ]
+    if task_spec(task).personalized:
+        analyses.append(
+            node(
+                nodes.personalize,
+                inputs=[
+                    "trained_task",
+                    "model_input",
+                    "test_predictions",
+                    "jobs",
+                    "params:evaluation",
+                ],
+                outputs="personalization",
+                name="evaluate_personalization",
+            )
+        )
+    if in_trunk(task):
+        analyses.append(
+            node(
+                nodes.compare_architectures,
+                inputs=[
+                    "single_task",
+                    "multi_task",
+                    "trained_task",
+                    "model_input",
+                    "params:evaluation",
+                ],
+                outputs="architectures",
+                name="compare_architectures",
+            )
+        )
     return Pipeline(
         [
             node(
                 nodes.predict_test_set,
-                inputs=["trained_task", "model_input", "model_registry", "model_store"],
+                inputs=[
+                    "trained_task",
+                    "model_input",
+                    "model_registry",
+                    "model_store",
+                    "world_oracle",
+                ],
                 outputs="test_predictions",
                 name="predict_test_set",
             ),
+            *analyses,
             node(
                 nodes.evaluate,
                 inputs=[
                     "test_predictions",
                     "trained_task",
-                    "model_input",
-                    "ood_probe_features",
-                    "labels",
                     "params:evaluation",
+                    *(str(analysis.outputs[0]) for analysis in analyses),
                 ],
                 outputs=["task_evaluation", "evaluation_plots"],
                 name="evaluate",
@@ -41,12 +109,12 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
     per_task = sum(
         (
             Pipeline(
-                task_template(),
+                template,
                 namespace=task,
-                inputs={"model_registry", "model_store", "ood_probe_features", "labels"},
+                inputs=SHARED_INPUTS & template.inputs(),
                 parameters={"params:evaluation"},
             )
-            for task in tasks
+            for task, template in ((task, task_template(task)) for task in tasks)
         ),
         Pipeline([]),
     )

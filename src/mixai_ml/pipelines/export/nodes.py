@@ -6,13 +6,17 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import onnx
 import pandas as pd
 
 from mixai_inference.bundle import Manifest, sha256_bytes
+from mixai_inference.tasks import task_names, task_spec
 from mixai_ml import edge
+from mixai_ml.evaluation.predictions import active_model, run_onnx
 from mixai_ml.export import onnx_export, registry
 from mixai_ml.export.store import ModelStore
+from mixai_ml.personalization import store
 from mixai_ml.training.artifact import TrainedTask
 from mixai_ml.training.data import arrays
 
@@ -63,19 +67,16 @@ def build_edge_graphs(params: dict[str, Any]) -> dict[str, onnx.ModelProto]:
     return edge.build_edge_graphs(**params["edge"])
 
 
-def publish(
+def register(
     promotion_decision: dict[str, Any],
     model_registry: pd.DataFrame,
-    model_store: ModelStore,
-    ml_feature_flags: pd.DataFrame,
-    ab_experiments: pd.DataFrame,
-    edge_graphs: dict[str, bytes],
-    params: dict[str, Any],
     *export_reports: dict[str, Any],
-) -> tuple[pd.DataFrame, tuple[Manifest, dict[str, bytes]], dict[str, Any]]:
-    """Register the exported candidates, apply the promotion decision, build the bundle
-    with the database's flags and running experiments, and the edge graphs."""
-    now = datetime.now(UTC)
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Register the exported candidates and apply the promotion decision.
+
+    Returns:
+        The registry after the change twice: for the table and for the bundle's nodes.
+    """
     exported = [
         registry.ExportedModel(
             report["task"], report["version"], report["uri"], report["sha256"], report["metrics"]
@@ -83,9 +84,49 @@ def publish(
         for report in export_reports
         if report["status"] == "exported"
     ]
-    table = registry.register_candidates(model_registry, exported, promotion_decision, now)
+    table = registry.register_candidates(
+        model_registry, exported, promotion_decision, datetime.now(UTC)
+    )
+    return table, table.copy()
+
+
+def build_bundle(
+    model_registry: pd.DataFrame,
+    model_store: ModelStore,
+    ml_feature_flags: pd.DataFrame,
+    ab_experiments: pd.DataFrame,
+    edge_graphs: dict[str, bytes],
+    params: dict[str, Any],
+    *model_inputs: pd.DataFrame,
+) -> tuple[tuple[Manifest, dict[str, bytes]], dict[str, Any]]:
+    """The deployable bundle: the registry's shipped models, the database's flags and running
+    experiments, the edge graphs and, unless ``export.user_adapters`` is off, the users'
+    adapters of each personalised task against its active version.
+
+    Args:
+        model_inputs: the model input of each personalised task, in registry order.
+    """
+    now = datetime.now(UTC)
+    personalised = [task for task in task_names() if task_spec(task).personalized]
+    fitted = []
+    for task, model_input in zip(personalised, model_inputs, strict=True):
+        active = active_model(model_registry, task)
+        if active is None or not params["user_adapters"] or model_input.empty:
+            continue
+        model = model_store.read(str(active["uri"]), str(active["sha256"]))
+        inputs = model_input[list(task_spec(task).input_names())].to_numpy(np.float32)
+        outputs = run_onnx(model, inputs)
+        fitted.append(store.fit_task_adapters(task, str(active["version"]), model_input, outputs))
+    adapters = store.adapter_store(fitted, f"{now:%Y-%m-%dT%H:%M:%SZ}")
     flags, experiments = registry.bundle_control(params["flags"], ml_feature_flags, ab_experiments)
     manifest, files = registry.build_manifest(
-        table, flags, experiments, now, model_store, edge_graphs, ood_policy=params["ood_policy"]
+        model_registry,
+        flags,
+        experiments,
+        now,
+        model_store,
+        edge_graphs,
+        ood_policy=params["ood_policy"],
+        adapters=adapters,
     )
-    return table, (manifest, files), registry.bundle_summary(manifest)
+    return (manifest, files), registry.bundle_summary(manifest)

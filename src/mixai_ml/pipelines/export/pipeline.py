@@ -6,7 +6,7 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node
 
-from mixai_inference.tasks import task_names
+from mixai_inference.tasks import task_names, task_spec
 from mixai_ml.pipelines.export import nodes
 
 
@@ -25,6 +25,7 @@ def task_template() -> Pipeline:
 
 def create_pipeline(**kwargs: Any) -> Pipeline:
     tasks = task_names()
+    personalised = [task for task in tasks if task_spec(task).personalized]
     per_task = sum((Pipeline(task_template(), namespace=task) for task in tasks), Pipeline([]))
     return per_task + Pipeline(
         [
@@ -35,18 +36,28 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 name="build_edge_graphs",
             ),
             node(
-                nodes.publish,
+                nodes.register,
                 inputs=[
                     "promotion_decision",
                     "model_registry",
+                    *(f"{task}.export_report" for task in tasks),
+                ],
+                # the table, and in memory the registry the bundle is built from
+                outputs=["model_registry_updates", "registry_after_export"],
+                name="register_models",
+            ),
+            node(
+                nodes.build_bundle,
+                inputs=[
+                    "registry_after_export",
                     "model_store",
                     "ml_feature_flags",
                     "ab_experiments",
                     "edge_graphs",
                     "params:export",
-                    *(f"{task}.export_report" for task in tasks),
+                    *(f"{task}.model_input" for task in personalised),
                 ],
-                outputs=["model_registry_updates", "model_bundle", "bundle_summary"],
+                outputs=["model_bundle", "bundle_summary"],
                 name="publish_bundle",
             ),
         ]

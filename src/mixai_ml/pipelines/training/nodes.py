@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from mixai_ml.training import data, runs
+from mixai_ml.training import data, multitask, runs
 from mixai_ml.training.artifact import TrainedTask
 
 
@@ -63,6 +63,32 @@ def start_training_job(
     return row, row.copy()
 
 
+def train_single(
+    model_input: pd.DataFrame,
+    training_job: pd.DataFrame,
+    params: dict[str, Any],
+    reference: dict[str, Any] | None = None,
+    *,
+    task: str,
+) -> TrainedTask:
+    """Train the task's own network, its scikit-learn baseline and, given ``reference``'s
+    parameters, its training reference (or keep ``skipped``)."""
+    started = training_job.iloc[0].to_dict()
+    trained = runs.train_task(task, model_input, started, params, reference=reference)
+    trained.info["governance"] = json.loads(started["governance"])
+    return trained
+
+
+def _finished(trained: TrainedTask, training_job: pd.DataFrame) -> pd.DataFrame:
+    """The run's row, ``succeeded`` with the candidate's version once a model trained."""
+    finished = training_job.copy()
+    if trained.trained:
+        finished["status"] = "succeeded"
+        finished["model_version"] = trained.version
+        finished["finished_at"] = pd.Timestamp.now(tz="UTC")
+    return finished
+
+
 def train(
     model_input: pd.DataFrame,
     training_job: pd.DataFrame,
@@ -73,12 +99,66 @@ def train(
 ) -> tuple[TrainedTask, pd.DataFrame]:
     """Train the task's model, baseline and training reference; mark the run ``succeeded``
     (or keep ``skipped``)."""
-    started = training_job.iloc[0].to_dict()
-    trained = runs.train_task(task, model_input, started, params, reference=reference)
-    trained.info["governance"] = json.loads(started["governance"])
-    finished = training_job.copy()
-    if trained.trained:
-        finished["status"] = "succeeded"
-        finished["model_version"] = trained.version
-        finished["finished_at"] = pd.Timestamp.now(tz="UTC")
-    return trained, finished
+    trained = train_single(model_input, training_job, params, reference, task=task)
+    return trained, _finished(trained, training_job)
+
+
+def train_multitask(
+    features_store: pd.DataFrame,
+    labels: pd.DataFrame,
+    jobs: pd.DataFrame,
+    ml_consent: pd.DataFrame,
+    ml_exclusions: pd.DataFrame,
+    split: dict[str, Any],
+    min_samples: int,
+    params: dict[str, Any],
+    *training_jobs: pd.DataFrame,
+    trunk: str,
+    tasks: tuple[str, ...],
+) -> tuple[TrainedTask, ...]:
+    """The multi-task network of a trunk, one head per task (see
+    :mod:`mixai_ml.training.multitask`), on the same governed inputs and gate as each task.
+
+    Args:
+        params: ``multitask`` of ``parameters_training.yml`` (per trunk ``net`` and ``fit``).
+        training_jobs: each task's run (in ``tasks`` order): a head is its task's candidate
+            only in the run it trained in (:func:`mixai_ml.training.runs.choose_candidate`).
+        trunk: the trunk's name.
+        tasks: its tasks.
+
+    Returns:
+        Each task's head, in ``tasks`` order; a task below the gate gets a skipped record, and
+        when fewer than two tasks may train nothing trains.
+    """
+    allowed = {}
+    for task in tasks:
+        frame, _ = data.build_model_input(
+            task, features_store, labels, jobs, ml_consent, ml_exclusions, split
+        )
+        if not runs.gate(frame["split"].value_counts().to_dict(), int(min_samples)):
+            allowed[task] = frame
+    heads: dict[str, TrainedTask] = {}
+    if len(allowed) > 1:
+        heads = multitask.train_shared(allowed, params[trunk], now=datetime.now(UTC), trunk=trunk)
+    for task, training_job in zip(tasks, training_jobs, strict=True):
+        if task in heads:
+            heads[task].info["training_job_id"] = training_job["training_job_id"].iloc[0]
+    reason = f"the {trunk} trunk needs at least two of {list(tasks)} to train"
+    return tuple(heads.get(task, TrainedTask(task, "skipped", reason=reason)) for task in tasks)
+
+
+def choose_candidate(
+    single_task: TrainedTask,
+    multi_task: TrainedTask,
+    model_input: pd.DataFrame,
+    training_job: pd.DataFrame,
+    reference: dict[str, Any],
+    *,
+    task: str,
+) -> tuple[TrainedTask, pd.DataFrame]:
+    """The candidate: the task's own network or its multi-task head, the better on validation,
+    with the training reference of the chosen network."""
+    chosen = runs.with_reference(
+        runs.choose_candidate(single_task, multi_task, model_input), model_input, reference
+    )
+    return chosen, _finished(chosen, training_job)
