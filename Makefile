@@ -63,9 +63,10 @@ docs: $(STAMP)
 viz: $(STAMP)
 	$(KEDRO) viz run --host 127.0.0.1
 
-# Weekly retraining (`kedro run`) and the daily purge, scheduled by conf/base/airflow.yml.
+# Weekly retraining (`kedro run`), the hourly purge and monitoring, scheduled by
+# conf/base/airflow.yml.
 airflow-dags: $(STAMP)
-	$(KEDRO) airflow create --pipelines=__default__,purge --group-by memory \
+	$(KEDRO) airflow create --pipelines=__default__,purge,monitoring --group-by memory \
 		--jinja-file conf/airflow_dag.j2 --target-dir airflow_dags
 
 clean-data:

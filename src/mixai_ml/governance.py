@@ -59,11 +59,16 @@ def exclusion_reason_per_job(jobs: pd.DataFrame, exclusions: pd.DataFrame) -> pd
     return keys["job_id"].map(first_reason).astype("string")
 
 
+def legal_holds(exclusions: pd.DataFrame) -> tuple[frozenset[str], frozenset[str]]:
+    """Users and jobs under a ``legal_hold`` exclusion (a user-level row has no ``job_id``)."""
+    holds = exclusions[exclusions["reason"] == "legal_hold"]
+    users = holds.loc[holds["job_id"].isna(), "user_id"].dropna().astype(str)
+    return frozenset(users), frozenset(holds["job_id"].dropna().astype(str))
+
+
 def protected_by_legal_hold(jobs: pd.DataFrame, exclusions: pd.DataFrame) -> pd.Series:
     """Whether each job is under a legal hold (user- or job-level): the purge keeps it."""
-    holds = exclusions[exclusions["reason"] == "legal_hold"]
-    held_jobs = set(holds["job_id"].dropna().astype(str))
-    held_users = set(holds.loc[holds["job_id"].isna(), "user_id"].dropna().astype(str))
+    held_users, held_jobs = legal_holds(exclusions)
     return jobs["job_id"].astype(str).isin(held_jobs) | jobs["user_id"].astype(str).isin(held_users)
 
 

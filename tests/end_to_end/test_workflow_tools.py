@@ -165,15 +165,17 @@ def count_rows(database: Path, sql: str, **params: Any) -> int:
 def test_airflow_dags_schedule_every_node_in_order(
     tiny_project: Path, tmp_path: Path, fake_airflow: list[_Dag], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``make airflow-dags``: the weekly retraining and the daily purge, each Kedro node in one
-    task, tasks ordered as the nodes' data dependencies; the purge DAG really purges."""
+    """``make airflow-dags``: the weekly retraining, the hourly purge and monitoring, each Kedro
+    node in one task, tasks ordered as the nodes' data dependencies; the purge DAG really
+    purges, and the monitoring DAG reports the missed deadline before and after."""
     dags_folder = tmp_path / "dags"
-    command = [str(KEDRO), "airflow", "create", "--pipelines=__default__,purge"]
+    command = [str(KEDRO), "airflow", "create", "--pipelines=__default__,purge,monitoring"]
     command += ["--group-by", "memory", "--jinja-file", str(PROJECT / "conf" / "airflow_dag.j2")]
     run_offline([*command, "--target-dir", str(dags_folder)], tiny_project, tmp_path / "guard")
     assert network_attempts(tmp_path / "guard") == []
     assert sorted(path.name for path in dags_folder.iterdir()) == [
         "mixai_ml_dag.py",
+        "mixai_ml_monitoring_dag.py",
         "mixai_ml_purge_dag.py",
     ]
     weekly, weekly_module = load_dag(dags_folder / "mixai_ml_dag.py", fake_airflow)
@@ -202,15 +204,30 @@ def test_airflow_dags_schedule_every_node_in_order(
     monkeypatch.setenv("MIXAI_PROJECT_PATH", str(project))
     monkeypatch.delenv("MIXAI_DB_URL", raising=False)
     purge, purge_module = load_dag(dags_folder / "mixai_ml_purge_dag.py", fake_airflow)
-    assert purge.settings["dag_id"] == "mixai_ml_daily_purge"
-    assert purge.settings["schedule"] == "15 2 * * *"
+    assert purge.settings["dag_id"] == "mixai_ml_hourly_purge"
+    assert purge.settings["schedule"] == "15 * * * *"
     assert purge_module["project_path"] == project
-    with kedro_in_this_process():
-        for task_id in purge.order():
-            purge.tasks[task_id].function()
+    monitoring, _ = load_dag(dags_folder / "mixai_ml_monitoring_dag.py", fake_airflow)
+    assert monitoring.settings["dag_id"] == "mixai_ml_hourly_monitoring"
+    assert monitoring.settings["schedule"] == "25 * * * *"
+
+    def run(dag: _Dag) -> dict[str, Any]:
+        with kedro_in_this_process():
+            for task_id in dag.order():
+                dag.tasks[task_id].function()
+        summary = project / "data" / "08_reporting" / "monitoring_summary.json"
+        return dict(json.loads(summary.read_text())["privacy"])
+
+    # the user withdrew on 2026-01-01: overdue before the purge, reported late after it
+    before = run(monitoring)
+    assert (before["pending"], before["overdue"], before["level"]) == (1, 1, "missed")
+    run(purge)
     assert count_rows(database, features_of_user, user=user) == 0
     audited = "SELECT COUNT(*) FROM purge_audit WHERE user_id = :user AND rows_deleted > 0"
     assert count_rows(database, audited, user=user) > 0
+    after = run(monitoring)
+    assert (after["pending"], after["level"]) == (0, "ok")
+    assert after["late_recently"] == before["late_recently"] + 1
 
 
 def test_docs_site_builds_strict(tmp_path: Path) -> None:

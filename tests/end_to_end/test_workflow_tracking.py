@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -245,3 +247,10 @@ def test_a_tracked_retraining_logs_params_metrics_and_onnx(
         hashlib.sha256(stored.read_bytes()).digest()
     )
     assert len(list((project / "mlruns" / "artifacts").rglob(f"{version}.onnx"))) == 1
+    # no user or job id anywhere in the store: the purge has nothing to remove there
+    world_id = re.compile(rb"(?<![A-Za-z0-9])[UJ][0-9]{6}(?![A-Za-z0-9])")
+    with sqlite3.connect(project / "mlruns" / "mlflow.db") as connection:
+        dump = "\n".join(connection.iterdump()).encode()
+    assert world_id.findall(dump) == []
+    for path in (project / "mlruns" / "artifacts").rglob("*"):
+        assert not path.is_file() or world_id.findall(path.read_bytes()) == [], path

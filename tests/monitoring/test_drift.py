@@ -109,9 +109,9 @@ def test_the_report_names_the_drift_and_draws_it(
     metrics, labels = drifting_logs
     save_logs(sqlite_url, metrics, labels)
     params = monitoring_parameters()
-    summary, alerts, series, drift = summarise_windows(get_engine(sqlite_url), params)
+    summary, alerts, series, drift, privacy = summarise_windows(get_engine(sqlite_url), params)
     report, _, drift_figure, document = render_monitoring_report(
-        summary, alerts, series, drift, params
+        summary, alerts, series, drift, privacy, params
     )
     assert "## Input drift and out-of-distribution answers" in report
     assert "](monitoring_drift.png)" in report

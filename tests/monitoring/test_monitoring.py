@@ -21,9 +21,11 @@ from prediction_logs import (
 from sklearn import metrics as skm
 
 from mixai_inference.tasks import MASTER_PARAM_NAMES, MASTER_PARAM_RANGES, PRESETS
+from mixai_ml.datasets import AppTableDataset
 from mixai_ml.db import get_engine
 from mixai_ml.monitoring.accuracy import online_accuracy
 from mixai_ml.monitoring.alerts import threshold_alerts
+from mixai_ml.monitoring.privacy import AGE_METRIC, PRIVACY_TASK, PRIVACY_WINDOW
 from mixai_ml.monitoring.queries import NO_VERSION
 from mixai_ml.monitoring.report import TIMESERIES_PLOT
 from mixai_ml.monitoring.windows import (
@@ -231,7 +233,11 @@ def test_monitoring_pipeline_writes_report_plot_and_summaries(
     report = (tmp_path / "monitoring_report.md").read_text()
     assert pd.Timestamp(document["reference_time"]) == REFERENCE
     assert len(document["summary"]) == len(summary) > 0
-    assert set(summary["window"]) == set(WINDOWS)
+    assert set(summary["window"]) == {*WINDOWS, PRIVACY_WINDOW}
+    privacy = summary[summary["task"] == PRIVACY_TASK].iloc[0]
+    assert privacy["pending_withdrawals"] == 0
+    assert document["privacy"]["level"] == "ok"
+    assert "## Privacy: the 24-hour purge" in report
     assert f"]({TIMESERIES_PLOT})" in report
     assert "## Alerts" in report
     assert (tmp_path / TIMESERIES_PLOT).stat().st_size > 10_000
@@ -263,15 +269,63 @@ def test_empty_log_gives_an_empty_report(sqlite_url: str) -> None:
     from mixai_ml.pipelines.monitoring.nodes import render_monitoring_report, summarise_windows
 
     params = monitoring_parameters()
-    summary, alerts, series, drift = summarise_windows(get_engine(sqlite_url), params)
-    report, _, _, document = render_monitoring_report(summary, alerts, series, drift, params)
+    summary, alerts, series, drift, privacy = summarise_windows(get_engine(sqlite_url), params)
+    report, _, _, document = render_monitoring_report(
+        summary, alerts, series, drift, privacy, params
+    )
 
-    assert summary.empty
+    assert summary["task"].tolist() == [PRIVACY_TASK]  # the purge's figure is always there
     assert alerts.empty
     assert series.empty
     assert drift.empty
     assert "No predictions" in report
+    assert "no withdrawal waits for the purge" in report
     assert document["reference_time"] is None
+
+
+@pytest.mark.parametrize(
+    ("age_h", "limit", "level"),
+    [
+        (11.0, None, "OK"),
+        (13.0, 12.0, "WARNING"),
+        (21.0, 20.0, "CRITICAL"),
+        (30.0, 24.0, "DEADLINE MISSED"),
+    ],
+)
+def test_the_oldest_pending_withdrawal_alerts_before_its_deadline(
+    sqlite_url: str, age_h: float, limit: float | None, level: str
+) -> None:
+    from mixai_ml.pipelines.monitoring.nodes import render_monitoring_report, summarise_windows
+
+    withdrawn = REFERENCE - pd.Timedelta(hours=age_h)
+    consent = pd.DataFrame(
+        {
+            "user_id": ["u1", "u2"],
+            "consented": [False, True],
+            "updated_at": withdrawn,
+            "withdrawn_at": [withdrawn, pd.NaT],
+        }
+    )
+    AppTableDataset(table_name="ml_consent", credentials={"con": sqlite_url}).save(consent)
+    params = {**monitoring_parameters(), "reference_time": REFERENCE.isoformat()}
+
+    summary, alerts, series, drift, privacy = summarise_windows(get_engine(sqlite_url), params)
+    report, _, _, document = render_monitoring_report(
+        summary, alerts, series, drift, privacy, params
+    )
+
+    row = summary[summary["task"] == PRIVACY_TASK].iloc[0]
+    assert row["pending_withdrawals"] == 1
+    assert row[AGE_METRIC] == pytest.approx(age_h)
+    assert row["overdue_withdrawals"] == int(age_h > 24)
+    if limit is None:
+        assert alerts.empty
+    else:
+        assert alerts[["task", "metric", "limit"]].values.tolist() == [
+            [PRIVACY_TASK, AGE_METRIC, limit]
+        ]
+    assert f"**{level}" in report
+    assert document["privacy"]["pending"] == 1
 
 
 def test_settings_validation() -> None:

@@ -49,6 +49,7 @@ from mixai_ml.pipelines.export.pipeline import create_pipeline as export_pipelin
 from mixai_ml.pipelines.features.pipeline import create_pipeline as features_pipeline
 from mixai_ml.pipelines.purge.pipeline import create_pipeline as purge_pipeline
 from mixai_ml.pipelines.training.pipeline import create_pipeline as training_pipeline
+from mixai_ml.privacy.files import ParquetRows
 from mixai_ml.training.data import build_model_input
 from mixai_ml.training.runs import train_task
 
@@ -381,14 +382,19 @@ def test_purge_removes_a_withdrawn_users_rows_and_derived_files(tmp_path: Path) 
         catalog = DataCatalog(
             {
                 "app_db": MemoryDataset(engine, copy_mode="assign"),
-                "derived_training_data": MemoryDataset([derived]),
+                "personal_data_files": MemoryDataset(
+                    [ParquetRows("model_input", (derived,))], copy_mode="assign"
+                ),
+                "params:purge": MemoryDataset({"abandoned_after": "2h"}),
             }
         )
-        audit = SequentialRunner().run(purge_pipeline(), catalog)["purge_audit"].load()
+        summary = SequentialRunner().run(purge_pipeline(), catalog)["purge_summary"].load()
+        audit = pd.read_sql_table("purge_audit", engine)
     finally:
         dispose_engines()
     assert set(audit["user_id"]) == {gone}
-    assert set(audit["table_name"]) == {"labels", f"file:{derived.as_posix()}"}
+    assert set(audit["table_name"]) == {"labels", "file:model_input"}
+    assert summary["places"]["file:model_input"]["users"] == 1
     assert gone not in set(pd.read_parquet(derived)["user_id"])
     with sqlite3.connect(tmp_path / "app.db") as connection:
         left = {row[0] for row in connection.execute("SELECT job_id FROM labels")}

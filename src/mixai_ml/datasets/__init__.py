@@ -16,8 +16,8 @@ _MODULE_OF = {
     "AudioFolderDataset": "audio",
     "BundleDataset": "bundle",
     "DatabaseDataset": "sql",
-    "DerivedFilesDataset": "derived",
     "EdgeGraphsDataset": "edge",
+    "PersonalFilesDataset": "personal_files",
     "ServiceJournalsDataset": "journals",
     "ModelStoreDataset": "model_store",
     "OptionalParquetDataset": "optional",
@@ -30,10 +30,10 @@ __all__ = [
     "AudioFolderDataset",
     "BundleDataset",
     "DatabaseDataset",
-    "DerivedFilesDataset",
     "EdgeGraphsDataset",
     "ModelStoreDataset",
     "OptionalParquetDataset",
+    "PersonalFilesDataset",
     "ServiceJournalsDataset",
     "TrainedTaskDataset",
 ]
@@ -41,12 +41,12 @@ __all__ = [
 if TYPE_CHECKING:
     from mixai_ml.datasets.audio import AudioDataset, AudioFolderDataset
     from mixai_ml.datasets.bundle import BundleDataset
-    from mixai_ml.datasets.derived import DerivedFilesDataset
     from mixai_ml.datasets.edge import EdgeGraphsDataset
     from mixai_ml.datasets.journals import ServiceJournalsDataset
     from mixai_ml.datasets.model_artifact import TrainedTaskDataset
     from mixai_ml.datasets.model_store import ModelStoreDataset
     from mixai_ml.datasets.optional import OptionalParquetDataset
+    from mixai_ml.datasets.personal_files import PersonalFilesDataset
     from mixai_ml.datasets.sql import AppQueryDataset, AppTableDataset, DatabaseDataset
 
 

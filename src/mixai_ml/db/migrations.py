@@ -105,6 +105,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         9, "model_metrics: out-of-distribution score and input sketch", ensure(schema.model_metrics)
     ),
     Migration(
+        10,
+        "privacy: purge runs, completed withdrawals, purged A/B assignment counts",
+        ensure(schema.purge_runs, schema.purge_withdrawals, schema.ab_purged_assignments),
+    ),
+    Migration(
         11,
         "console runs: pipeline_runs, training_jobs.run_id",
         ensure(schema.pipeline_runs, schema.training_jobs),
@@ -179,17 +184,18 @@ def _check_order(migrations: Sequence[Migration]) -> None:
 
 
 @contextmanager
-def _exclusive_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that DDL is part of, holding off other migrating processes.
+def exclusive_transaction(engine: Engine, lock: int = _ADVISORY_LOCK) -> Iterator[Connection]:
+    """A transaction that DDL is part of, holding off other processes that take ``lock``.
 
     SQLite's Python driver runs DDL outside any transaction unless one is opened explicitly;
-    ``BEGIN IMMEDIATE`` also takes the write lock at once. PostgreSQL: an advisory lock.
+    ``BEGIN IMMEDIATE`` also takes the write lock at once. PostgreSQL: the advisory lock
+    ``lock`` (migrations take the default one).
     """
     with engine.begin() as connection:
         if connection.dialect.name == "sqlite":
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         elif connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
         yield connection
 
 
@@ -227,13 +233,13 @@ def apply_migrations(engine: Engine, migrations: Sequence[Migration] = MIGRATION
     _check_order(migrations)
     done = applied_versions(engine)
     if not done:
-        with _exclusive_transaction(engine) as connection:
+        with exclusive_transaction(engine) as connection:
             connection.execute(CreateTable(schema.schema_migrations, if_not_exists=True))
     applied = []
     for migration in migrations:
         if migration.version in done:
             continue
-        with _exclusive_transaction(engine) as connection:
+        with exclusive_transaction(engine) as connection:
             if _is_applied(connection, migration.version):  # another process was first
                 continue
             _run(connection, migration)

@@ -43,6 +43,7 @@ EXPERIMENT_STATUSES = ("draft", "running", "stopped")
 RUN_KINDS = ("train", "purge")
 RUN_STATUSES = ("queued", "running", "succeeded", "failed")
 LIVE_RUN_STATUSES = ("queued", "running")
+PURGE_STATUSES = ("running", "succeeded", "failed")
 
 
 def added_in(version: int) -> dict[str, int]:
@@ -309,6 +310,45 @@ purge_audit = Table(
     Column("table_name", String(64), nullable=False),
     Column("rows_deleted", Integer, nullable=False),
     PrimaryKeyConstraint("purge_id", "user_id", "table_name", name="pk_purge_audit"),
+)
+
+# One row per run of the purge: when it ran and how it ended (docs/privacy.md).
+purge_runs = Table(
+    "purge_runs",
+    metadata,
+    Column("purge_id", String(64), primary_key=True),
+    Column("started_at", _utc(), nullable=False, index=True),
+    Column("finished_at", _utc(), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("withdrawals_completed", Integer, nullable=True),
+    Column("rows_deleted", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    _one_of("status", PURGE_STATUSES),
+)
+
+# Each withdrawal the purge completed (every place cleaned): the 24-hour promise, measured.
+purge_withdrawals = Table(
+    "purge_withdrawals",
+    metadata,
+    Column("user_id", String(64), nullable=False),
+    Column("withdrawn_at", _utc(), nullable=False),
+    Column("purged_at", _utc(), nullable=False),
+    Column("purge_id", String(64), nullable=False),
+    PrimaryKeyConstraint("user_id", "withdrawn_at", name="pk_purge_withdrawals"),
+)
+
+# Assignments the purge deleted, counted without user ids, so that the sample-ratio check
+# still sees the experiment's original allocation (docs/ab_testing.md).
+ab_purged_assignments = Table(
+    "ab_purged_assignments",
+    metadata,
+    Column("experiment_id", String(64), nullable=False),
+    Column("variant", String(64), nullable=False),
+    Column("assigned_day", String(10), nullable=False),  # UTC date of assigned_at, YYYY-MM-DD
+    Column("n_purged", Integer, nullable=False),
+    PrimaryKeyConstraint(
+        "experiment_id", "variant", "assigned_day", name="pk_ab_purged_assignments"
+    ),
 )
 
 # --- run-time control (docs/data_contracts.md §5) -----------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -11,6 +12,7 @@ from matplotlib.figure import Figure
 
 from mixai_ml.ab.formatting import number as _num
 from mixai_ml.monitoring.accuracy import accuracy_metrics
+from mixai_ml.monitoring.privacy import PRIVACY_TASK, PrivacySettings, privacy_markdown
 from mixai_ml.monitoring.windows import MonitoringSettings
 
 TIMESERIES_PLOT = "monitoring_timeseries.png"
@@ -132,6 +134,7 @@ def summary_document(
     summary: pd.DataFrame,
     alerts: pd.DataFrame,
     settings: MonitoringSettings,
+    privacy: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The machine-readable summary (``monitoring_summary.json``)."""
     return {
@@ -140,7 +143,25 @@ def summary_document(
         "latency_resolution_ms": settings.latency_resolution_ms,
         "summary": _records(summary),
         "alerts": _records(alerts),
+        "privacy": dict(privacy),
     }
+
+
+def _alert_lines(alerts: pd.DataFrame) -> list[str]:
+    if alerts.empty:
+        return ["None: every window is within its thresholds.", ""]
+    lines = [
+        "| window | task | model version | metric | value | threshold | events |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a in alerts.itertuples():
+        sign = ">" if a.bound == "max" else "<"
+        version = "–" if pd.isna(a.model_version) else a.model_version
+        lines.append(
+            f"| {a.window} | {a.task} | {version} | {a.metric} | **{_num(a.value)}** "
+            f"| {sign} {_num(a.limit)} | {a.observations} |"
+        )
+    return [*lines, ""]
 
 
 def markdown_report(
@@ -148,8 +169,11 @@ def markdown_report(
     summary: pd.DataFrame,
     alerts: pd.DataFrame,
     settings: MonitoringSettings,
+    privacy: Mapping[str, Any],
+    privacy_settings: PrivacySettings,
 ) -> str:
-    """Alerts first, then traffic and latency per window, then online accuracy."""
+    """Alerts first, then the purge's deadlines, traffic and latency per window, then online
+    accuracy."""
     windows = ", ".join(settings.windows)
     lines = [
         "# Online monitoring",
@@ -160,23 +184,12 @@ def markdown_report(
         "",
         "## Alerts",
         "",
+        *_alert_lines(alerts),
+        *privacy_markdown(privacy, privacy_settings),
     ]
     if reference is None:
         return "\n".join([*lines, "No predictions in `model_metrics` yet.", ""])
-    if alerts.empty:
-        lines += ["None: every window is within its thresholds.", ""]
-    else:
-        lines += [
-            "| window | task | model version | metric | value | threshold | events |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for a in alerts.itertuples():
-            sign = ">" if a.bound == "max" else "<"
-            lines.append(
-                f"| {a.window} | {a.task} | {a.model_version} | {a.metric} | **{_num(a.value)}** "
-                f"| {sign} {_num(a.limit)} | {a.observations} |"
-            )
-        lines.append("")
+    summary = summary[summary["task"] != PRIVACY_TASK]
     lines += [
         f"![Latency, error and fallback rates over time]({TIMESERIES_PLOT})",
         "",

@@ -48,6 +48,16 @@ def _both(table: str) -> str:
     return f"(SELECT * FROM {table} UNION ALL SELECT * FROM {OPEN_TABLES[table]}) both_parts"
 
 
+_ORIGINAL_ALLOCATION = (
+    "(SELECT experiment_id, variant, day, n_assigned "
+    f"FROM {_both('ab_assignment_daily')} "
+    "UNION ALL SELECT experiment_id, variant, assigned_day, n_purged "
+    "FROM ab_purged_assignments) assigned"
+)
+"""The assignments of every experiment as made: those stored, and those the purge deleted
+(counted without user ids), so that withdrawals never move the sample-ratio check."""
+
+
 def _sums(names: Iterable[str]) -> str:
     return ", ".join(f"SUM({name}) AS {name}" for name in names)
 
@@ -123,7 +133,8 @@ def read_statistics(
     assignments = pd.read_sql(
         text(
             "SELECT experiment_id, variant, day, SUM(n_assigned) AS n_assigned "
-            f"FROM {_both('ab_assignment_daily')} GROUP BY experiment_id, variant, day "
+            f"FROM {_ORIGINAL_ALLOCATION} "
+            "GROUP BY experiment_id, variant, day "
             "HAVING SUM(n_assigned) <> 0 ORDER BY experiment_id, variant, day"
         ),
         connection,

@@ -1,4 +1,5 @@
-"""``monitoring``: reads only ``model_metrics`` and ``labels`` (SQL through ``app_db``)."""
+"""``monitoring``: reads only ``model_metrics`` and ``labels`` (SQL through ``app_db``), and for
+the purge's deadlines ``ml_consent``, legal holds, ``purge_withdrawals`` and ``purge_runs``."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                     "monitoring_alerts",
                     "monitoring_series",
                     "monitoring_drift_series",
+                    "monitoring_privacy",
                 ],
                 name="summarise_windows",
             ),
@@ -31,6 +33,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                     "monitoring_alerts",
                     "monitoring_series",
                     "monitoring_drift_series",
+                    "monitoring_privacy",
                     "params:monitoring",
                 ],
                 outputs=[

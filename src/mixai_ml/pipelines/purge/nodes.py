@@ -5,20 +5,28 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine
 
-from mixai_ml.privacy import purge_withdrawn_users
+from mixai_ml.ab.config import AbSettings
+from mixai_ml.privacy import FilePlace, purge_withdrawn_users
 
 
-def purge(app_db: Engine, derived_training_data: Sequence[Path]) -> pd.DataFrame:
-    """Purge now; the audit rows go to ``purge_audit``."""
+def purge(
+    app_db: Engine,
+    personal_data_files: Sequence[FilePlace],
+    params: dict[str, Any],
+    ab_params: dict[str, Any],
+) -> dict[str, Any]:
+    """Purge every place now; the audit goes to ``purge_audit``, the summary to a report."""
     now = datetime.now(UTC)
-    return purge_withdrawn_users(
+    result = purge_withdrawn_users(
         app_db,
-        derived_training_data,
+        personal_data_files,
         purge_id=f"purge-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
-        now=now,
+        abandoned_after=pd.Timedelta(str(params["abandoned_after"])),
+        ab_settings=AbSettings.from_params(ab_params),
     )
+    return result.summary()

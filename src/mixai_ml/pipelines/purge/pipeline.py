@@ -1,4 +1,5 @@
-"""``purge``: run at least daily (see docs/privacy.md) to keep the 24-hour promise."""
+"""``purge``: hourly by default (conf/base/airflow.yml, docs/scheduling.md), so that a
+withdrawn user's data is gone well within the 24 hours of CONTRACTS §4."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         [
             node(
                 nodes.purge,
-                inputs=["app_db", "derived_training_data"],
-                outputs="purge_audit",
+                inputs=["app_db", "personal_data_files", "params:purge", "params:ab_analysis"],
+                outputs="purge_summary",
                 name="purge",
             )
         ]
