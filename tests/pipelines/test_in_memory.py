@@ -217,7 +217,7 @@ def parameters() -> dict[str, Any]:
         },
         "params:export": {
             "flags": {"enable_cpu_ml": True},
-            "edge": conf_export()["edge"],
+            "edge": conf_parameters("export")["edge"],
             "ood_policy": {},
             "user_adapters": True,
         },
@@ -230,10 +230,10 @@ def parameters() -> dict[str, Any]:
     return params
 
 
-def conf_export() -> dict[str, Any]:
-    """The project's ``export`` parameters (conf/base)."""
-    path = Path(__file__).resolve().parents[2] / "conf" / "base" / "parameters_export.yml"
-    return dict(yaml.safe_load(path.read_text("utf-8"))["export"])
+def conf_parameters(name: str) -> dict[str, Any]:
+    """``conf/base/parameters_<name>.yml`` as Kedro gives it to ``params:<name>``."""
+    path = Path(__file__).resolve().parents[2] / "conf" / "base" / f"parameters_{name}.yml"
+    return dict(yaml.safe_load(path.read_text("utf-8"))[name])
 
 
 def in_memory_catalog(data: dict[str, Any], folder: Path) -> DataCatalog:
@@ -386,6 +386,7 @@ def test_purge_removes_a_withdrawn_users_rows_and_derived_files(tmp_path: Path) 
                     [ParquetRows("model_input", (derived,))], copy_mode="assign"
                 ),
                 "params:purge": MemoryDataset({"abandoned_after": "2h"}),
+                "params:ab_analysis": MemoryDataset(conf_parameters("ab_analysis")),
             }
         )
         summary = SequentialRunner().run(purge_pipeline(), catalog)["purge_summary"].load()
