@@ -12,7 +12,7 @@ from ab_world import ab_parameters
 from mixai_ml.ab.analysis import RESULT_COLUMNS, AbAnalysis, analyse_experiments
 from mixai_ml.ab.config import AbSettings
 from mixai_ml.ab.store import AbStatistics
-from mixai_ml.db.schema import AB_HISTOGRAM_SUMS, AB_METRIC_SUMS
+from mixai_ml.db.ab_store_tables import AB_HISTOGRAM_SUMS, AB_METRIC_SUMS
 from mixai_ml.pipelines.ab_analysis.nodes import render_ab_report
 
 WHEN = datetime(2026, 3, 1, tzinfo=UTC)

@@ -21,7 +21,7 @@ from mixai_ml.ab.config import AbSettings
 from mixai_ml.ab.quantile import estimate_quantiles
 from mixai_ml.ab.store import SHARE_SPREAD, AbStatistics, forget_users
 from mixai_ml.db import get_engine
-from mixai_ml.db.schema import AB_METRIC_SUMS
+from mixai_ml.db.ab_store_tables import AB_METRIC_SUMS
 
 WIDTH = 0.01
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, insert, inspect, select, text
 from sqlalchemy.schema import CreateTable
 
-from mixai_ml.db import schema
+from mixai_ml.db import ab_store_tables, schema
 from mixai_ml.db.ensure import (
     Change,
     DropIndex,
@@ -137,12 +137,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         20,
         "A/B: sufficient statistics kept by ab_analysis and the time indexes that feed them",
         ensure(
-            schema.ab_statistics_state,
-            schema.ab_folded_days,
-            schema.ab_assignment_daily,
-            schema.ab_metric_daily,
-            schema.ab_metric_histogram,
-            schema.ab_metric_caps,
+            ab_store_tables.ab_statistics_state,
+            ab_store_tables.ab_folded_days,
+            ab_store_tables.ab_assignment_daily,
+            ab_store_tables.ab_metric_daily,
+            ab_store_tables.ab_metric_histogram,
+            ab_store_tables.ab_metric_caps,
             schema.ab_test_metrics,
             schema.ab_test_assignments,
         ),

@@ -13,15 +13,12 @@ A column, index or check added to a table that already exists carries
 from __future__ import annotations
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
-    DateTime,
     Float,
     Index,
     Integer,
-    MetaData,
     PrimaryKeyConstraint,
     String,
     Table,
@@ -33,6 +30,8 @@ from mixai_inference.alignment import ALIGNMENT_FEATURE_NAMES
 from mixai_inference.features import FEATURE_NAMES
 from mixai_inference.ood import POLICIES as OOD_POLICIES
 from mixai_inference.tasks import flag_names, task_names
+from mixai_ml.db import ab_store_tables  # noqa: F401  (its tables are part of the schema)
+from mixai_ml.db.base import added_in, metadata, one_of, utc
 
 TASKS = task_names()
 EXCLUSION_REASONS = ("withdrawal", "quality", "legal_hold", "manual")
@@ -46,28 +45,12 @@ LIVE_RUN_STATUSES = ("queued", "running")
 PURGE_STATUSES = ("running", "succeeded", "failed")
 
 
-def added_in(version: int) -> dict[str, int]:
-    """``info`` of a column, index or check that migration ``version`` adds to an existing table."""
-    return {"added_in": version}
-
-
-def _one_of(column: str, values: tuple[str, ...]) -> CheckConstraint:
-    allowed = ", ".join(f"'{value}'" for value in values)
-    return CheckConstraint(f"{column} IN ({allowed})", name=f"ck_{column}_allowed")
-
-
-def _utc() -> DateTime:
-    return DateTime(timezone=True)
-
-
-metadata = MetaData()
-
 schema_migrations = Table(
     "schema_migrations",
     metadata,
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("description", String(200), nullable=False),
-    Column("applied_at", _utc(), nullable=False),
+    Column("applied_at", utc(), nullable=False),
 )
 
 # --- tables the MIXAI web app writes --------------------------------------------------------
@@ -77,7 +60,7 @@ jobs = Table(
     metadata,
     Column("job_id", String(64), primary_key=True),
     Column("user_id", String(64), nullable=False, index=True),
-    Column("created_at", _utc(), nullable=False),
+    Column("created_at", utc(), nullable=False),
     Column("vocal_path", Text, nullable=False),
     Column("inst_path", Text, nullable=False),
     Column("trimmed_inst_path", Text, nullable=True),
@@ -89,8 +72,8 @@ ml_consent = Table(
     metadata,
     Column("user_id", String(64), primary_key=True),
     Column("consented", Boolean, nullable=False),
-    Column("updated_at", _utc(), nullable=False),
-    Column("withdrawn_at", _utc(), nullable=True),
+    Column("updated_at", utc(), nullable=False),
+    Column("withdrawn_at", utc(), nullable=True),
 )
 
 ml_exclusions = Table(
@@ -101,8 +84,8 @@ ml_exclusions = Table(
     Column("job_id", String(64), nullable=True, index=True),
     Column("reason", String(32), nullable=False),
     Column("note", Text, nullable=True),
-    Column("created_at", _utc(), nullable=False),
-    _one_of("reason", EXCLUSION_REASONS),
+    Column("created_at", utc(), nullable=False),
+    one_of("reason", EXCLUSION_REASONS),
     CheckConstraint("user_id IS NOT NULL OR job_id IS NOT NULL", name="ck_exclusion_target"),
 )
 
@@ -112,9 +95,9 @@ labels = Table(
     Column("job_id", String(64), nullable=False),
     Column("task", String(32), nullable=False),
     Column("label", Text, nullable=False),
-    Column("created_at", _utc(), nullable=False),
+    Column("created_at", utc(), nullable=False),
     PrimaryKeyConstraint("job_id", "task", name="pk_labels"),
-    _one_of("task", TASKS),
+    one_of("task", TASKS),
 )
 
 ab_test_assignments = Table(
@@ -123,7 +106,7 @@ ab_test_assignments = Table(
     Column("experiment_id", String(64), nullable=False),
     Column("user_id", String(64), nullable=False),
     Column("variant", String(64), nullable=False),
-    Column("assigned_at", _utc(), nullable=False),
+    Column("assigned_at", utc(), nullable=False),
     PrimaryKeyConstraint("experiment_id", "user_id", name="pk_ab_test_assignments"),
     # new assignments by time, for the daily counts of ab_analysis
     Index(
@@ -142,7 +125,7 @@ ab_test_metrics = Table(
     Column("user_id", String(64), nullable=False),
     Column("metric", String(64), nullable=False),
     Column("value", Float, nullable=False),
-    Column("recorded_at", _utc(), nullable=False),
+    Column("recorded_at", utc(), nullable=False),
     # Covering: the per-user GROUP BY of ab_analysis reads the index alone (docs/benchmarks.md).
     Index(
         "ix_ab_test_metrics_covering",
@@ -167,7 +150,7 @@ ab_test_metrics = Table(
 model_metrics = Table(
     "model_metrics",
     metadata,
-    Column("recorded_at", _utc(), nullable=False, index=True),
+    Column("recorded_at", utc(), nullable=False, index=True),
     Column("task", String(32), nullable=False),
     Column("model_version", String(64), nullable=True),
     Column("variant", String(64), nullable=True),
@@ -184,7 +167,7 @@ model_metrics = Table(
     Column("ood_score", Float, nullable=True, info=added_in(9)),
     Column("ood", Boolean, nullable=True, info=added_in(9)),
     Column("input_sketch", Text, nullable=True, info=added_in(9)),
-    _one_of("source", PREDICTION_SOURCES),
+    one_of("source", PREDICTION_SOURCES),
     # One row per answer of a task to a request (idempotent ingestion); NULLs never collide.
     Index("ux_model_metrics_task_request_id", "task", "request_id", unique=True, info=added_in(7)),
 )
@@ -199,7 +182,7 @@ features_store = Table(
     metadata,
     Column("job_id", String(64), nullable=False),
     Column("schema_version", String(16), nullable=False),
-    Column("extracted_at", _utc(), nullable=False),
+    Column("extracted_at", utc(), nullable=False),
     *(Column(name, Float, nullable=True) for name in FEATURE_COLUMNS),
     PrimaryKeyConstraint("job_id", "schema_version", name="pk_features_store"),
 )
@@ -209,7 +192,7 @@ feature_failures = Table(
     metadata,
     Column("job_id", String(64), nullable=False),
     Column("schema_version", String(16), nullable=False),
-    Column("failed_at", _utc(), nullable=False),
+    Column("failed_at", utc(), nullable=False),
     Column("stage", String(32), nullable=False),
     Column("error_class", String(128), nullable=False),
     Column("message", Text, nullable=False),
@@ -228,10 +211,10 @@ model_registry = Table(
     Column("status", String(16), nullable=False),
     Column("rollout_pct", Float, nullable=False, default=0.0),
     Column("metrics", Text, nullable=True),
-    Column("created_at", _utc(), nullable=False),
-    Column("promoted_at", _utc(), nullable=True),
-    _one_of("status", MODEL_STATUSES),
-    _one_of("task", TASKS),
+    Column("created_at", utc(), nullable=False),
+    Column("promoted_at", utc(), nullable=True),
+    one_of("status", MODEL_STATUSES),
+    one_of("task", TASKS),
     CheckConstraint("rollout_pct >= 0 AND rollout_pct <= 100", name="ck_rollout_pct_range"),
 )
 
@@ -244,14 +227,14 @@ training_jobs = Table(
     Column("reason", Text, nullable=True),
     Column("n_samples", Integer, nullable=True),
     Column("model_version", String(64), nullable=True),
-    Column("started_at", _utc(), nullable=True),
-    Column("finished_at", _utc(), nullable=True),
+    Column("started_at", utc(), nullable=True),
+    Column("finished_at", utc(), nullable=True),
     # JSON: rows dropped per governance reason, kept with the run
     Column("governance", Text, nullable=True),
     # the pipeline_runs row of the console or trigger run that queued it (NULL: a plain kedro run)
     Column("run_id", String(64), nullable=True, info=added_in(11)),
-    _one_of("status", TRAINING_STATUSES),
-    _one_of("task", TASKS),
+    one_of("status", TRAINING_STATUSES),
+    one_of("task", TASKS),
     Index("ix_training_jobs_run_id", "run_id", info=added_in(11)),
 )
 
@@ -297,7 +280,7 @@ ab_test_results = Table(
     Column("srm_seq_p_value", Float, nullable=True, info=added_in(21)),
     Column("family_size", Integer, nullable=True, info=added_in(21)),
     Column("corrections", Text, nullable=True, info=added_in(21)),
-    Column("analysed_at", _utc(), nullable=False),
+    Column("analysed_at", utc(), nullable=False),
     PrimaryKeyConstraint("experiment_id", "metric", "variant", name="pk_ab_test_results"),
 )
 
@@ -305,7 +288,7 @@ purge_audit = Table(
     "purge_audit",
     metadata,
     Column("purge_id", String(64), nullable=False),
-    Column("purged_at", _utc(), nullable=False),
+    Column("purged_at", utc(), nullable=False),
     Column("user_id", String(64), nullable=False),
     Column("table_name", String(64), nullable=False),
     Column("rows_deleted", Integer, nullable=False),
@@ -317,13 +300,13 @@ purge_runs = Table(
     "purge_runs",
     metadata,
     Column("purge_id", String(64), primary_key=True),
-    Column("started_at", _utc(), nullable=False, index=True),
-    Column("finished_at", _utc(), nullable=True),
+    Column("started_at", utc(), nullable=False, index=True),
+    Column("finished_at", utc(), nullable=True),
     Column("status", String(16), nullable=False),
     Column("withdrawals_completed", Integer, nullable=True),
     Column("rows_deleted", Integer, nullable=True),
     Column("error", Text, nullable=True),
-    _one_of("status", PURGE_STATUSES),
+    one_of("status", PURGE_STATUSES),
 )
 
 # Each withdrawal the purge completed (every place cleaned): the 24-hour promise, measured.
@@ -331,8 +314,8 @@ purge_withdrawals = Table(
     "purge_withdrawals",
     metadata,
     Column("user_id", String(64), nullable=False),
-    Column("withdrawn_at", _utc(), nullable=False),
-    Column("purged_at", _utc(), nullable=False),
+    Column("withdrawn_at", utc(), nullable=False),
+    Column("purged_at", utc(), nullable=False),
     Column("purge_id", String(64), nullable=False),
     PrimaryKeyConstraint("user_id", "withdrawn_at", name="pk_purge_withdrawals"),
 )
@@ -358,9 +341,9 @@ ml_feature_flags = Table(
     metadata,
     Column("flag", String(64), primary_key=True),
     Column("enabled", Boolean, nullable=False),
-    Column("updated_at", _utc(), nullable=False),
+    Column("updated_at", utc(), nullable=False),
     Column("updated_by", String(128), nullable=True),
-    _one_of("flag", flag_names()),
+    one_of("flag", flag_names()),
 )
 
 ab_experiments = Table(
@@ -374,10 +357,10 @@ ab_experiments = Table(
     Column("weights", Text, nullable=False),
     Column("coverage", Float, nullable=False, default=1.0),
     Column("status", String(16), nullable=False),
-    Column("started_at", _utc(), nullable=True),
-    Column("stopped_at", _utc(), nullable=True),
-    _one_of("task", TASKS),
-    _one_of("status", EXPERIMENT_STATUSES),
+    Column("started_at", utc(), nullable=True),
+    Column("stopped_at", utc(), nullable=True),
+    one_of("task", TASKS),
+    one_of("status", EXPERIMENT_STATUSES),
     CheckConstraint("coverage >= 0 AND coverage <= 1", name="ck_coverage_range"),
 )
 
@@ -398,7 +381,7 @@ admin_audit_log = Table(
     "admin_audit_log",
     metadata,
     Column("audit_id", String(64), primary_key=True),
-    Column("at", _utc(), nullable=False, index=True),
+    Column("at", utc(), nullable=False, index=True),
     Column("actor", String(128), nullable=False),
     Column("action", String(64), nullable=False),
     Column("target", Text, nullable=True),
@@ -407,97 +390,6 @@ admin_audit_log = Table(
     Column("after", Text, nullable=True),
 )
 
-
-# --- ab_analysis: sufficient statistics kept up to date from new rows (mixai_ml.ab.store) -----
-# Sums over users only (no user ids): nothing here is personal data.
-
-AB_METRIC_SUMS: tuple[str, ...] = (
-    "n",
-    "n_nonbinary",
-    "n_capped",
-    "sum_y",
-    "sum_y2",
-    "sum_c",
-    "sum_c2",
-    "sum_s",
-    "sum_s2",
-    "sum_cs",
-    "n_x",
-    "sum_x",
-    "sum_x2",
-    "sum_xy",
-    "sum_y_x",
-    "sum_xs",
-    "sum_xc",
-    "sum_s_x",
-    "sum_c_x",
-)
-"""Per-user sums of ``ab_metric_daily`` (meanings in :mod:`mixai_ml.ab.store`)."""
-AB_HISTOGRAM_SUMS: tuple[str, ...] = ("n_rows", "sq_rows", "cross_rows")
-"""Per-bin sums of ``ab_metric_histogram`` (meanings in :mod:`mixai_ml.ab.quantile`)."""
-
-ab_statistics_state = Table(
-    "ab_statistics_state",
-    metadata,
-    Column("name", String(32), primary_key=True),
-    Column("folded_before", _utc(), nullable=False),
-    Column("definition", Text, nullable=False),
-    Column("refreshed_at", _utc(), nullable=False),
-    Column("rebuilt_at", _utc(), nullable=False),
-)
-
-ab_folded_days = Table(
-    "ab_folded_days",
-    metadata,
-    Column("day", String(10), primary_key=True),
-    Column("metric_rows", BigInteger, nullable=False),
-    Column("assignment_rows", BigInteger, nullable=False),
-)
-
-ab_assignment_daily = Table(
-    "ab_assignment_daily",
-    metadata,
-    Column("experiment_id", String(64), nullable=False),
-    Column("variant", String(64), nullable=False),
-    Column("day", String(10), nullable=False),
-    Column("n_assigned", BigInteger, nullable=False),
-    PrimaryKeyConstraint("experiment_id", "variant", "day", name="pk_ab_assignment_daily"),
-)
-
-ab_metric_daily = Table(
-    "ab_metric_daily",
-    metadata,
-    Column("experiment_id", String(64), nullable=False),
-    Column("variant", String(64), nullable=False),
-    Column("metric", String(64), nullable=False),
-    Column("day", String(10), nullable=False),
-    *(Column(name, Float, nullable=False) for name in AB_METRIC_SUMS),
-    PrimaryKeyConstraint("experiment_id", "variant", "metric", "day", name="pk_ab_metric_daily"),
-)
-
-ab_metric_histogram = Table(
-    "ab_metric_histogram",
-    metadata,
-    Column("experiment_id", String(64), nullable=False),
-    Column("variant", String(64), nullable=False),
-    Column("metric", String(64), nullable=False),
-    Column("bin", BigInteger, nullable=False),
-    *(Column(name, Float, nullable=False) for name in AB_HISTOGRAM_SUMS),
-    PrimaryKeyConstraint(
-        "experiment_id", "variant", "metric", "bin", name="pk_ab_metric_histogram"
-    ),
-)
-
-ab_metric_caps = Table(
-    "ab_metric_caps",
-    metadata,
-    Column("experiment_id", String(64), nullable=False),
-    Column("metric", String(64), nullable=False),
-    Column("cap", Float, nullable=False),
-    Column("pre_users", BigInteger, nullable=False),
-    Column("fixed_at", _utc(), nullable=False),
-    PrimaryKeyConstraint("experiment_id", "metric", name="pk_ab_metric_caps"),
-)
 
 # A run the console or a trigger started in its own process (docs/admin.md): at most one live
 # (queued or running) run per kind; a runner that stops sending heartbeats is marked failed.
@@ -513,16 +405,16 @@ pipeline_runs = Table(
     Column("status", String(16), nullable=False),
     Column("reason", Text, nullable=True),
     Column("requested_by", String(128), nullable=False),
-    Column("requested_at", _utc(), nullable=False, index=True),
-    Column("started_at", _utc(), nullable=True),
-    Column("finished_at", _utc(), nullable=True),
+    Column("requested_at", utc(), nullable=False, index=True),
+    Column("started_at", utc(), nullable=True),
+    Column("finished_at", utc(), nullable=True),
     # the runner process: where it runs and when it last said it is alive
     Column("host", String(255), nullable=True),
     Column("pid", Integer, nullable=True),
-    Column("heartbeat_at", _utc(), nullable=True),
+    Column("heartbeat_at", utc(), nullable=True),
     Column("log_file", Text, nullable=True),
-    _one_of("kind", RUN_KINDS),
-    _one_of("status", RUN_STATUSES),
+    one_of("kind", RUN_KINDS),
+    one_of("status", RUN_STATUSES),
     Index(
         "ux_pipeline_runs_live_kind",
         "kind",

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, inspect, text
 
 from mixai_ml.ab.config import AbSettings
 from mixai_ml.ab.store.sql import OPEN_TABLES, literal, statement
-from mixai_ml.db.schema import AB_HISTOGRAM_SUMS, AB_METRIC_SUMS
+from mixai_ml.db.ab_store_tables import AB_HISTOGRAM_SUMS, AB_METRIC_SUMS
 
 
 @dataclass(frozen=True)

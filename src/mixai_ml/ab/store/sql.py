@@ -17,7 +17,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from mixai_ml.ab.config import PRE_SUFFIX, AbSettings
 from mixai_ml.ab.quantile import OFFSET
-from mixai_ml.db.schema import AB_HISTOGRAM_SUMS, AB_METRIC_SUMS
+from mixai_ml.db.ab_store_tables import AB_HISTOGRAM_SUMS, AB_METRIC_SUMS
 
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 31, tzinfo=UTC)
