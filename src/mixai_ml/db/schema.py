@@ -371,10 +371,10 @@ ml_task_settings = Table(
     metadata,
     Column("task", String(32), primary_key=True),
     Column("ood_policy", String(16), nullable=True),
-    Column("updated_at", _utc(), nullable=False),
+    Column("updated_at", utc(), nullable=False),
     Column("updated_by", String(128), nullable=True),
-    _one_of("task", TASKS),
-    _one_of("ood_policy", OOD_POLICIES),
+    one_of("task", TASKS),
+    one_of("ood_policy", OOD_POLICIES),
 )
 
 admin_audit_log = Table(
