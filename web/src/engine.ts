@@ -33,6 +33,8 @@ export interface Provenance {
   variant: string | null;
   experiment_id: string | null;
   reason: string | null;
+  /** Per-user adapters are not applied in the browser (docs/edge.md). */
+  personalized: false;
 }
 
 /** One task's answer: its fields and provenance; `extra` fields go beside the provenance. */
@@ -268,6 +270,7 @@ function provenanceOf(decision: Decision): Provenance {
     variant: decision.variant,
     experiment_id: decision.experimentId,
     reason: decision.reason,
+    personalized: false,
   };
 }
 
@@ -277,6 +280,8 @@ const fallback = (provenance: Provenance, reason: string): Provenance => ({ ...p
 function merged(answers: readonly Answer[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const answer of answers) Object.assign(out, answerFields(answer.spec, answer.values));
-  for (const answer of answers) out[answer.spec.name] = { ...answer.provenance };
+  // The out-of-distribution guard does not run in the browser: no score, as a bundle without
+  // training references answers in Python (docs/edge.md).
+  for (const answer of answers) out[answer.spec.name] = { ...answer.provenance, ood_score: null, ood: false };
   return out;
 }
