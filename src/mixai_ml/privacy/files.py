@@ -25,6 +25,7 @@ import json
 import os
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +82,7 @@ Decide = Callable[[list[bytes]], list[str | None]]
 
 
 @dataclass(frozen=True)
-class _Files:
+class _Files(ABC):
     """The files of one place, cleaned one by one."""
 
     name: str
@@ -90,9 +91,9 @@ class _Files:
     def purge(self, targets: PurgeTargets) -> pd.Series:
         return add_counts(self.purge_file(path, targets) for path in self.paths)
 
+    @abstractmethod
     def purge_file(self, path: Path, targets: PurgeTargets) -> pd.Series:
         """Remove the targets' data from one file; what was removed per user."""
-        raise NotImplementedError
 
 
 class ParquetRows(_Files):
