@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mixai_inference.alignment import ALIGNMENT_FEATURE_NAMES
-from mixai_inference.tasks import ALIGN_CONF, ALIGN_TOLERANCE_MS, PRESET_CLS, TaskSpec, task_spec
+from mixai_inference.tasks import ALIGN_TOLERANCE_MS, PRESET_CLS, TaskSpec, task_spec
 from mixai_ml.evaluation.metrics import primary_metric_function
 from mixai_ml.evaluation.shifts import LABEL_PRESERVING, time_factor
 from mixai_ml.monitoring.drift import digit_counts, psi, top_drifting
@@ -58,7 +58,7 @@ def _shifted_rows(
 ) -> list[tuple[str, pd.DataFrame, bool]]:
     """``(shift, rows with inputs and targets, whether the targets hold)`` per shift."""
     presets = decode_labels(labels, PRESET_CLS)[0].set_index("job_id")["preset"]
-    true_offset = _true_offsets(labels)
+    true_offset = _true_offsets(labels, spec) if spec.source == "alignment" else None
     names = list(spec.input_names())
     targets = test[["job_id", *spec.targets]]
     result = []
@@ -70,7 +70,7 @@ def _shifted_rows(
             continue
         rows = probes[probes["shift"] == name].dropna(subset=names)
         rows = rows[["job_id", *names]].merge(targets, on="job_id")
-        if spec.source == "alignment":  # judged again: is the shifted estimate within tolerance?
+        if true_offset is not None:  # judged again: is the shifted estimate within tolerance?
             factor = time_factor(shift)
             error = rows["offset_ms"] * factor - rows["job_id"].map(true_offset).astype(float)
             rows = rows.assign(**{spec.targets[0]: (error.abs() <= ALIGN_TOLERANCE_MS) * 1.0})
@@ -80,12 +80,11 @@ def _shifted_rows(
     return result
 
 
-def _true_offsets(labels: pd.DataFrame) -> pd.Series:
-    """Job → the true vocal offset (ms) of its ``align_conf`` label."""
+def _true_offsets(labels: pd.DataFrame, spec: TaskSpec) -> pd.Series:
+    """Job → the true vocal offset (ms) in the labels of ``spec``, an alignment task."""
     offsets = {}
-    for job, text in labels.loc[labels["task"] == ALIGN_CONF, ["job_id", "label"]].itertuples(
-        index=False
-    ):
+    rows = labels.loc[labels["task"] == spec.name, ["job_id", "label"]]
+    for job, text in rows.itertuples(index=False):
         try:
             offsets[str(job)] = float(json.loads(text)["offset_ms"])
         except (TypeError, ValueError, KeyError):
