@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, select
 
 from admin_support import OPERATOR, AdminServer, admin_server, csrf, login
 from mixai_inference.bundle import read_manifest
+from mixai_inference.serve.store import read_control
 from mixai_ml.db import schema
 from project_copy import copy_project, seed_registry
 
@@ -84,6 +85,65 @@ def test_a_flag_switch_is_stored_for_the_service_and_audited(server: AdminServer
     ]
     assert "error" in post(operator, "/admin/ml/flags", flag="enable_gpu", enabled="true")
     assert len(audit(server, "flag.set")) == 2
+
+
+def task_settings(server: AdminServer) -> list[tuple[str, str | None, str | None]]:
+    """The ``ml_task_settings`` rows, and the policies the inference service reads from them."""
+    table = schema.ml_task_settings
+    engine = create_engine(server.db_url)
+    with engine.connect() as connection:
+        rows = connection.execute(select(table.c.task, table.c.ood_policy, table.c.updated_by))
+        settings = sorted(map(tuple, rows))
+        served = read_control(connection).ood_policies
+    engine.dispose()
+    assert served == {task: policy for task, policy, _ in settings if policy is not None}
+    return settings
+
+
+def test_an_ood_policy_is_stored_for_the_service_and_audited(server: AdminServer) -> None:
+    operator = login(server)
+    page = operator.get("/admin/ml/models").text
+    row = page.split('id="ood-master_reg"', 1)[1].split("</tr>", 1)[0]
+    assert '<option value="default" selected>bundle default (flag)</option>' in row
+    assert "<td><code>flag</code></td>" in row
+
+    set_policy = "/admin/ml/models/ood"
+    assert post(operator, set_policy, task="master_reg", ood_policy="fallback").endswith(
+        "out-of-distribution policy of master_reg: bundle default (flag) → fallback; "
+        "the service applies it within MIXAI_CONTROL_REFRESH_S"
+    )
+    assert task_settings(server) == [("master_reg", "fallback", OPERATOR)]
+    row = operator.get("/admin/ml/models").text.split('id="ood-master_reg"', 1)[1]
+    assert '<option value="fallback" selected>fallback</option>' in row.split("</tr>", 1)[0]
+
+    assert "fallback → flag;" in post(operator, set_policy, task="master_reg", ood_policy="flag")
+    assert "flag → bundle default (flag);" in post(
+        operator, set_policy, task="master_reg", ood_policy="default"
+    )
+    assert task_settings(server) == [("master_reg", None, OPERATOR)]  # the bundle's serves
+    entries = audit(server, "ood_policy.set")
+    assert [(e["actor"], e["target"], e["before"], e["after"]) for e in entries] == [
+        (OPERATOR, "master_reg", {"ood_policy": None}, {"ood_policy": "fallback"}),
+        (OPERATOR, "master_reg", {"ood_policy": "fallback"}, {"ood_policy": "flag"}),
+        (OPERATOR, "master_reg", {"ood_policy": "flag"}, {"ood_policy": None}),
+    ]
+
+    # a value the form never offers, or no CSRF token: refused, nothing changes
+    post(operator, set_policy, task="align_conf", ood_policy="off")
+    before = (task_settings(server), len(audit(server, "ood_policy.set")))
+    for form, message in (
+        ({"task": "master_reg", "ood_policy": "ignore"}, "unknown out-of-distribution policy"),
+        ({"task": "master_reg", "ood_policy": "FLAG"}, "unknown out-of-distribution policy"),
+        ({"task": "master_reg"}, "unknown out-of-distribution policy"),
+        ({"task": "mastering", "ood_policy": "flag"}, "unknown task 'mastering'"),
+        ({"ood_policy": "flag"}, "unknown task"),
+    ):
+        response = operator.post(set_policy, data={**form, "csrf_token": csrf(operator)})
+        assert (response.status_code, message in response.text) == (400, True), response.text
+    unprotected = operator.post(set_policy, data={"task": "align_conf", "ood_policy": "flag"})
+    assert unprotected.status_code == 403
+    assert (task_settings(server), len(audit(server, "ood_policy.set"))) == before
+    assert before[0] == [("align_conf", "off", OPERATOR), ("master_reg", None, OPERATOR)]
 
 
 def test_rollout_promote_and_rollback_use_the_registry_and_rebuild_the_bundle(

@@ -49,6 +49,7 @@ EVERY_FIELD = {
     "variant": ["control", "treatment"],
     "serves": ["active", "rules"],
     "weight": ["1", "1"],
+    "ood_policy": "fallback",
 }
 
 
@@ -116,6 +117,7 @@ def state(engine: Engine) -> dict[str, Any]:
     audit = schema.admin_audit_log
     tables = (
         schema.ml_feature_flags,
+        schema.ml_task_settings,
         schema.model_registry,
         schema.ab_experiments,
         schema.pipeline_runs,
@@ -135,7 +137,8 @@ def test_every_change_route_refuses_a_request_without_session_or_csrf_token(
     server: AdminServer,
 ) -> None:
     routes = change_routes(server.project)
-    assert len(routes) >= 7, routes  # flags, models, experiments ×2, training, purge, logout
+    # flags, models, OOD policy, experiments ×2, training, purge, logout
+    assert len(routes) >= 8, routes
     engine = server.engine()
     before = state(engine)
     anonymous = httpx.Client(base_url=server.url, follow_redirects=False)

@@ -1,7 +1,7 @@
 """What an operator can change from the console; every change writes its audit row.
 
-Flags and experiments change in one transaction with their audit row. Registry changes go
-through :func:`mixai_ml.export.changes.apply_change`, the code of ``mixai-registry``.
+Flags, task settings and experiments change in one transaction with their audit row. Registry
+changes go through :func:`mixai_ml.export.changes.apply_change`, the code of ``mixai-registry``.
 """
 
 from __future__ import annotations
@@ -16,14 +16,16 @@ from typing import Any
 
 import pandas as pd
 from kedro.framework.context import KedroContext
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, Row, Table, insert, select, update
 
+from mixai_inference.ood import POLICIES
 from mixai_inference.tasks import flag_names, task_names
 from mixai_ml.admin import audit
 from mixai_ml.db import schema
 from mixai_ml.export.changes import Command, apply_change
 
 _flags = schema.ml_feature_flags
+_task_settings = schema.ml_task_settings
 _experiments = schema.ab_experiments
 ROLES = ("active", "candidate", "rules")
 """What a variant can serve besides an explicit model version."""
@@ -36,17 +38,32 @@ class Refused(ValueError):
     """A change the console will not make; the message tells the operator why."""
 
 
+class Malformed(Refused):
+    """A request the console's own forms never send (a value outside their choices): 400."""
+
+
+def _put(
+    connection: Connection, table: Table, key: str, value: str, values: Mapping[str, Any]
+) -> Row[Any] | None:
+    """Insert or update the row of ``table`` whose primary key ``key`` is ``value`` (the same
+    SQL on SQLite and PostgreSQL; changes hold the console's change lock); the row as it was,
+    or ``None``."""
+    where = table.c[key] == value
+    old = connection.execute(select(table).where(where)).first()
+    if old is None:
+        connection.execute(insert(table).values({key: value, **values}))
+    else:
+        connection.execute(update(table).where(where).values(**values))
+    return old
+
+
 def set_flag(engine: Engine, flag: str, enabled: bool, actor: str, now: datetime) -> None:
     """Switch a flag in ``ml_feature_flags`` (the inference service reads it)."""
     if flag not in flag_names():
         raise Refused(f"unknown flag {flag!r}; one of {', '.join(flag_names())}")
     with engine.begin() as connection:
-        old = connection.execute(select(_flags.c.enabled).where(_flags.c.flag == flag)).first()
         values = {"enabled": enabled, "updated_at": now, "updated_by": actor}
-        if old is None:
-            connection.execute(insert(_flags).values(flag=flag, **values))
-        else:
-            connection.execute(update(_flags).where(_flags.c.flag == flag).values(**values))
+        old = _put(connection, _flags, "flag", flag, values)
         audit.record(
             connection,
             actor=actor,
@@ -56,6 +73,62 @@ def set_flag(engine: Engine, flag: str, enabled: bool, actor: str, now: datetime
             after={"enabled": enabled},
             at=now,
         )
+
+
+BUNDLE_POLICY = "default"
+"""The form's value for "no policy of the console's": the task serves its bundle's policy."""
+
+
+def set_ood_policy(
+    engine: Engine,
+    task: str,
+    policy: str,
+    bundle_policies: Mapping[str, str],
+    actor: str,
+    now: datetime,
+) -> str:
+    """Set ``task``'s out-of-distribution policy in ``ml_task_settings`` (the inference
+    service reads it), or with :data:`BUNDLE_POLICY` clear it (NULL: the bundle's serves);
+    a summary for the operator.
+
+    Args:
+        bundle_policies: Task → its policy without the console's (for the summary).
+
+    Raises:
+        Malformed: For a task that is not registered or a policy not of
+            :data:`~mixai_inference.ood.POLICIES`; nothing is changed.
+    """
+    if task not in task_names():
+        raise Malformed(f"unknown task {task!r}; one of {', '.join(task_names())}")
+    if policy not in (*POLICIES, BUNDLE_POLICY):
+        raise Malformed(
+            f"unknown out-of-distribution policy {policy!r}; one of "
+            f"{', '.join(POLICIES)} or {BUNDLE_POLICY} (the bundle's)"
+        )
+    stored = None if policy == BUNDLE_POLICY else policy
+    bundle_policy = bundle_policies[task]
+    with engine.begin() as connection:
+        values = {"ood_policy": stored, "updated_at": now, "updated_by": actor}
+        old = _put(connection, _task_settings, "task", task, values)
+        before = None if old is None else old.ood_policy
+        audit.record(
+            connection,
+            actor=actor,
+            action="ood_policy.set",
+            target=task,
+            before={"ood_policy": before},
+            after={"ood_policy": stored},
+            at=now,
+        )
+    return (
+        f"out-of-distribution policy of {task}: {_policy_words(before, bundle_policy)} → "
+        f"{_policy_words(stored, bundle_policy)}; the service applies it within "
+        "MIXAI_CONTROL_REFRESH_S"
+    )
+
+
+def _policy_words(stored: str | None, bundle_policy: str) -> str:
+    return stored or f"bundle default ({bundle_policy})"
 
 
 def _states(rows: pd.DataFrame) -> dict[str, dict[str, Any]]:

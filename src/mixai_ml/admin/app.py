@@ -26,12 +26,13 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from mixai_inference.ood import POLICIES
 from mixai_inference.tasks import task_names
 from mixai_ml.ab.config import AbSettings
 from mixai_ml.admin import actions, plots, runs, views
 from mixai_ml.admin.audit import CRON_ACTOR, record
 from mixai_ml.admin.console import Console
-from mixai_ml.admin.rendering import ROOT, SECURITY_HEADERS, STATIC, SecurityHeaders, templates
+from mixai_ml.admin.rendering import ROOT, STATIC, SecurityHeaders, failed, templates, unreachable
 from mixai_ml.admin.security import Session, bearer_token, same_secret
 from mixai_ml.monitoring.accuracy import accuracy_metrics
 from mixai_ml.monitoring.alerts import threshold_alerts
@@ -101,6 +102,8 @@ def create_app(console: Console) -> Starlette:
 
             try:
                 session.flash("ok", await run_in_threadpool(locked))
+            except actions.Malformed as error:
+                return Response(str(error), status_code=400, media_type="text/plain")
             except (actions.Refused, runs.RunConflict, ValueError) as error:
                 session.flash("error", str(error))
             return RedirectResponse(f"{ROOT}{back}", status_code=303)
@@ -210,6 +213,9 @@ def create_app(console: Console) -> Starlette:
         return {
             "registry": views.registry(console.engine),
             "decisions": console.promotion_decisions(),
+            "policies": views.ood_policies(console.engine, console.bundle_ood_policies()),
+            "choices": POLICIES,
+            "bundle_choice": actions.BUNDLE_POLICY,
         }
 
     def experiments(request: Request) -> dict[str, Any]:
@@ -333,6 +339,11 @@ def create_app(console: Console) -> Starlette:
             rollout_pct=rollout_pct,
         )
 
+    def set_ood_policy(operator: str, form: FormData) -> str:
+        task, policy = str(form.get("task")), str(form.get("ood_policy"))
+        policies = console.bundle_ood_policies()
+        return actions.set_ood_policy(console.engine, task, policy, policies, operator, now())
+
     def create_experiment(operator: str, form: FormData) -> str:
         task = str(form.get("task"))
         registered = {r["version"] for r in views.registry(console.engine).get(task, [])}
@@ -435,6 +446,7 @@ def create_app(console: Console) -> Starlette:
         Route(f"{ROOT}/audit", page(audit, "audit.html")),
         Route(f"{ROOT}/flags", change(switch_flag, ""), methods=["POST"]),
         Route(f"{ROOT}/models", change(change_model, "/models"), methods=["POST"]),
+        Route(f"{ROOT}/models/ood", change(set_ood_policy, "/models"), methods=["POST"]),
         Route(f"{ROOT}/experiments", change(create_experiment, "/experiments"), methods=["POST"]),
         Route(
             f"{ROOT}/experiments/change",
@@ -447,22 +459,6 @@ def create_app(console: Console) -> Starlette:
         Route("/api/cron/purge", trigger(runs.PURGE), methods=["POST"]),
         Mount(f"{ROOT}/static", StaticFiles(directory=STATIC), name="static"),
     ]
-
-    async def unreachable(request: Request, error: Exception) -> Response:
-        return Response(
-            f"The database is unreachable ({type(error).__name__}); try again in a moment.",
-            status_code=503,
-            media_type="text/plain",
-            headers=SECURITY_HEADERS,
-        )
-
-    async def failed(request: Request, error: Exception) -> Response:
-        return Response(
-            "Internal error: see the console's log.",
-            status_code=500,
-            media_type="text/plain",
-            headers=SECURITY_HEADERS,
-        )
 
     @asynccontextmanager
     async def reaping(app: Starlette) -> AsyncIterator[None]:

@@ -15,6 +15,8 @@ from kedro.framework.startup import bootstrap_project
 from kedro.io import DatasetError
 from sqlalchemy import Engine
 
+from mixai_inference.ood import DEFAULT_POLICY
+from mixai_inference.tasks import task_names
 from mixai_ml.admin.passwords import check_hash, hash_password, verify_password
 from mixai_ml.admin.runs import RunSettings
 from mixai_ml.admin.security import LoginThrottle, SessionStore
@@ -117,6 +119,17 @@ class Console:
         """The flag defaults of the project's bundle (empty when there is no bundle yet)."""
         manifest = self._optional("model_bundle")
         return dict(manifest.flags) if manifest is not None else {}
+
+    def bundle_ood_policies(self) -> dict[str, str]:
+        """Each task's out-of-distribution policy without the console's: its bundle's, else the
+        package default."""
+        manifest = self._optional("model_bundle")
+        entries = manifest.tasks if manifest is not None else {}
+        policies = {}
+        for task in task_names():
+            entry = entries.get(task)
+            policies[task] = (entry.ood_policy if entry else None) or DEFAULT_POLICY
+        return policies
 
     def promotion_decisions(self) -> dict[str, dict[str, Any]]:
         """The last evaluation's promotion decision per task (``promotion_decision.json``)."""

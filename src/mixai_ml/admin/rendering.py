@@ -10,6 +10,8 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mixai_inference.tasks import task_names
@@ -44,6 +46,26 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
+
+
+async def unreachable(request: Request, error: Exception) -> Response:
+    """The answer while the database is unreachable (a page works again once it is back)."""
+    return Response(
+        f"The database is unreachable ({type(error).__name__}); try again in a moment.",
+        status_code=503,
+        media_type="text/plain",
+        headers=SECURITY_HEADERS,
+    )
+
+
+async def failed(request: Request, error: Exception) -> Response:
+    """The answer to any other error: no details (they are in the console's log)."""
+    return Response(
+        "Internal error: see the console's log.",
+        status_code=500,
+        media_type="text/plain",
+        headers=SECURITY_HEADERS,
+    )
 
 
 def _when(value: Any) -> str:

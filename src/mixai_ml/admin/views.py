@@ -63,6 +63,43 @@ def flags(engine: Engine, bundle_flags: Mapping[str, bool]) -> list[FlagState]:
     return states
 
 
+@dataclass(frozen=True)
+class PolicyState:
+    """A task's out-of-distribution policy as the inference service resolves it without
+    ``MIXAI_OOD_POLICY``."""
+
+    task: str
+    stored: str | None
+    """The console's policy (``ml_task_settings.ood_policy``); ``None``: the bundle's."""
+    bundle: str
+    """The bundle's policy, else the package default."""
+    updated_at: datetime | None
+    updated_by: str | None
+
+    @property
+    def policy(self) -> str:
+        return self.stored or self.bundle
+
+
+def ood_policies(engine: Engine, bundle_policies: Mapping[str, str]) -> list[PolicyState]:
+    """Each registered task's policy; ``bundle_policies``: task → its policy without the
+    console's (:meth:`~mixai_ml.admin.console.Console.bundle_ood_policies`)."""
+    stored = {row["task"]: row for row in _rows(engine, select(schema.ml_task_settings))}
+    states = []
+    for task in task_names():
+        row = stored.get(task) or {}
+        states.append(
+            PolicyState(
+                task,
+                row.get("ood_policy"),
+                bundle_policies[task],
+                row.get("updated_at"),
+                row.get("updated_by"),
+            )
+        )
+    return states
+
+
 def registry(engine: Engine) -> dict[str, list[dict[str, Any]]]:
     """Per task its registered versions: active first, then newest first; ``metrics`` parsed
     and ``primary`` (the task's primary metric) picked out."""
