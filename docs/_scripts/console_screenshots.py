@@ -5,8 +5,9 @@ Usage: ``.venv/bin/python docs/_scripts/console_screenshots.py [--demo DATA]`` a
 
 The console runs on a copy of the demo's database, bundle and reports (the demo itself is left
 as it is), with a throwaway operator, and Debian's Chromium (``/usr/bin/chromium``) is driven
-through a few changes an operator would make: a flag, a rollout, an experiment, a purge. One
-demo user withdraws five hours before, so the privacy page has a withdrawal to show.
+through a few changes an operator would make: a flag, an out-of-distribution policy, a
+rollout, an experiment, a purge. One demo user withdraws five hours before, so the privacy page
+has a withdrawal to show.
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ def main() -> None:
             browser_login(page, server)
             page.locator("#flag-enable_cpu_ml").get_by_role("button").click()
             page.get_by_role("link", name="Models", exact=True).click()
+            policy = page.get_by_label("out-of-distribution policy of master_reg")
+            policy.select_option("fallback")
+            page.locator("#ood-master_reg").get_by_role("button", name="Set policy").click()
             section = page.locator("#task-preset_cls")
             section.get_by_label("rollout of preset_cls (%)").fill("50")
             section.get_by_role("button", name="Set rollout").click()
