@@ -10,6 +10,9 @@
    features, models, answer); median of ``--uploads`` runs.
 4. **Floor**: ``GET /healthz`` (a route that does nothing) at 1 client: what uvicorn and
    Starlette cost per request before the service does any work.
+5. **Full garbage collection** in a worker after 20,000 requests: the pause with the
+   metrics sink's default ring buffer and without it (the service's), with and without
+   ``gc.freeze()`` after start-up (the service freezes).
 
 Every answer is written to a SQLite database as in production (the writer runs in the
 service process). The models are the demo bundle's (``data/06_models/bundle``) when it
@@ -146,6 +149,56 @@ def in_process_ms(bundle: Path, n: int = 3000) -> dict[str, float]:
     return {"p50_ms": percentile_ms(times, 50), "p99_ms": percentile_ms(times, 99)}
 
 
+COLLECTION_PAUSE = r"""
+import gc, sys, time
+import numpy as np
+import mixai_inference.serve.app  # the worker's imports
+from mixai_inference import MetricsSink, Predictor
+from mixai_inference.features import FEATURE_NAMES
+
+bundle, capacity, freeze, calls = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+
+class Discard:
+    def add(self, entry): pass
+    def flush(self): return 0
+    def close(self): pass
+
+predictor = Predictor.from_bundle(bundle, metrics_sink=MetricsSink(capacity, writer=Discard()))
+if freeze == "1":
+    gc.freeze()
+x = np.random.default_rng(0).normal(size=len(FEATURE_NAMES)).astype(np.float32)
+for i in range(calls):
+    predictor.predict(x, user_id=f"user-{i}", request_id=f"request-{i}")
+pauses = []
+for _ in range(5):
+    start = time.perf_counter()
+    gc.collect()
+    pauses.append(time.perf_counter() - start)
+print(min(pauses) * 1e3, len(gc.get_objects()))
+"""
+
+
+def collection_pause_ms(bundle: Path, calls: int = 20_000) -> list[dict[str, Any]]:
+    """A worker's full garbage collection after ``calls`` requests of distinct users: with
+    the metrics sink's default ring buffer (10,000 calls kept) and without (the service's),
+    each with and without ``gc.freeze()`` after start-up (the service freezes)."""
+    rows = []
+    for capacity, freeze in ((10_000, False), (10_000, True), (0, False), (0, True)):
+        argv = [str(bundle), str(capacity), str(int(freeze)), str(calls)]
+        env = {**os.environ, "ENABLE_CPU_ML": "true"}
+        out = subprocess.run(
+            [sys.executable, "-c", COLLECTION_PAUSE, *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        rows.append(
+            {"ring": capacity, "frozen": freeze, "pause_ms": float(out[0]), "objects": int(out[1])}
+        )
+    return rows
+
+
 def wav_30s() -> bytes:
     sr = 44_100
     t = np.arange(30 * sr) / sr
@@ -204,6 +257,7 @@ def main() -> None:
             bundle = synthetic_bundle(work / "bundle")
         report["bundle"] = str(bundle)
         report["in_process"] = in_process_ms(bundle)
+        report["full_collection"] = collection_pause_ms(bundle)
         for workers in args.workers:
             url = migrated(f"sqlite:///{work / f'bench-{workers}.db'}")
             service = Service(bundle, url, work / f"service-{workers}", {"ENABLE_CPU_ML": "true"})

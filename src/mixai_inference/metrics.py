@@ -204,7 +204,8 @@ class MetricsSink:
 
     Args:
         capacity: How many of the latest calls (a ``predict`` makes two records, an
-            ``align`` one) the ring buffer keeps.
+            ``align`` one) the ring buffer keeps; 0 keeps none (for a ``writer`` that
+            receives every call).
         jsonl_path: Append every record to this JSON Lines file (see :class:`JsonlWriter`).
         flush_interval_s: How often the JSONL writer writes.
         writer: Send every call's records there instead (e.g. the service's database
@@ -219,8 +220,8 @@ class MetricsSink:
         flush_interval_s: float = 1.0,
         writer: RecordWriter | None = None,
     ) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        if capacity < 0:
+            raise ValueError(f"capacity must be 0 or more, got {capacity}")
         if writer is not None and jsonl_path is not None:
             raise ValueError("give jsonl_path or writer, not both")
         self._ring: deque[Entry] = deque(maxlen=capacity)

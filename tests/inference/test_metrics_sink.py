@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 
@@ -65,7 +66,29 @@ def test_ring_buffer_keeps_the_latest_records() -> None:
     assert [r.user_id for r in sink.records()] == ["u7", "u8", "u9"]
     assert sink.total == 10
     with pytest.raises(ValueError, match="capacity"):
-        MetricsSink(capacity=0)
+        MetricsSink(capacity=-1)
+
+
+def test_a_sink_without_ring_buffer_passes_every_call_to_its_writer() -> None:
+    received: list[Any] = []
+
+    class Collect:
+        def add(self, entry: Any) -> None:
+            received.append(entry)
+
+        def flush(self) -> int:
+            return 0
+
+        def close(self) -> None:
+            pass
+
+    sink = MetricsSink(capacity=0, writer=Collect())
+    for i in range(5):
+        sink.record(record(i))
+    assert sink.records() == []
+    assert sink.total == 5
+    users = [r.user_id for build, payload in received for r in build(payload)]
+    assert users == ["u0", "u1", "u2", "u3", "u4"]
 
 
 def test_concurrent_recording_loses_nothing(tmp_path: Path) -> None:
