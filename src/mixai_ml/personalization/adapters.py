@@ -214,12 +214,6 @@ def choose_strength(
     return replace(prior, strength=best, details=details)
 
 
-def finished_outputs(spec: TaskSpec, outputs: np.ndarray) -> np.ndarray:
-    """A model's raw outputs ``(n, k)`` as the predictor serves them (:meth:`TaskSpec.finish
-    <mixai_inference.tasks.TaskSpec.finish>`: clipped, renormalised)."""
-    return personalised_outputs(spec, outputs, np.zeros_like(outputs))
-
-
 def task_prior(spec: TaskSpec, model_input: pd.DataFrame, outputs: np.ndarray) -> Prior:
     """The prior of a task's adapters from its model input and the population's answers.
 

@@ -8,10 +8,11 @@ from typing import Any
 import pandas as pd
 
 from mixai_inference.tasks import task_spec
-from mixai_ml.personalization.adapters import finished_outputs, task_prior
+from mixai_ml.personalization.adapters import task_prior
 from mixai_ml.personalization.protocol import chronological, evaluate_by_history
 from mixai_ml.training.artifact import TrainedTask
 from mixai_ml.training.models import predict
+from mixai_ml.training.reference import served_outputs
 
 
 def evaluate_personalization(
@@ -39,12 +40,12 @@ def evaluate_personalization(
     if not spec.personalized or trained.model is None or test_predictions.empty:
         return {}
     inputs = model_input[list(spec.input_names())].to_numpy(dtype="float32")
-    prior = task_prior(spec, model_input, finished_outputs(spec, predict(trained.model, inputs)))
+    prior = task_prior(spec, model_input, served_outputs(spec, predict(trained.model, inputs)))
     test = test_predictions.rename(
         columns={f"model_{name}": f"population_{name}" for name in spec.outputs}
     )
     population = [f"population_{name}" for name in spec.outputs]
-    test[population] = finished_outputs(spec, test[population].to_numpy(dtype=float))
+    test[population] = served_outputs(spec, test[population].to_numpy(dtype=float))
     frame = chronological(test, jobs.set_index("job_id")["created_at"])
     by_bucket, summary = evaluate_by_history(
         spec, frame, prior, params["personalization"], params["bootstrap"]

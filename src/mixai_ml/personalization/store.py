@@ -20,7 +20,8 @@ import pandas as pd
 from mixai_inference.adapters import ADAPTERS_FILE, AdapterFile, TaskAdapters, UserAdapters
 from mixai_inference.bundle import read_manifest, sha256_bytes, write_bundle
 from mixai_inference.tasks import task_spec
-from mixai_ml.personalization.adapters import finished_outputs, task_prior, user_numbers
+from mixai_ml.personalization.adapters import task_prior, user_numbers
+from mixai_ml.training.reference import served_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def fit_task_adapters(
         (user -> adapter numbers).
     """
     spec = task_spec(task)
-    served = finished_outputs(spec, np.asarray(outputs, dtype=float))
+    served = served_outputs(spec, np.asarray(outputs, dtype=float))
     prior = task_prior(spec, model_input, served)
     users = user_numbers(spec, prior, model_input, served)
     logger.info("%s: adapters of %d users against %s", task, len(users), model_version)

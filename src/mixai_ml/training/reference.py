@@ -140,10 +140,12 @@ def grid(values: np.ndarray) -> Grid:
 def served_outputs(spec: TaskSpec, outputs: np.ndarray) -> np.ndarray:
     """A model's raw outputs ``(n, m)`` as the predictor serves them (:meth:`TaskSpec.finish
     <mixai_inference.tasks.TaskSpec.finish>`: clipped, renormalised)."""
-    rows = [spec.finish(row) for row in np.asarray(outputs, dtype=np.float64).tolist()]
-    return np.array(
-        [row if row is not None else raw for row, raw in zip(rows, outputs, strict=True)]
-    )
+    raw = np.asarray(outputs, dtype=np.float64)
+    rows = []
+    for values in raw.tolist():
+        finished = spec.finish(values)
+        rows.append(values if finished is None else finished)
+    return np.asarray(rows, dtype=np.float64).reshape(raw.shape)
 
 
 def fit_reference(
