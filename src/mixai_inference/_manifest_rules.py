@@ -44,11 +44,21 @@ def expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
     return value
 
 
+def is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is a JSON number (not ``true``) that is finite as a float."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float64
+        return False
+
+
 def finite_number(value: Any, what: str) -> float:
-    number = float(expect(value, (int, float), what))
-    if not math.isfinite(number):
+    expect(value, (int, float), what)
+    if not is_finite_number(value):
         raise BundleError(f"{what}: expected a finite number, got {value!r}")
-    return number
+    return float(value)
 
 
 def optional_str(value: Any, what: str) -> str | None:

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from mixai_inference._manifest_rules import is_finite_number
 from mixai_inference.tasks import TaskSpec, task_spec
 
 if TYPE_CHECKING:
@@ -167,15 +168,11 @@ def _task_from_json(task: str, raw: Any) -> TaskAdapters:
         if (
             not isinstance(values, list)
             or len(values) != width
-            or not all(_finite_number(value) for value in values)
+            or not all(is_finite_number(value) for value in values)
         ):
             raise AdapterError(f"tasks.{task}.users.{user}: expected {width} finite numbers")
         parsed[user] = tuple(float(value) for value in values)
     return TaskAdapters(raw["model_version"], parsed)
-
-
-def _finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def adjust(spec: TaskSpec, values: Sequence[float], numbers: Sequence[float]) -> list[float]:

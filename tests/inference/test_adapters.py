@@ -170,7 +170,12 @@ def test_the_store_round_trips_and_its_format_is_checked() -> None:
     for problem, (key, value) in broken.items():
         with pytest.raises(AdapterError, match=problem):
             UserAdapters.from_json({**good, key: value})
-    for users in ({"u1": [1.0]}, {"u1": [float("nan")] * 8}, {"u1": [True] * 8}):
+    for users in (
+        {"u1": [1.0]},
+        {"u1": [float("nan")] * 8},
+        {"u1": [True] * 8},
+        {"u1": [10**400] * 8},  # JSON integer beyond float64
+    ):
         entry = {**good["tasks"][MASTER_REG], "users": users}
         with pytest.raises(AdapterError, match="8 finite numbers"):
             UserAdapters.from_json({**good, "tasks": {MASTER_REG: entry}})

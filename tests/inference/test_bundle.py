@@ -148,6 +148,7 @@ def _set(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
         ("flags.enable_cpu_ml", "yes", "expected true or false"),
         ("tasks.master_reg.models.v1.rollout_pct", True, "rollout_pct: expected int or float"),
         ("tasks.master_reg.models.v1.rollout_pct", 150, r"rollout_pct must be in \[0, 100\]"),
+        ("tasks.master_reg.models.v1.rollout_pct", 10**400, "rollout_pct: expected a finite"),
         ("tasks.master_reg.models.v1.sha256", "ABC", "64 lowercase hex"),
         ("tasks.master_reg.models.v1.file", "../escape.onnx", "plain file name"),
         ("tasks.master_reg.models.v2.file", "master_reg-v1.onnx", "listed twice"),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Final
 import numpy as np
 import orjson
 
+from mixai_inference._manifest_rules import is_finite_number
 from mixai_inference.features import FEATURE_NAMES
 
 ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
@@ -98,16 +98,9 @@ def feature_vector(value: Any) -> np.ndarray:
             row = np.array(value, dtype=np.float64)
             if np.isfinite(row).all():
                 return row
-    index, number = next((i, v) for i, v in enumerate(value) if not _finite_number(v))
+    index, number = next((i, v) for i, v in enumerate(value) if not is_finite_number(v))
     shown = "an integer beyond float64" if type(number) is int else repr(number)
     raise BadRequest(400, f"features[{index}] must be a finite number, got {shown}")
-
-
-def _finite_number(value: Any) -> bool:
-    try:
-        return type(value) in _NUMBERS and math.isfinite(value)
-    except OverflowError:
-        return False
 
 
 def audio_path(root: Path | None, relative: Any, field: str) -> Path:
