@@ -36,6 +36,12 @@ def to_utc(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
+def utc_timestamp(value: Any) -> pd.Timestamp:
+    """``value`` as a UTC timestamp; a naive one is taken to be UTC already."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def app_database_url(credentials: dict[str, Any], filepath: str | None) -> str:
     """The database of ``credentials["con"]``, else the SQLite file ``filepath``.
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
+from mixai_ml.datasets.sql import utc_timestamp
 from mixai_ml.monitoring import queries
 from mixai_ml.monitoring.accuracy import ALL_METRICS, online_accuracy
 from mixai_ml.monitoring.drift import DRIFT_COLUMNS, drift_windows
@@ -110,7 +111,7 @@ class MonitoringSettings:
                     scoped.append(Rule(str(metric), str(bound), float(limit)))
             rules[str(scope)] = tuple(scoped)
         return cls(
-            reference_time=None if reference is None else _utc(reference),
+            reference_time=None if reference is None else utc_timestamp(reference),
             windows=windows,
             latency_resolution_ms=resolution,
             series_period=cast(queries.Period, period),
@@ -125,12 +126,6 @@ class MonitoringSettings:
     def rules_for(self, task: str) -> tuple[Rule, ...]:
         """The rules of every task, then those of ``task``."""
         return self.rules.get("all_tasks", ()) + self.rules.get(task, ())
-
-
-def _utc(value: Any) -> pd.Timestamp:
-    """A timestamp in UTC; a naive one is taken to be UTC already."""
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def histogram_quantiles(

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from mixai_ml.datasets.sql import to_utc
+from mixai_ml.datasets.sql import to_utc, utc_timestamp
 from mixai_ml.db import schema
 from mixai_ml.governance import legal_holds
 from mixai_ml.privacy.targets import read_withdrawn, withdrawal_times
@@ -92,11 +92,6 @@ def _pending(
     ).reset_index(drop=True)
 
 
-def _utc(value: datetime | pd.Timestamp) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
 def pending_withdrawals(engine: Engine, now: datetime | pd.Timestamp) -> pd.DataFrame:
     """The withdrawals no purge has completed yet, oldest first.
 
@@ -111,7 +106,7 @@ def pending_withdrawals(engine: Engine, now: datetime | pd.Timestamp) -> pd.Data
         legal hold are not pending.
     """
     withdrawals, held, recorded = _read(engine)
-    return _pending(withdrawals, held, recorded, _utc(now))
+    return _pending(withdrawals, held, recorded, utc_timestamp(now))
 
 
 @dataclass(frozen=True)
@@ -193,7 +188,7 @@ def privacy_status(
             f"got {warning_age_h} and {critical_age_h}: fix monitoring.privacy in "
             "conf/base/parameters_monitoring.yml"
         )
-    moment = _utc(now)
+    moment = utc_timestamp(now)
     withdrawals, held, recorded = _read(engine)
     pending = _pending(withdrawals, held, recorded, moment)
     recent = recorded[recorded["withdrawn_at"] >= moment - lookback]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-import pandas as pd
 from sqlalchemy import Connection, DateTime, bindparam, text
 
 from mixai_ml.ab.config import AbSettings
 from mixai_ml.ab.store.sql import statement
+from mixai_ml.datasets.sql import utc_timestamp
 
 STATE_NAME = "ab_analysis"
 """The row of ``ab_statistics_state`` this analysis keeps."""
@@ -91,9 +91,7 @@ def read_state(connection: Connection) -> StoredState | None:
     ).first()
     if row is None:
         return None
-    folded = pd.Timestamp(row[0])
-    folded = folded.tz_localize(UTC) if folded.tzinfo is None else folded.tz_convert(UTC)
-    return StoredState(folded.to_pydatetime(), str(row[1]))
+    return StoredState(utc_timestamp(row[0]).to_pydatetime(), str(row[1]))
 
 
 def write_state(
