@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mixai_inference.alignment import ALIGNMENT_FEATURE_NAMES
 from mixai_inference.tasks import ALIGN_TOLERANCE_MS, PRESET_CLS, TaskSpec, task_spec
 from mixai_ml.evaluation.metrics import primary_metric_function
 from mixai_ml.evaluation.shifts import LABEL_PRESERVING, time_factor
@@ -30,7 +29,6 @@ from mixai_ml.training.models import predict
 from mixai_ml.training.reference import served_outputs
 
 UNSHIFTED = "none"
-_OFFSET = ALIGNMENT_FEATURE_NAMES.index("offset_ms")
 
 
 def row_loss(spec: TaskSpec, truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:

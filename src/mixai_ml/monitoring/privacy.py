@@ -24,8 +24,6 @@ PRIVACY_TASK = "privacy"
 PRIVACY_WINDOW = "now"
 AGE_METRIC = "oldest_pending_withdrawal_age_h"
 LATE_METRIC = "withdrawals_purged_late"
-PRIVACY_COLUMNS = ("pending_withdrawals", "overdue_withdrawals", AGE_METRIC)
-"""Columns of the summary that only the privacy row fills."""
 
 _DEADLINE_H = PURGE_DEADLINE / pd.Timedelta(hours=1)
 
