@@ -134,10 +134,6 @@ class PurgeTargets:
             owner = by_job.fillna(owner)
         return owner
 
-    def removed_per_user(self, frame: pd.DataFrame) -> pd.Series:
-        """Rows of ``frame`` that go, counted per user."""
-        return count_per_user(self.owners(frame[self.rows_to_remove(frame)]))
-
 
 class IdTokens:
     """Finds the targets' ids in text: runs of the characters ids are made of, looked up."""
