@@ -139,7 +139,10 @@ class UserAdapters:
             raise AdapterError("the store must be a JSON object")
         version = data.get("format_version")
         if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
-            raise AdapterError(f"format_version {version!r} is not one this package reads")
+            raise AdapterError(
+                f"format_version {version!r} is not one this package reads (up to "
+                f"{FORMAT_VERSION}); upgrade mixai-inference or export the bundle again"
+            )
         raw_tasks = data.get("tasks")
         if not isinstance(raw_tasks, dict):
             raise AdapterError("tasks: expected an object")

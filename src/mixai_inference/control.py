@@ -152,7 +152,7 @@ def _experiment(row: ExperimentRow, tasks: Mapping[str, TaskControl]) -> Experim
         ValueError: If the row is not a valid experiment or a role does not resolve.
     """
     if row.task not in tasks:
-        raise ValueError(f"unknown task {row.task!r}")
+        raise ValueError(f"unknown task {row.task!r}; expected one of {list(tasks)}")
     roles = _json_mapping(row.variants, "variants")
     weights = {name: float(value) for name, value in _json_mapping(row.weights, "weights").items()}
     task = tasks[row.task]

@@ -18,7 +18,7 @@ from mixai_inference.control import (
 )
 from mixai_inference.metrics import MetricsSink
 from mixai_inference.predictor import Predictor
-from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESET_CLS
+from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESET_CLS, task_names
 
 
 @pytest.fixture
@@ -164,3 +164,12 @@ def test_control_from_manifest_keeps_explicit_flags(manifest_dir: Path) -> None:
 
     control = Control.from_manifest(manifest, Flags(enable_cpu_ml=False), {"ENABLE_CPU_ML": "1"})
     assert not control.flags.enable_cpu_ml
+
+
+def test_an_experiment_of_an_unknown_task_names_the_known_ones() -> None:
+    row = ExperimentRow("bad", "speech_rec", '{"a": "active"}', '{"a": 1}', 1.0, "running")
+    control = resolve_control(None, ControlRows(experiments=[row]), {})
+    assert control.experiments == {}
+    assert control.problems == (
+        f"experiment bad: unknown task 'speech_rec'; expected one of {list(task_names())}",
+    )
