@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from service_support import FEATURES, Client, Service, migrated, serve_bundle
 
+from mixai_inference.serve.settings import Settings
+
 TOKEN = "s3cret-token-for-tests"
 
 
@@ -161,3 +163,15 @@ def test_a_public_address_without_a_token_is_refused(bundle: Path) -> None:
         )  # fmt: skip
         assert done.returncode == 2
         assert "MIXAI_SERVICE_TOKEN" in done.stderr
+
+
+def test_settings_take_their_defaults_and_refuse_bad_numbers_saying_what_to_set() -> None:
+    default = Settings.from_env("bundle", environ={})
+    assert (default.host, default.port, default.queue_max) == ("127.0.0.1", 8080, 20_000)
+    assert Settings.from_env("b", port=9000, environ={"MIXAI_QUEUE_MAX": "5"}).queue_max == 5
+    for raw, message in (
+        ("many", "MIXAI_QUEUE_MAX='many' is not a whole number; set it to a whole number above 0"),
+        ("0", "MIXAI_QUEUE_MAX must be positive, got 0; unset it for the default 20000"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            Settings.from_env("bundle", environ={"MIXAI_QUEUE_MAX": raw})

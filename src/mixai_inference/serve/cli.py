@@ -31,8 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mixai-serve", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--bundle", required=True, help="the model bundle folder")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--host", default=Settings.host, help="address to listen on")
+    parser.add_argument("--port", type=int, default=Settings.port)
     parser.add_argument("--workers", type=int, default=1, help="processes (each one a service)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     return parser

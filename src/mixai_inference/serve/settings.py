@@ -38,8 +38,8 @@ class Settings:
         cls,
         bundle: str | Path,
         *,
-        host: str = "127.0.0.1",
-        port: int = 8080,
+        host: str | None = None,
+        port: int | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
         """Settings from ``environ`` (default :data:`os.environ`):
@@ -62,30 +62,36 @@ class Settings:
             raw = text(name)
             if raw is None:
                 return default
+            what = "a whole number" if kind is int else "a number"
             try:
                 value = kind(raw)
             except ValueError:
-                raise ValueError(f"{name}={raw!r} is not a {kind.__name__}") from None
+                raise ValueError(
+                    f"{name}={raw!r} is not {what}; set it to {what} above 0, or unset it for "
+                    f"the default {default}"
+                ) from None
             if not value > 0:
-                raise ValueError(f"{name} must be positive, got {raw}")
+                raise ValueError(
+                    f"{name} must be positive, got {raw}; unset it for the default {default}"
+                )
             return value
 
         root = text("MIXAI_AUDIO_ROOT")
         return cls(
             bundle=Path(bundle),
-            host=host,
-            port=port,
+            host=cls.host if host is None else host,
+            port=cls.port if port is None else port,
             db_url=text("MIXAI_DB_URL") or DEFAULT_DB_URL,
             token=text("MIXAI_SERVICE_TOKEN"),
             audio_root=Path(root) if root else None,
             journal_dir=Path(text("MIXAI_JOURNAL_DIR") or DEFAULT_JOURNAL_DIR),
-            control_refresh_s=number("MIXAI_CONTROL_REFRESH_S", 15.0),
-            bundle_poll_s=number("MIXAI_BUNDLE_POLL_S", 1.0),
-            max_body_bytes=int(number("MIXAI_MAX_BODY_BYTES", 1 << 20, int)),
-            max_upload_bytes=int(number("MIXAI_MAX_UPLOAD_BYTES", 64 << 20, int)),
-            audio_concurrency=int(number("MIXAI_AUDIO_CONCURRENCY", 2, int)),
-            audio_timeout_s=number("MIXAI_AUDIO_TIMEOUT_S", 60.0),
-            queue_max=int(number("MIXAI_QUEUE_MAX", 20_000, int)),
+            control_refresh_s=number("MIXAI_CONTROL_REFRESH_S", cls.control_refresh_s),
+            bundle_poll_s=number("MIXAI_BUNDLE_POLL_S", cls.bundle_poll_s),
+            max_body_bytes=int(number("MIXAI_MAX_BODY_BYTES", cls.max_body_bytes, int)),
+            max_upload_bytes=int(number("MIXAI_MAX_UPLOAD_BYTES", cls.max_upload_bytes, int)),
+            audio_concurrency=int(number("MIXAI_AUDIO_CONCURRENCY", cls.audio_concurrency, int)),
+            audio_timeout_s=number("MIXAI_AUDIO_TIMEOUT_S", cls.audio_timeout_s),
+            queue_max=int(number("MIXAI_QUEUE_MAX", cls.queue_max, int)),
         )
 
     def check_exposure(self) -> None:
