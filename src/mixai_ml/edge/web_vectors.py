@@ -27,6 +27,7 @@ import numpy as np
 
 from mixai_inference.routing import Decision, ExperimentRoute, TaskPlan, decide
 from mixai_inference.rules import ALIGN_INPUTS, TRACK_INPUTS, Rules
+from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESET_CLS
 
 __all__ = ["dump_vectors", "engine_vectors", "main"]
 
@@ -86,15 +87,15 @@ def _plans() -> list[TaskPlan]:
         "exp-b", {"a": "v2", "b": "v1", "c": None}, {"a": 2, "b": 0, "c": 1}, 0.3, None
     )
     return [
-        TaskPlan("master_reg", "disabled", None, 0.0, (), {}),
-        TaskPlan("master_reg", None, "v1", 1.0, (), {}),
-        TaskPlan("master_reg", None, "v1", 0.3, (), {}),
-        TaskPlan("preset_cls", None, "v1", 0.0, (), {}),
-        TaskPlan("preset_cls", None, "v1", 1.0, (pair,), {}),
-        TaskPlan("preset_cls", None, "v1", 0.5, (rules_variant,), {}),
-        TaskPlan("align_conf", None, None, 0.0, (pair,), {}),
-        TaskPlan("align_conf", None, "v1", 1.0, (pair,), {"v2": "sha256_mismatch"}),
-        TaskPlan("master_reg", None, "v1", 0.8, (pair, later), {"v1": "file_missing"}),
+        TaskPlan(MASTER_REG, "disabled", None, 0.0, (), {}),
+        TaskPlan(MASTER_REG, None, "v1", 1.0, (), {}),
+        TaskPlan(MASTER_REG, None, "v1", 0.3, (), {}),
+        TaskPlan(PRESET_CLS, None, "v1", 0.0, (), {}),
+        TaskPlan(PRESET_CLS, None, "v1", 1.0, (pair,), {}),
+        TaskPlan(PRESET_CLS, None, "v1", 0.5, (rules_variant,), {}),
+        TaskPlan(ALIGN_CONF, None, None, 0.0, (pair,), {}),
+        TaskPlan(ALIGN_CONF, None, "v1", 1.0, (pair,), {"v2": "sha256_mismatch"}),
+        TaskPlan(MASTER_REG, None, "v1", 0.8, (pair, later), {"v1": "file_missing"}),
     ]
 
 
