@@ -11,21 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from mixai_ml.ab.config import AbSettings
+from mixai_ml.ab.formatting import finite
 from mixai_ml.ab.multiplicity import CORRECTION_NAMES, CORRECTION_PROMISES
 
 
 def _percent(value: float) -> str:
     return f"{100 * value:.3g} %"
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return bool(np.isfinite(float(value)))
-    except (TypeError, ValueError):
-        return False
 
 
 def corrections(row: Mapping[str, Any], settings: AbSettings) -> str:
@@ -44,7 +36,7 @@ def corrections(row: Mapping[str, Any], settings: AbSettings) -> str:
             "Guardrail: not corrected for multiple testing, on purpose: it is a safety check, "
             "and leaving it uncorrected makes a harm easier to catch."
         )
-        if _finite(row.get("noninferiority_margin")):
+        if finite(row.get("noninferiority_margin")) is not None:
             sentences.append(
                 f"To ship, the variant must be shown worse by less than "
                 f"{float(row['noninferiority_margin']):.4g} (the non-inferiority margin)."
@@ -83,7 +75,7 @@ def corrections(row: Mapping[str, Any], settings: AbSettings) -> str:
             f"The {row['statistic']} of all rows; its interval is widened for users with several "
             "rows."
         )
-    if _finite(row.get("cap")):
+    if finite(row.get("cap")) is not None:
         share = float(row.get("capped_share") or 0.0)
         sentences.append(
             f"Values capped at {float(row['cap']):.4g} before any statistic "

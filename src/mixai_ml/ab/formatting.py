@@ -8,7 +8,8 @@ from typing import Any
 MISSING = "–"
 
 
-def _finite(value: Any) -> float | None:
+def finite(value: Any) -> float | None:
+    """``value`` as a finite float, or ``None`` (NaN, infinite, missing or not a number)."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -18,19 +19,19 @@ def _finite(value: Any) -> float | None:
 
 def number(value: Any, digits: int = 4) -> str:
     """``value`` with ``digits`` significant digits."""
-    x = _finite(value)
+    x = finite(value)
     return MISSING if x is None else f"{x:.{digits}g}"
 
 
 def percent(value: Any) -> str:
     """A fraction as a signed percentage, ``+1.23 %``."""
-    x = _finite(value)
+    x = finite(value)
     return MISSING if x is None else f"{100 * x:+.2f} %"
 
 
 def p_value(value: Any) -> str:
     """A p-value with four decimals, or ``<0.0001``."""
-    x = _finite(value)
+    x = finite(value)
     if x is None:
         return MISSING
     return "<0.0001" if x < 1e-4 else f"{x:.4f}"
