@@ -215,6 +215,22 @@ class Api:
                 )
         return paths, temporary
 
+    async def _on_audio(
+        self,
+        data: dict[str, Any],
+        form: FormData | None,
+        fields: dict[str, str],
+        work: Callable[[dict[str, Path]], Any],
+    ) -> Any:
+        """``work`` on the request's audio files (by field), in the pool; uploads are deleted
+        afterwards."""
+        paths, temporary = await self._audio_files(data, form, fields)
+        try:
+            return await self._in_pool(lambda: work(paths))
+        finally:
+            for path in temporary:
+                path.unlink(missing_ok=True)
+
     # --- routes ------------------------------------------------------------------------------
 
     async def predict(self, request: Request) -> dict[str, Any]:
@@ -226,21 +242,16 @@ class Api:
             features = feature_vector(data["features"])
             result = predictor.predict(features, user_id, job_id, request_id)
         else:
-            paths, temporary = await self._audio_files(data, form, {"audio": "audio_path"})
-            try:
 
-                def work() -> Any:
-                    from mixai_inference.audio import load_audio
-                    from mixai_inference.features import extract_features
+            def work(paths: dict[str, Path]) -> Any:
+                from mixai_inference.audio import load_audio
+                from mixai_inference.features import extract_features
 
-                    audio, sr = load_audio(paths["audio"])
-                    features = extract_features(audio, sr)
-                    return predictor.predict(features, user_id, job_id, request_id)
+                audio, sr = load_audio(paths["audio"])
+                features = extract_features(audio, sr)
+                return predictor.predict(features, user_id, job_id, request_id)
 
-                result = await self._in_pool(work)
-            finally:
-                for path in temporary:
-                    path.unlink(missing_ok=True)
+            result = await self._on_audio(data, form, {"audio": "audio_path"}, work)
         return {**result.to_dict(), "request_id": request_id}
 
     async def align(self, request: Request) -> dict[str, Any]:
@@ -249,19 +260,14 @@ class Api:
         user_id, job_id = optional_id(data, "user_id"), optional_id(data, "job_id")
         predictor = self.runtime.predictor
         fields = {"vocal": "vocal_path", "instrumental": "instrumental_path"}
-        paths, temporary = await self._audio_files(data, form, fields)
-        try:
 
-            def work() -> Any:
-                from mixai_inference.audio import load_pair
+        def work(paths: dict[str, Path]) -> Any:
+            from mixai_inference.audio import load_pair
 
-                vocal, instrumental, sr = load_pair(paths["vocal"], paths["instrumental"])
-                return predictor.align(vocal, instrumental, sr, user_id, job_id, request_id)
+            vocal, instrumental, sr = load_pair(paths["vocal"], paths["instrumental"])
+            return predictor.align(vocal, instrumental, sr, user_id, job_id, request_id)
 
-            result = await self._in_pool(work)
-        finally:
-            for path in temporary:
-                path.unlink(missing_ok=True)
+        result = await self._on_audio(data, form, fields, work)
         return {**result.to_dict(), "request_id": request_id}
 
     async def healthz(self, request: Request) -> Response:
