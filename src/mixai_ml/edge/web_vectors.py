@@ -9,7 +9,7 @@
   and rules variants, salts, broken versions) and, per plan and user, what
   :func:`mixai_inference.routing.decide` answers.
 
-``npm test`` (web/tests/) reproduces every case; ``tests/edge/test_web_vectors.py`` fails when
+``npm test`` (web/tests/) reproduces every case; ``tests/edge/test_web_unit.py`` fails when
 the committed file is out of date. Regenerate with::
 
     python -m mixai_ml.edge.web_vectors web/tests/fixtures/engine_vectors.json
