@@ -138,7 +138,12 @@ def _task_controls(
     return tasks
 
 
-def _json_mapping(value: Mapping[str, Any] | str, what: str) -> dict[str, Any]:
+def json_mapping(value: Mapping[str, Any] | str, what: str) -> dict[str, Any]:
+    """A database row's JSON object (``variants``, ``weights``), parsed if it is text.
+
+    Raises:
+        ValueError: If it is not valid JSON or not an object.
+    """
     parsed = json.loads(value) if isinstance(value, str) else value
     if not isinstance(parsed, Mapping):
         raise ValueError(f"{what} must be a JSON object, got {value!r}")
@@ -153,8 +158,8 @@ def _experiment(row: ExperimentRow, tasks: Mapping[str, TaskControl]) -> Experim
     """
     if row.task not in tasks:
         raise ValueError(f"unknown task {row.task!r}; expected one of {list(tasks)}")
-    roles = _json_mapping(row.variants, "variants")
-    weights = {name: float(value) for name, value in _json_mapping(row.weights, "weights").items()}
+    roles = json_mapping(row.variants, "variants")
+    weights = {name: float(value) for name, value in json_mapping(row.weights, "weights").items()}
     task = tasks[row.task]
     variants: dict[str, str | None] = {}
     for name, role in roles.items():

@@ -185,6 +185,16 @@ def test_expected_split_comes_from_ab_experiments_else_an_even_split() -> None:
     assert even["weights_from"] == "even split"
     assert even["decision"] == "invalid"
 
+    broken = AbStatistics(
+        **{
+            **designed.__dict__,
+            "designs": pd.DataFrame({"experiment_id": ["exp"], "weights": ["[90, 10]"]}),
+        }
+    )  # not an object: ignored (with a warning), as if the row were missing
+    assert analyse_experiments(broken, settings, WHEN).decisions.iloc[0]["weights_from"] == (
+        "even split"
+    )
+
 
 def test_the_decision_reads_the_srm_check_of_its_basis() -> None:
     # 560 vs 440: the chi-square alarms (p ≈ 0.0001), the daily-safe check does not yet

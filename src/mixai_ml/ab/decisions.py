@@ -3,7 +3,6 @@ each experiment's decision from its result rows."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from mixai_inference.control import json_mapping
 from mixai_ml.ab.config import CONTROL, AbSettings
 from mixai_ml.ab.formatting import p_value as p_value_text
 from mixai_ml.ab.srm import sequential_srm_p_values, srm_p_value
@@ -47,7 +47,7 @@ def _expected_weights(
         statistics.designs["experiment_id"], statistics.designs["weights"], strict=True
     ):
         try:
-            parsed = json.loads(weights) if isinstance(weights, str) else dict(weights)
+            parsed = json_mapping(weights, "weights")
             designs[str(experiment_id)] = {str(k): float(v) for k, v in parsed.items()}
         except (TypeError, ValueError):
             logger.warning(
