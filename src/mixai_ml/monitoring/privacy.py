@@ -1,9 +1,10 @@
 """Monitoring's privacy figure: the oldest withdrawal the purge has not completed, against the
 24-hour deadline of CONTRACTS §4 (docs/monitoring.md, docs/privacy.md).
 
-The figures come from :func:`mixai_ml.privacy.privacy_status`, which the admin console calls
-too. They are measured at the wall clock (or at the ``reference_time`` parameter when set):
-the promise runs in real time, whatever the newest prediction in ``model_metrics``.
+The figures come from :func:`mixai_ml.privacy.privacy_status` (the admin console lists the
+same :func:`~mixai_ml.privacy.pending_withdrawals`). They are measured at the wall clock (or
+at the ``reference_time`` parameter when set): the promise runs in real time, whatever the
+newest prediction in ``model_metrics``.
 """
 
 from __future__ import annotations
