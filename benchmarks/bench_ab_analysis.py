@@ -58,6 +58,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, inspect, text
 
+from process_cpu import cpu_seconds
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 START = np.datetime64("2026-01-01T00:00:00", "s")
 DAYS = 28
@@ -340,21 +342,8 @@ def _cpu_self() -> float:
 
 def server_cpu(data: Path) -> float:
     """CPU seconds used so far by a PostgreSQL cluster: its postmaster, the backends it reaped,
-    and the live ones (``/proc``)."""
-    postmaster = int((data / "postmaster.pid").read_text().split()[0])
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended meanwhile
-            continue
-        pid, parent = int(stat.parent.name), int(fields[1])
-        if pid == postmaster:
-            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-        elif parent == postmaster:
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
+    and the live ones."""
+    return cpu_seconds(int((data / "postmaster.pid").read_text().split()[0]), reaped=True)
 
 
 def measure(url: str, run: str, server: Callable[[], float] | None = None) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from service_support import FEATURES, Service, migrated  # noqa: E402
 
 from bench_predict import synthetic_bundle  # noqa: E402
 from mixai_inference import MetricsSink, Predictor  # noqa: E402
+from process_cpu import cpu_seconds  # noqa: E402
 
 LOAD_CLIENT = r"""
 import asyncio, json, sys, time
@@ -93,20 +94,6 @@ asyncio.run(main())
 
 def percentile_ms(samples: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(samples) * 1e3, q))
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` and its children (uvicorn's workers)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(stat.parent.name) == pid or int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
 
 
 def load(

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, create_engine, select
 
+from browser_support import CHROMIUM, CHROMIUM_ARGS
 from mixai_ml.admin.passwords import hash_password
 from mixai_ml.db import schema
 
@@ -26,17 +27,6 @@ OPERATOR = "alice"
 PASSWORD = "correct horse battery staple"
 PASSWORD_HASH = hash_password(PASSWORD, log2_n=10)  # cheap for tests; production uses 2**15
 CRON_SECRET = "Cr0n-secret-for-tests"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 _TOKEN = re.compile(r'name="(csrf_token|login_token)" value="([^"]+)"')
 
 
@@ -175,7 +165,7 @@ def chromium_page(**context: Any) -> Iterator[Any]:
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
         try:
             page = browser.new_page(**context)

@@ -31,8 +31,6 @@ import pytest
 import soundfile as sf
 import synthetic_audio as sa
 from web_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     DECODE_JS,
     as_js_bytes,
     build_web_app,
@@ -40,6 +38,7 @@ from web_support import (
     static_server,
 )
 
+from browser_support import CHROMIUM, CHROMIUM_ARGS
 from mixai_inference import FEATURE_NAMES, Predictor, cli, extract_features, load_audio
 from mixai_inference.audio import resample, to_mono
 from mixai_inference.tasks import MASTER_PARAM_RANGES

@@ -18,17 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from browser_support import CHROMIUM
+
 WEB = Path(__file__).resolve().parents[2] / "web"
-CHROMIUM = Path(os.environ.get("MIXAI_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def missing_tools() -> str | None:

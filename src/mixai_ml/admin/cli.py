@@ -67,8 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_REFUSED
     import uvicorn
 
+    from mixai_inference.serve.settings import is_loopback
     from mixai_ml.admin.app import ROOT, create_app
-    from mixai_ml.admin.console import Console, is_loopback
+    from mixai_ml.admin.console import Console
 
     try:
         console = Console(project, secure_cookies=not is_loopback(args.host))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import threading
 from collections.abc import Mapping
@@ -25,16 +24,6 @@ PASSWORD_HASH_ENV = "MIXAI_ADMIN_PASSWORD_HASH"
 OPERATOR_ENV = "MIXAI_ADMIN_USER"
 CRON_SECRET_ENV = "CRON_SECRET"
 DEFAULT_OPERATOR = "admin"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or ``localhost``) is this machine only."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def operators_from(credentials: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
