@@ -31,6 +31,7 @@ import re
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Final, NamedTuple
 
 import numpy as np
@@ -117,17 +118,32 @@ class Grid:
     def to_json(self) -> dict[str, Any]:
         return {"edges": self.edges.tolist(), "atoms": self.atoms.tolist()}
 
+    @cached_property
+    def _serving(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The edges, the atoms' indices, values and CDF jumps, as :meth:`bins` compares them."""
+        atoms = self.atoms
+        return (
+            self.edges.astype(np.float32),
+            atoms[:, 0].astype(np.intp),
+            atoms[:, 1].astype(np.float32),
+            atoms[:, 2:4],
+        )
+
+    @cached_property
+    def fingerprint(self) -> bytes:
+        """Equal for grids of equal content (models fitted on the same inputs)."""
+        return hashlib.sha256(self.edges.tobytes() + self.atoms.tobytes()).digest()
+
     def bins(self, values: np.ndarray) -> np.ndarray:
         """The decile (0–9) of each value ``(n,)``, compared in float32; NaN gives 0."""
         values = np.asarray(values, dtype=np.float32).ravel()
-        bins = (values[:, None] > self.edges.astype(np.float32)).sum(axis=1)
-        atoms = self.atoms
-        if len(atoms):
-            index = atoms[:, 0].astype(np.intp)
-            hit = values[index] == atoms[:, 1].astype(np.float32)
+        edges, index, atom_values, jumps = self._serving
+        bins = (values[:, None] > edges).sum(axis=1)
+        if len(index):
+            hit = values[index] == atom_values
             if hit.any():
                 seed = int.from_bytes(hashlib.blake2b(values.tobytes(), digest_size=8).digest())
-                low, high = atoms[hit, 2], atoms[hit, 3]
+                low, high = jumps[hit, 0], jumps[hit, 1]
                 u = low + np.random.default_rng(seed).random(len(low)) * (high - low)
                 bins[index[hit]] = np.minimum(u * SKETCH_BINS, SKETCH_BINS - 1).astype(int)
         return bins.astype(np.uint8)
@@ -279,13 +295,17 @@ class Guard(NamedTuple):
     input_grid: Grid
     output_grid: Grid
 
-    def sketch(self, row: np.ndarray, outputs: Sequence[float] | None) -> str:
+    def sketch(
+        self, row: np.ndarray, outputs: Sequence[float] | None, inputs: str | None = None
+    ) -> str:
         """``"1:<a digit per input>|<a digit per output>"`` (:meth:`Grid.digits`).
 
-        Nothing follows ``|`` when ``outputs`` is ``None`` (the rules answered).
+        Nothing follows ``|`` when ``outputs`` is ``None`` (the rules answered). ``inputs``:
+        the input digits of ``row`` when already known (another model with an equal grid).
         """
         served = "" if outputs is None else self.output_grid.digits(np.asarray(outputs))
-        return f"{SKETCH_VERSION}:{self.input_grid.digits(row)}{SKETCH_SEPARATOR}{served}"
+        digits = self.input_grid.digits(row) if inputs is None else inputs
+        return f"{SKETCH_VERSION}:{digits}{SKETCH_SEPARATOR}{served}"
 
 
 def decode_sketch(sketch: str) -> tuple[np.ndarray, np.ndarray] | None:

@@ -194,15 +194,23 @@ def answer_records(payload: tuple[Any, ...]) -> tuple[MetricRecord, ...]:
     """
     now, user_id, job_id, request_id, served, answers, seconds, extra, row, routes = payload
     records = []
+    row_digits: dict[bytes, str] = {}  # the whole row's input digits, per grid
     for task, elapsed in zip(served, seconds, strict=True):
         spec = task.spec
         answer = answers[spec.name]
         prov = answer.provenance
         sketch = None
         if answer.ood_score is not None:
-            inputs = row if task.columns is None else row[:, task.columns]
+            guard = routes[task.position].guard
             outputs = answer.values if prov.source == "ml" else None
-            sketch = routes[task.position].guard.sketch(inputs, outputs)
+            if task.columns is None:
+                grid = guard.input_grid
+                digits = row_digits.get(grid.fingerprint)
+                if digits is None:
+                    digits = row_digits[grid.fingerprint] = grid.digits(row)
+                sketch = guard.sketch(row, outputs, digits)
+            else:
+                sketch = guard.sketch(row[:, task.columns], outputs)
         records.append(
             MetricRecord(
                 now,

@@ -187,6 +187,10 @@ def test_the_records_carry_score_verdict_and_sketch(tmp_path: Path) -> None:
     assert decoded[0].tolist() == [SKETCH_BINS - 1] * len(FEATURE_NAMES)  # above every decile
     assert len(decoded[1]) == len(MASTER_PARAM_NAMES)
     assert preset.input_sketch is not None
+    for record in (master, preset):  # digits computed once per call for equal grids, as alone
+        grid = predictor.guards.of(record.task, record.model_version).input_grid
+        expected = grid.digits(np.asarray(FAR, dtype=np.float32))
+        assert str(record.input_sketch).split(":")[1].split("|")[0] == expected
     predictor.align_from_features(10.0, np.zeros(len(ALIGN_NAMES), dtype=np.float32))
     align = sink.records()[-1]
     assert (align.ood_score, align.ood, align.input_sketch) == (None, None, None)  # no reference
