@@ -13,7 +13,6 @@ re-reads the bundle.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import signal
@@ -46,11 +45,7 @@ def app_from_env() -> object:
     runtime = Runtime(Settings.from_env(os.environ[_BUNDLE_VARIABLE]))
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, lambda *_: runtime.request_reload())
-    app = create_app(runtime)
-    # what start-up made (modules, the bundle, the sessions) lives as long as the worker:
-    # frozen, the collector stops rescanning it, a 50-90 ms pause per full collection
-    gc.freeze()
-    return app
+    return create_app(runtime)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
