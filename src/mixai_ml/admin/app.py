@@ -392,9 +392,9 @@ def create_app(console: Console) -> Starlette:
         return queued
 
     def train_now(operator: str, form: FormData) -> str:
-        task = str(form.get("task") or "all")
-        queued = queue(runs.TRAIN, None if task == "all" else task, operator)
-        return f"training of {task} queued as {queued.run_id}"
+        task = str(form.get("task") or "") or None  # none chosen: every task
+        queued = queue(runs.TRAIN, task, operator)
+        return f"training of {task or 'all tasks'} queued as {queued.run_id}"
 
     def purge_now(operator: str, form: FormData) -> str:
         return f"purge queued as {queue(runs.PURGE, None, operator).run_id}"

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mixai_inference.tasks import ALIGN_TOLERANCE_MS, MASTER_PARAM_NAMES
+from mixai_inference.tasks import (
+    ALIGN_CONF,
+    ALIGN_TOLERANCE_MS,
+    MASTER_PARAM_NAMES,
+    MASTER_REG,
+    PRESET_CLS,
+)
 from mixai_ml.dsp.mastering import clip_to_ranges
 from mixai_ml.simulation.config import DESCRIPTORS, LABELS, WorldConfig, compact_json, stream
 from mixai_ml.simulation.styles import NEIGHBOURS, STYLES
@@ -93,9 +99,9 @@ def labels_table(jobs: pd.DataFrame, truth: pd.DataFrame, config: WorldConfig) -
         master = {name: round(float(facts[f"label_{name}"]), 3) for name in MASTER_PARAM_NAMES}
         align = {"offset_ms": round(float(row.offset_ms), 2), "aligned_ok": bool(row.aligned_ok)}
         for task, label in (
-            ("master_reg", master),
-            ("preset_cls", {"preset": row.preset_label}),
-            ("align_conf", align),
+            (MASTER_REG, master),
+            (PRESET_CLS, {"preset": row.preset_label}),
+            (ALIGN_CONF, align),
         ):
             rows.append(
                 {"job_id": row.job_id, "task": task, "label": compact_json(label), "created_at": at}
