@@ -31,6 +31,7 @@ line torn by a crash.
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final, NamedTuple, Protocol
 
@@ -74,34 +76,44 @@ class MetricRecord(NamedTuple):
     ood: bool | None = None
     input_sketch: str | None = None
     """The input's and the model output's deciles among the training values
-    (:meth:`Guard.sketch <mixai_inference.ood.Guard.sketch>`), if scored."""
+    (:func:`~mixai_inference.ood.format_sketch`), if scored."""
 
-    def to_row(self) -> dict[str, Any]:
-        """The ``model_metrics`` row: ISO 8601 UTC time, ``prediction`` as JSON text."""
+    def to_row(self, encode: Callable[[Any], str] | None = None) -> dict[str, Any]:
+        """The ``model_metrics`` row: ISO 8601 UTC time, ``prediction`` as JSON text
+        (``encode``: a faster JSON encoder, e.g. the service's orjson)."""
         row = self._asdict()
         row["recorded_at"] = datetime.fromtimestamp(self.recorded_at, UTC).isoformat()
-        if self.prediction is not None:  # default=dict: read-only mappings inside
-            row["prediction"] = json.dumps(self.prediction, default=dict)
+        if self.prediction is not None:
+            row["prediction"] = (encode or _encode_json)(self.prediction)
         return row
+
+
+_encode_json = json.JSONEncoder(default=dict).encode  # default=dict: read-only mappings inside
 
 
 MODEL_METRICS_COLUMNS: Final = MetricRecord._fields
 """The columns of ``model_metrics``, in schema order."""
 
 
-Entry = tuple[Callable[[Any], Sequence[MetricRecord]], Any]
-"""What the sink stores per call: ``(build, payload)``; ``build(payload)`` makes the records.
+Entry = tuple[Callable[[Sequence[Any]], Sequence[MetricRecord]], Any]
+"""What the sink stores per call: ``(build, payload)``; ``build(payloads)`` makes the records
+of a batch of calls' payloads, in order.
 
-Making :class:`MetricRecord` objects (and their JSON) only when they are read keeps the
-prediction path to one small tuple per call."""
+Making :class:`MetricRecord` objects (and their JSON and sketches) only when they are read,
+a batch at a time, keeps the prediction path to one small tuple per call."""
 
 
-def _unchanged(records: Sequence[MetricRecord]) -> Sequence[MetricRecord]:
+def _unchanged(payloads: Sequence[Sequence[MetricRecord]]) -> list[MetricRecord]:
+    return [record for records in payloads for record in records]
+
+
+def expand_entries(entries: Iterable[Entry]) -> list[MetricRecord]:
+    """The records of calls' entries, in order; consecutive entries of one ``build`` are
+    built in one call."""
+    records: list[MetricRecord] = []
+    for build, group in itertools.groupby(entries, key=itemgetter(0)):
+        records.extend(build([payload for _, payload in group]))
     return records
-
-
-def _expand(entries: Iterable[Entry]) -> list[MetricRecord]:
-    return [record for build, payload in entries for record in build(payload)]
 
 
 class RecordWriter(Protocol):
@@ -169,7 +181,7 @@ class JsonlWriter:
             with self._lock:
                 entries = list(self._pending)
                 self._pending.clear()
-            batch = _expand(entries)
+            batch = expand_entries(entries)
             if not batch:
                 return 0
             text = "".join(json.dumps(r.to_row(), separators=(",", ":")) + "\n" for r in batch)
@@ -246,7 +258,7 @@ class MetricsSink:
     def record_lazy(
         self, build: Callable[[Any], Sequence[MetricRecord]], payload: Any, count: int
     ) -> None:
-        """Record the ``count`` records that ``build(payload)`` makes, made only when read.
+        """Record the ``count`` records that ``build([payload])`` makes, made only when read.
 
         ``payload`` must not change afterwards (the predictor passes a tuple of immutable
         values).
@@ -267,7 +279,7 @@ class MetricsSink:
         """The records of the calls in the ring buffer, oldest first."""
         with self._lock:
             entries = list(self._ring)
-        return _expand(entries)
+        return expand_entries(entries)
 
     def flush(self) -> int:
         """Write queued records to the JSONL file now (0 without a file)."""

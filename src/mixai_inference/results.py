@@ -7,12 +7,15 @@ answered, the reason (a key of :data:`REASONS`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
+import numpy as np
+
 from mixai_inference.metrics import MetricRecord
+from mixai_inference.ood import Grid, format_sketch
 from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESET_CLS, TaskSpec
 
 _DELIBERATE: Final = {  # the rules answer by configuration: recorded with ok=true
@@ -183,36 +186,33 @@ class AlignResult(NamedTuple):
         return {"offset_ms": self.offset_ms, **_merged(self.answers)}
 
 
-def answer_records(payload: tuple[Any, ...]) -> tuple[MetricRecord, ...]:
-    """The ``model_metrics`` rows of one predictor call: one per task answered.
+def answer_records(payloads: Sequence[tuple[Any, ...]]) -> list[MetricRecord]:
+    """The ``model_metrics`` rows of predictor calls: one per task answered, in call order.
 
-    ``payload``: ``(time, user_id, job_id, request_id, served, answers, seconds, extra, row,
+    Each payload: ``(time, user_id, job_id, request_id, served, answers, seconds, extra, row,
     routes)``; ``served`` the tasks in order (each with its ``spec``, ``position`` and
     ``columns``), ``seconds`` what each took, ``extra`` fields added to every prediction (e.g.
     the alignment's ``offset_ms``), ``row`` the input, ``routes`` each task's route (with its
-    ``guard``, which sketches the scored inputs).
+    ``guard``, whose grids sketch the scored inputs and outputs). The sketches of all the
+    calls are computed together, one comparison per grid.
     """
-    now, user_id, job_id, request_id, served, answers, seconds, extra, row, routes = payload
-    records = []
-    row_digits: dict[bytes, str] = {}  # the whole row's input digits, per grid
-    for task, elapsed in zip(served, seconds, strict=True):
-        spec = task.spec
-        answer = answers[spec.name]
-        prov = answer.provenance
-        sketch = None
-        if answer.ood_score is not None:
-            guard = routes[task.position].guard
-            outputs = answer.values if prov.source == "ml" else None
-            if task.columns is None:
-                grid = guard.input_grid
-                digits = row_digits.get(grid.fingerprint)
-                if digits is None:
-                    digits = row_digits[grid.fingerprint] = grid.digits(row)
-                sketch = guard.sketch(row, outputs, digits)
-            else:
-                sketch = guard.sketch(row[:, task.columns], outputs)
-        records.append(
-            MetricRecord(
+    digits = _Digits()
+    rows = []  # each record's fields but the sketch, and where its digits will be if scored
+    for payload in payloads:
+        now, user_id, job_id, request_id, served, answers, seconds, extra, row, routes = payload
+        for task, elapsed in zip(served, seconds, strict=True):
+            spec = task.spec
+            answer = answers[spec.name]
+            prov = answer.provenance
+            places = None
+            if answer.ood_score is not None:
+                guard = routes[task.position].guard
+                inputs = row if task.columns is None else row[:, task.columns]
+                places = (
+                    digits.add(guard.input_grid, inputs),
+                    digits.add(guard.output_grid, answer.values) if prov.source == "ml" else None,
+                )
+            fields = (
                 now,
                 spec.name,
                 prov.model_version,
@@ -230,7 +230,36 @@ def answer_records(payload: tuple[Any, ...]) -> tuple[MetricRecord, ...]:
                 prov.experiment_id,
                 answer.ood_score,
                 None if answer.ood_score is None else answer.ood,
-                sketch,
             )
+            rows.append((fields, places))
+    text = digits.compute()
+    return [
+        MetricRecord(
+            *fields,
+            None
+            if places is None
+            else format_sketch(text(places[0]), None if places[1] is None else text(places[1])),
         )
-    return tuple(records)
+        for fields, places in rows
+    ]
+
+
+class _Digits:
+    """Rows to sketch, gathered per grid so that each grid compares all its rows at once."""
+
+    def __init__(self) -> None:
+        self._rows: dict[bytes, tuple[Grid, list[Any]]] = {}
+
+    def add(self, grid: Grid, values: Any) -> tuple[bytes, int]:
+        """Where ``values``' digits will be."""
+        _, rows = self._rows.setdefault(grid.fingerprint, (grid, []))
+        rows.append(values)
+        return grid.fingerprint, len(rows) - 1
+
+    def compute(self) -> Callable[[tuple[bytes, int]], str]:
+        """Sketch every row; the digits of a place :meth:`add` gave."""
+        done = {
+            key: grid.digits(np.reshape(np.asarray(rows, dtype=np.float32), (len(rows), -1)))
+            for key, (grid, rows) in self._rows.items()
+        }
+        return lambda place: done[place[0]][place[1]]

@@ -17,6 +17,7 @@ from mixai_inference.metrics import (
     MODEL_METRICS_COLUMNS,
     MetricRecord,
     MetricsSink,
+    expand_entries,
     read_metrics_jsonl,
 )
 
@@ -87,7 +88,7 @@ def test_a_sink_without_ring_buffer_passes_every_call_to_its_writer() -> None:
         sink.record(record(i))
     assert sink.records() == []
     assert sink.total == 5
-    users = [r.user_id for build, payload in received for r in build(payload)]
+    users = [r.user_id for r in expand_entries(received)]
     assert users == ["u0", "u1", "u2", "u3", "u4"]
 
 

@@ -23,13 +23,14 @@ from bundle_factory import (
 )
 
 from mixai_inference.bundle import BundleError, read_manifest
-from mixai_inference.metrics import MetricsSink
+from mixai_inference.metrics import MetricsSink, expand_entries
 from mixai_inference.ood import (
     ENV_POLICY,
     SKETCH_BINS,
     InputReference,
     ReferenceError,
     decode_sketch,
+    format_sketch,
 )
 from mixai_inference.predictor import Predictor
 from mixai_inference.tasks import MASTER_PARAM_NAMES, MASTER_REG, PRESET_CLS
@@ -117,7 +118,15 @@ def test_training_rows_fall_evenly_into_the_sketch_deciles() -> None:
     expected = on_atom.size / SKETCH_BINS
     assert ((counts - expected) ** 2 / expected).sum() < 33.7
     assert guard.output_grid.bins(rows[5]).tolist() == guard.output_grid.bins(rows[5]).tolist()
-    sketch = guard.sketch(X[None, :], master_bias(0))
+    # a batch is sketched row by row as alone, atoms included
+    batch = guard.output_grid.bins(np.array(rows[:50]))
+    assert batch.tolist() == [guard.output_grid.bins(row).tolist() for row in rows[:50]]
+    with pytest.raises(ValueError, match="values per row"):
+        guard.output_grid.bins(np.zeros(len(MASTER_PARAM_NAMES) + 1))
+    given = guard.input_grid.digits(X)[0]
+    sketch = format_sketch(given, guard.output_grid.digits(master_bias(0))[0])
+    assert sketch.startswith(f"1:{given}|")
+    assert format_sketch(given, None) == f"1:{given}|"
     decoded = decode_sketch(sketch)
     assert decoded is not None
     assert len(decoded[0]) == len(FEATURE_NAMES)
@@ -189,7 +198,7 @@ def test_the_records_carry_score_verdict_and_sketch(tmp_path: Path) -> None:
     assert preset.input_sketch is not None
     for record in (master, preset):  # digits computed once per call for equal grids, as alone
         grid = predictor.guards.of(record.task, record.model_version).input_grid
-        expected = grid.digits(np.asarray(FAR, dtype=np.float32))
+        expected = grid.digits(np.asarray(FAR, dtype=np.float32))[0]
         assert str(record.input_sketch).split(":")[1].split("|")[0] == expected
     predictor.align_from_features(10.0, np.zeros(len(ALIGN_NAMES), dtype=np.float32))
     align = sink.records()[-1]
@@ -197,6 +206,20 @@ def test_the_records_carry_score_verdict_and_sketch(tmp_path: Path) -> None:
     row = master.to_row()
     assert row["ood"] is True
     assert row["input_sketch"] == master.input_sketch
+
+
+def test_a_batch_of_calls_is_recorded_as_each_call_alone(tmp_path: Path) -> None:
+    """The writer builds a batch's records at once (one comparison per grid): the same
+    records, sketches included, as building each call's alone."""
+    sink = MetricsSink()
+    predictor = open_bundle(guarded_bundle(tmp_path / "bundle"), metrics_sink=sink)
+    for i, features in enumerate([X, FAR, X * 0.9, X + feature_scales()]):
+        predictor.predict(features, user_id=f"u{i}", request_id=f"r{i}")
+    predictor.align_from_features(10.0, np.zeros(len(ALIGN_NAMES), dtype=np.float32))
+    entries = list(sink._ring)
+    alone = [record for entry in entries for record in expand_entries([entry])]
+    assert expand_entries(entries) == alone
+    assert len({record.input_sketch for record in alone if record.task == MASTER_REG}) == 4
 
 
 def test_non_finite_features_are_not_scored(tmp_path: Path) -> None:

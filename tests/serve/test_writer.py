@@ -11,7 +11,7 @@ import pytest
 from service_support import migrated
 from sqlalchemy import create_engine, text
 
-from mixai_inference.metrics import MetricRecord
+from mixai_inference.metrics import MetricRecord, MetricsSink
 from mixai_inference.serve import journal
 from mixai_inference.serve.store import engine_for, schema_problems
 from mixai_inference.serve.writer import DatabaseWriter
@@ -36,8 +36,9 @@ def record(request: int, task: str = "master_reg", user: str | None = "u1") -> M
     )
 
 
-def entry(*records: MetricRecord) -> tuple[object, tuple[MetricRecord, ...]]:
-    return (lambda rows: rows, records)
+def add(writer: DatabaseWriter, *records: MetricRecord) -> None:
+    """Queue one call's records as the service's metrics sink does."""
+    MetricsSink(capacity=0, writer=writer).record(*records)
 
 
 def counts(url: str) -> tuple[int, int, int]:
@@ -58,8 +59,8 @@ def test_rows_are_written_once_with_one_assignment_per_user(db_url: str, tmp_pat
     url = migrated(db_url)
     writer = DatabaseWriter(engine_for(url), tmp_path / "journal")
     for request in range(50):
-        writer.add(entry(record(request), record(request, "preset_cls", user=None)))
-    writer.add(entry(record(0)))  # the same answer again (a client's retry with its id)
+        add(writer, record(request), record(request, "preset_cls", user=None))
+    add(writer, record(0))  # the same answer again (a client's retry with its id)
     writer.close()
     assert counts(url) == (100, 100, 1)
     assert writer.counts["written"] > 0
@@ -74,7 +75,7 @@ def test_an_unusable_database_fills_the_journal_which_is_replayed(
     assert "table model_metrics is missing" in schema_problems(engine)
     writer = DatabaseWriter(engine, tmp_path / "journal", interval_s=0.05)
     for request in range(30):
-        writer.add(entry(record(request)))
+        add(writer, record(request))
     writer.flush()
     assert writer.db_up is False
     assert writer.counts["journaled"] == 30 + 1
@@ -83,7 +84,7 @@ def test_an_unusable_database_fills_the_journal_which_is_replayed(
     migrated(sqlite_url)  # the database is back
     deadline = time.monotonic() + 10
     while writer.journal_bytes() and time.monotonic() < deadline:
-        writer.add(entry(record(100)))
+        add(writer, record(100))
         time.sleep(0.1)
     writer.close()
     assert writer.journal_bytes() == 0
@@ -97,7 +98,7 @@ def test_a_full_queue_spills_to_the_journal_without_losing_rows(
     url = migrated(sqlite_url)
     writer = DatabaseWriter(engine_for(url), tmp_path / "journal", max_pending=5, interval_s=60)
     for request in range(20):
-        writer.add(entry(record(request, user=f"u{request}")))
+        add(writer, record(request, user=f"u{request}"))
     assert writer.counts["spilled"] == 2 * 15  # a metric and an assignment per spilled call
     assert writer.queue_depth == 5
     writer.close()  # writes the queue, then replays the spilled rows

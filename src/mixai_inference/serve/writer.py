@@ -31,15 +31,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from mixai_inference.metrics import Entry, MetricRecord
+from mixai_inference.metrics import Entry, MetricRecord, expand_entries
 from mixai_inference.serve import journal as journals
 from mixai_inference.serve.journal import Journal, JournalRow
 from mixai_inference.serve.store import write_rows
 
 logger = logging.getLogger(__name__)
+
+
+def _json(value: Any) -> str:
+    """JSON text by ``orjson`` (a fifth of the standard library's time on a prediction)."""
+    return orjson.dumps(value, default=dict).decode()
+
 
 REPLAY_CHUNK = 5000
 """Journal rows inserted per transaction when replaying."""
@@ -171,13 +178,12 @@ class DatabaseWriter:
     def _rows(self, entries: Sequence[Entry]) -> list[JournalRow]:
         """The rows of some calls: each record, and the assignments not recorded yet."""
         rows: list[JournalRow] = []
-        for build, payload in entries:
-            for record in build(payload):
-                rows.append(("model_metrics", record.to_row()))
-                self.answers[(record.task, record.source, record.error or "")] += 1
-                assignment = self._assignment(record)
-                if assignment is not None:
-                    rows.append(("ab_test_assignments", assignment))
+        for record in expand_entries(entries):
+            rows.append(("model_metrics", record.to_row(_json)))
+            self.answers[(record.task, record.source, record.error or "")] += 1
+            assignment = self._assignment(record)
+            if assignment is not None:
+                rows.append(("ab_test_assignments", assignment))
         return rows
 
     def _assignment(self, record: MetricRecord) -> dict[str, Any] | None:

@@ -22,18 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mixai_inference.ood import SKETCH_BINS, SKETCH_SEPARATOR, SKETCH_VERSION
+from mixai_inference.ood import SKETCH_BINS, digit_strings, format_sketch
 from mixai_inference.tasks import task_spec
 from mixai_ml.simulation.config import ONLINE, stream
 
 _GUARD_STREAM = 1
-
-
-def _digits(matrix: np.ndarray) -> list[str]:
-    """Each row of digits ``(n, k)`` as a string."""
-    if matrix.shape[1] == 0:
-        return [""] * len(matrix)
-    return [row.tobytes().decode("ascii") for row in (matrix + ord("0")).astype(np.uint8)]
 
 
 def _matching(names: tuple[str, ...], prefixes: list[str]) -> np.ndarray:
@@ -75,9 +68,9 @@ def guard_columns(
         answered = (chosen["source"] == "ml").to_numpy()
         scores[rows.index.get_indexer(index)] = np.round(score, 4)
         sketches[rows.index.get_indexer(index)] = [
-            f"{SKETCH_VERSION}:{given}{SKETCH_SEPARATOR}{served if ml else ''}"
+            format_sketch(given, served if ml else None)
             for given, served, ml in zip(
-                _digits(input_digits), _digits(output_digits), answered, strict=True
+                digit_strings(input_digits), digit_strings(output_digits), answered, strict=True
             )
         ]
     ood = pd.array([None if np.isnan(s) else bool(s > 1.0) for s in scores], dtype="boolean")
