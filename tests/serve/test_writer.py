@@ -4,6 +4,7 @@ and leftover journals (CONTRACTS §9), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import fcntl
+import threading
 import time
 from pathlib import Path
 
@@ -66,6 +67,41 @@ def test_rows_are_written_once_with_one_assignment_per_user(db_url: str, tmp_pat
     assert writer.counts["written"] > 0
     assert writer.counts["journaled"] == 0
     assert writer.answers[("master_reg", "ml", "")] == 51
+
+
+def test_a_write_takes_what_is_queued_and_returns_under_steady_load(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Calls keep arriving faster than rows are stored: a write must still end (the calls
+    that arrive during it wait for the next), not chase a queue that never empties."""
+    url = migrated(sqlite_url)
+    writer = DatabaseWriter(engine_for(url), tmp_path / "journal", interval_s=60)
+    for request in range(200):
+        add(writer, record(request))
+    stop = threading.Event()
+
+    def arrive() -> None:  # for 10 s at most, so that a write that never ends fails the test
+        request, deadline = 1000, time.monotonic() + 10
+        while not stop.is_set() and time.monotonic() < deadline:
+            add(writer, record(request))
+            request += 1
+
+    arrivals = threading.Thread(target=arrive)
+    arrivals.start()
+    try:
+        start = time.monotonic()
+        written = writer.flush()
+        elapsed = time.monotonic() - start
+        still_arriving = arrivals.is_alive()
+    finally:
+        stop.set()
+        arrivals.join()
+    assert still_arriving
+    assert elapsed < 5.0
+    assert written >= 200
+    writer.close()
+    metrics, distinct, _ = counts(url)
+    assert metrics == distinct > written
 
 
 def test_an_unusable_database_fills_the_journal_which_is_replayed(

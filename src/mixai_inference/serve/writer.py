@@ -60,7 +60,8 @@ class DatabaseWriter:
         journal_dir: Where journals go (``MIXAI_JOURNAL_DIR``).
         max_pending: Calls queued at most before requests spill to the journal.
         batch_calls: Calls written per transaction.
-        interval_s: How often the queue is written.
+        interval_s: How often the queue is written: what is queued then, so that under
+            load the writer works in bursts and leaves the requests the rest.
         max_retry_s: Longest wait between attempts while the database is down.
         remembered_assignments: ``(experiment, user)`` pairs remembered as recorded, so
             that a returning user costs no insert (forgetting one only repeats an
@@ -164,12 +165,14 @@ class DatabaseWriter:
     def _drain(self) -> int:
         written = 0
         with self._write_lock:
-            while True:
+            left = len(self._pending)  # what is queued now: under load the queue never empties
+            while left > 0:
                 with self._lock:
-                    count = min(len(self._pending), self._batch_calls)
+                    count = min(left, len(self._pending), self._batch_calls)
                     batch = [self._pending.popleft() for _ in range(count)]
                 if not batch:
                     break
+                left -= count
                 written += self._store(self._rows(batch))
             if self._replay_due and self._database_usable():
                 self._replay()
