@@ -10,7 +10,9 @@
    features, models, answer); median of ``--uploads`` runs.
 4. **Floor**: ``GET /healthz`` (a route that does nothing) at 1 client: what uvicorn and
    Starlette cost per request before the service does any work.
-5. **Full garbage collection** in a worker after 20,000 requests: the pause with the
+5. **Pinned**: one worker on CPU 0 and the load generator on CPU 1, so that neither takes
+   the other's core (on a 2-core machine the unpinned runs share both).
+6. **Full garbage collection** in a worker after 20,000 requests: the pause with the
    metrics sink's default ring buffer and without it (the service's), with and without
    ``gc.freeze()`` after start-up (the service freezes).
 
@@ -50,6 +52,9 @@ from service_support import FEATURES, Service, migrated  # noqa: E402
 from bench_predict import synthetic_bundle  # noqa: E402
 from mixai_inference import MetricsSink, Predictor  # noqa: E402
 from process_cpu import cpu_seconds  # noqa: E402
+
+SERVICE_ENV = {"ENABLE_CPU_ML": "true", "MIXAI_CONTROL_REFRESH_S": "", "MIXAI_BUNDLE_POLL_S": ""}
+"""Models on; the service's own refresh and poll intervals, not the tests' quick ones."""
 
 LOAD_CLIENT = r"""
 import asyncio, json, sys, time
@@ -97,17 +102,24 @@ def percentile_ms(samples: list[float], q: float) -> float:
 
 
 def load(
-    service: Service, clients: int, seconds: float, *, features: bool = True
+    service: Service,
+    clients: int,
+    seconds: float,
+    *,
+    features: bool = True,
+    client_cpu: int | None = None,
 ) -> dict[str, float]:
     """Requests per second and latency; and the service's CPU time per request, which does
     not depend on how busy the rest of the machine is. ``features=False``: ``GET /healthz``
-    instead, the floor of the HTTP stack."""
+    instead, the floor of the HTTP stack. ``client_cpu``: the load generator runs on that
+    CPU only."""
     body = json.dumps({"features": FEATURES, "user_id": "bench-user"}).encode() if features else b""
     assert service.process is not None
     cpu_before = cpu_seconds(service.process.pid)
     done = subprocess.run(
         [sys.executable, "-c", LOAD_CLIENT, str(service.port), str(clients), str(seconds)],
         input=body, capture_output=True, check=True,
+        preexec_fn=None if client_cpu is None else lambda: os.sched_setaffinity(0, {client_cpu}),
     )  # fmt: skip
     cpu = cpu_seconds(service.process.pid) - cpu_before
     result = json.loads(done.stdout)
@@ -186,6 +198,12 @@ def collection_pause_ms(bundle: Path, calls: int = 20_000) -> list[dict[str, Any
     return rows
 
 
+def pin(pid: int, cpu: int) -> None:
+    """Every thread of process ``pid`` on CPU ``cpu`` only (threads it starts later inherit)."""
+    for thread in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(thread.name), {cpu})
+
+
 def wav_30s() -> bytes:
     sr = 44_100
     t = np.arange(30 * sr) / sr
@@ -197,7 +215,7 @@ def wav_30s() -> bytes:
     return buffer.getvalue()
 
 
-def upload_s(service: Service, runs: int) -> dict[str, float]:
+def upload_s(service: Service, runs: int) -> dict[str, Any]:
     audio = wav_30s()
     boundary = "mixai-bench"
     body = (
@@ -218,7 +236,8 @@ def upload_s(service: Service, runs: int) -> dict[str, float]:
         )  # fmt: skip
         times.append(time.perf_counter() - start)
         assert status == 200, answer
-    return {"upload_mb": len(body) / 1e6, "median_s": statistics.median(times), "runs": runs}
+    median = statistics.median(times) if times else None
+    return {"upload_mb": len(body) / 1e6, "median_s": median, "runs": runs}
 
 
 def main() -> None:
@@ -247,7 +266,7 @@ def main() -> None:
         report["full_collection"] = collection_pause_ms(bundle)
         for workers in args.workers:
             url = migrated(f"sqlite:///{work / f'bench-{workers}.db'}")
-            service = Service(bundle, url, work / f"service-{workers}", {"ENABLE_CPU_ML": "true"})
+            service = Service(bundle, url, work / f"service-{workers}", SERVICE_ENV)
             service.start("--workers", str(workers))
             try:
                 runs = [load(service, clients, args.seconds) for clients in args.clients]
@@ -263,8 +282,22 @@ def main() -> None:
             engine.dispose()
             answered = sum(run["requests"] for run in runs)
             report[f"rows_workers_{workers}"] = {"answered_x2": 2 * answered, "stored": stored}
-        one = next(r for r in report[f"http_workers_{args.workers[0]}"] if r["clients"] == 1)
-        report["overhead_p50_ms"] = one["p50_ms"] - report["in_process"]["p50_ms"]
+        if (os.cpu_count() or 1) >= 2:  # the service on one CPU, the load generator on another
+            url = migrated(f"sqlite:///{work / 'bench-pinned.db'}")
+            service = Service(bundle, url, work / "service-pinned", SERVICE_ENV)
+            service.start("--workers", "1")
+            try:
+                assert service.process is not None
+                pin(service.process.pid, 0)
+                report["http_pinned"] = [
+                    load(service, clients, args.seconds, client_cpu=1) for clients in args.clients
+                ]
+            finally:
+                service.stop()
+        runs = report[f"http_workers_{args.workers[0]}"]
+        one = next((run for run in runs if run["clients"] == 1), None)
+        if one is not None:
+            report["overhead_p50_ms"] = one["p50_ms"] - report["in_process"]["p50_ms"]
     report["machine"]["load_avg_at_end"] = os.getloadavg()
     print(json.dumps(report, indent=2))
 

@@ -59,7 +59,11 @@ class DatabaseWriter:
         engine: The application database.
         journal_dir: Where journals go (``MIXAI_JOURNAL_DIR``).
         max_pending: Calls queued at most before requests spill to the journal.
-        batch_calls: Calls written per transaction.
+        batch_calls: Calls written per transaction: few, so that a batch's Python work
+            (about 1 ms) holds the GIL only briefly.
+        pause_s: The pause after each batch while more are queued. It hands the GIL back
+            to the requests: every onnxruntime run releases it, and a thread that wants it
+            back from a busy thread waits up to Python's switch interval (5 ms).
         interval_s: How often the queue is written: what is queued then, so that under
             load the writer works in bursts and leaves the requests the rest.
         max_retry_s: Longest wait between attempts while the database is down.
@@ -74,7 +78,8 @@ class DatabaseWriter:
         journal_dir: str | Path,
         *,
         max_pending: int = 20_000,
-        batch_calls: int = 1000,
+        batch_calls: int = 64,
+        pause_s: float = 0.001,
         interval_s: float = 0.1,
         max_retry_s: float = 5.0,
         remembered_assignments: int = 200_000,
@@ -85,6 +90,7 @@ class DatabaseWriter:
         self._pending: deque[Entry] = deque()
         self._max_pending = max_pending
         self._batch_calls = batch_calls
+        self._pause = pause_s
         self._interval = interval_s
         self._max_retry = max_retry_s
         self._lock = threading.Lock()  # the queue
@@ -174,6 +180,8 @@ class DatabaseWriter:
                     break
                 left -= count
                 written += self._store(self._rows(batch))
+                if left > 0 and not self._stop.is_set():
+                    time.sleep(self._pause)
             if self._replay_due and self._database_usable():
                 self._replay()
         return written
