@@ -1,7 +1,7 @@
-"""Durable writes: fsynced files, and a folder replaced whole by a rename.
+"""Durable writes: fsynced files, a file or a folder replaced whole by a rename.
 
-A reader sees the complete old folder, the complete new one or (for the instant between the
-two renames) none, never a mix.
+A reader sees the complete old file or folder or the complete new one (a folder: for the
+instant between the two renames, none), never a mix.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -18,6 +20,17 @@ def write_synced(path: Path, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def replace_file(path: Path, write: Callable[[Path], object]) -> None:
+    """Replace the file ``path`` by what ``write`` writes to the staging path it is given
+    (beside ``path``, removed if anything fails)."""
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(staging)
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 def fsync_dir(path: Path) -> None:

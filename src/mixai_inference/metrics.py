@@ -298,16 +298,30 @@ def read_metrics_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]
         ValueError: If a line other than the last is not a JSON object.
     """
     with open(path, encoding="utf-8") as handle:
-        lines = handle.read().splitlines()
+        text = handle.read()
+    for number, row in json_lines(text, str(path)):
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{number} is not a JSON object")
+        yield row
+
+
+def json_lines(text: str, where: str) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` of each non-blank line of JSON Lines ``text``.
+
+    A last line that a crash tore (not JSON, no newline after it) is skipped with a warning.
+
+    Raises:
+        ValueError: If any other line is not JSON (naming ``where`` and the line).
+    """
+    lines = text.splitlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            value = json.loads(line)
         except json.JSONDecodeError:
-            if number == len(lines):
+            if number == len(lines) and not text.endswith("\n"):
+                logger.warning("%s: skipping a last line torn by a crash", where)
                 return
-            raise ValueError(f"{path}:{number} is not valid JSON") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{number} is not a JSON object")
-        yield row
+            raise ValueError(f"{where}:{number} is not valid JSON") from None
+        yield number, value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import pandas as pd
@@ -10,7 +11,16 @@ from privacy_world import T0, seed, table
 
 from mixai_ml.datasets import AppTableDataset
 from mixai_ml.db import get_engine
-from mixai_ml.privacy import pending_withdrawals, privacy_status, purge_withdrawn_users
+from mixai_ml.monitoring.privacy import PrivacySettings
+from mixai_ml.privacy import pending_withdrawals, purge_withdrawn_users
+
+SETTINGS = PrivacySettings(
+    warning_age_h=12,
+    critical_age_h=20,
+    lookback=pd.Timedelta(days=30),
+    late_window=pd.Timedelta(days=7),
+)
+"""The thresholds and windows of parameters_monitoring.yml."""
 
 
 def hours(h: float) -> pd.Timestamp:
@@ -58,14 +68,14 @@ def test_pending_withdrawals_known_answers(db_url: str) -> None:
 def test_status_levels_follow_the_oldest_pending_withdrawal(db_url: str) -> None:
     seed(db_url)
     engine = get_engine(db_url)
-    before = privacy_status(engine, hours(13))
+    before = SETTINGS.status(engine, hours(13))
     assert (before.pending, before.overdue, before.held) == (3, 1, 1)
     assert before.level == "missed"
     assert before.oldest_age_h == pytest.approx(37.0)
     assert before.last_run_status is None
 
     purge_at(db_url, hours(14), "p1")
-    after = privacy_status(engine, hours(15))
+    after = SETTINGS.status(engine, hours(15))
     assert (after.pending, after.level, after.oldest_age_h) == (0, "ok", None)
     assert after.completed == 3
     assert after.completed_late == 1
@@ -75,11 +85,11 @@ def test_status_levels_follow_the_oldest_pending_withdrawal(db_url: str) -> None
     assert after.last_success_at == hours(14)
 
     change_consent(db_url, "ok", consented=False, at=hours(20))
-    levels = {h: privacy_status(engine, hours(h)).level for h in (25, 33, 41, 45)}
+    levels = {h: SETTINGS.status(engine, hours(h)).level for h in (25, 33, 41, 45)}
     assert levels == {25: "ok", 33: "warning", 41: "critical", 45: "missed"}
-    thresholds = privacy_status(engine, hours(33), warning_age_h=14, critical_age_h=16)
+    thresholds = replace(SETTINGS, warning_age_h=14, critical_age_h=16).status(engine, hours(33))
     assert thresholds.level == "ok"
-    as_json = privacy_status(engine, hours(33)).as_dict()
+    as_json = SETTINGS.status(engine, hours(33)).as_dict()
     assert as_json["oldest_withdrawn_at"] == hours(20).isoformat()
 
 
@@ -98,30 +108,24 @@ def test_a_user_who_withdraws_again_is_pending_again(db_url: str) -> None:
 
 def test_thresholds_are_checked(sqlite_url: str) -> None:
     with pytest.raises(ValueError, match=r"parameters_monitoring\.yml"):
-        privacy_status(get_engine(sqlite_url), T0, warning_age_h=20, critical_age_h=12)
+        replace(SETTINGS, warning_age_h=20, critical_age_h=12).status(get_engine(sqlite_url), T0)
     with pytest.raises(ValueError, match="< 24"):
-        privacy_status(get_engine(sqlite_url), T0, warning_age_h=12, critical_age_h=30)
+        replace(SETTINGS, critical_age_h=30).status(get_engine(sqlite_url), T0)
 
 
 def test_a_deadline_missed_between_two_checks_is_still_reported(db_url: str) -> None:
-    from mixai_ml.monitoring.privacy import LATE_METRIC, PrivacySettings, privacy_alerts
+    from mixai_ml.monitoring.privacy import LATE_METRIC, privacy_alerts
 
     seed(db_url)
     purge_at(db_url, hours(14), "p1")  # completes "refused" 38 h after its withdrawal
-    settings = PrivacySettings(
-        warning_age_h=12,
-        critical_age_h=20,
-        lookback=pd.Timedelta(days=30),
-        late_window=pd.Timedelta(days=7),
-    )
     engine = get_engine(db_url)
 
-    after = settings.status(engine, hours(15))
+    after = SETTINGS.status(engine, hours(15))
     assert (after.pending, after.level, after.late_recently) == (0, "ok", 1)
-    alerts = privacy_alerts(after, settings)
+    alerts = privacy_alerts(after, SETTINGS)
     assert alerts[["metric", "value", "limit"]].values.tolist() == [[LATE_METRIC, 1.0, 0.0]]
 
     # a week after that purge the alert has had its weekly report; before it, it had none
-    assert settings.status(engine, hours(14 + 7 * 24 + 1)).late_recently == 0
-    assert settings.status(engine, hours(13)).late_recently == 0
-    assert privacy_alerts(settings.status(engine, hours(14 + 7 * 24 + 1)), settings).empty
+    assert SETTINGS.status(engine, hours(14 + 7 * 24 + 1)).late_recently == 0
+    assert SETTINGS.status(engine, hours(13)).late_recently == 0
+    assert privacy_alerts(SETTINGS.status(engine, hours(14 + 7 * 24 + 1)), SETTINGS).empty

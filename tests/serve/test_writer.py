@@ -183,5 +183,7 @@ def test_a_journal_is_claimed_by_one_process_at_a_time(tmp_path: Path) -> None:
 
 
 def test_a_corrupt_journal_line_is_an_error_not_silence() -> None:
-    with pytest.raises(ValueError, match="journal:1 is not a journal line"):
+    with pytest.raises(ValueError, match="journal:1 is not valid JSON"):
         list(journal.decode('garbage\n{"table": "model_metrics", "row": {}}\n'))
+    with pytest.raises(ValueError, match="journal:2 is not a journal line"):
+        list(journal.decode('{"table": "model_metrics", "row": {}}\n{"rows": []}'))

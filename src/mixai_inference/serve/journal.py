@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import logging
 import os
 import socket
 import time
@@ -25,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Final
 
-logger = logging.getLogger(__name__)
+from mixai_inference.metrics import json_lines
 
 SUFFIX: Final = ".jsonl"
 
@@ -45,19 +44,13 @@ def decode(text: str, where: str = "journal") -> Iterator[JournalRow]:
     """The rows of a journal's text; a torn last line is skipped.
 
     Raises:
-        ValueError: If a line other than the last is not a journal line.
+        ValueError: If a line other than a torn last one is not JSON, or if a JSON line is
+            not a journal line.
     """
-    lines = text.splitlines()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, item in json_lines(text, where):
         try:
-            item = json.loads(line)
             yield str(item["table"]), dict(item["row"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            if number == len(lines) and not text.endswith("\n"):
-                logger.warning("%s: skipping a last line torn by a crash", where)
-                return
+        except (KeyError, TypeError, ValueError):
             raise ValueError(f"{where}:{number} is not a journal line") from None
 
 

@@ -155,7 +155,7 @@ class AbSettings:
         srm = params.get("srm", {}) or {}
         report = params.get("report", {}) or {}
         stored = params.get("statistics", {}) or {}
-        default_mde = float(power.get("mde", 0.05))
+        default_mde = float(power.get("mde", cls.default_mde))
         metrics = {
             str(name): _metric_spec(str(name), spec or {}, default_mde)
             for name, spec in (params.get("metrics", {}) or {}).items()
@@ -178,50 +178,61 @@ class AbSettings:
             )
             for name, spec in sorted(overrides.items())
         }
-        lookback = int(stored.get("lookback_days", 0))
-        late_check = int(stored.get("late_check_days", 3))
+        lookback = int(stored.get("lookback_days", StatisticsSettings.lookback_days))
+        late_check = int(stored.get("late_check_days", StatisticsSettings.late_check_days))
         if lookback < 0 or late_check < 0:
             raise ValueError(
                 "ab_analysis.statistics.lookback_days and late_check_days must be >= 0, got "
                 f"{lookback} and {late_check}"
             )
         return cls(
-            alpha=_fraction(params.get("alpha", 0.05), "alpha"),
+            alpha=_fraction(params.get("alpha", cls.alpha), "alpha"),
             correction=cast(
-                Correction, _choice(params.get("correction", "holm"), CORRECTIONS, "correction")
+                Correction,
+                _choice(params.get("correction", cls.correction), CORRECTIONS, "correction"),
             ),
-            srm_alpha=_fraction(srm.get("alpha", 0.001), "srm.alpha"),
+            srm_alpha=_fraction(srm.get("alpha", cls.srm_alpha), "srm.alpha"),
             srm_concentration=_positive(
-                srm.get("sequential_concentration", 10_000), "srm.sequential_concentration"
+                srm.get("sequential_concentration", cls.srm_concentration),
+                "srm.sequential_concentration",
             ),
-            cuped=bool(params.get("cuped", True)),
-            target_power=_fraction(power.get("target_power", 0.8), "power.target_power"),
+            cuped=bool(params.get("cuped", cls.cuped)),
+            target_power=_fraction(
+                power.get("target_power", cls.target_power), "power.target_power"
+            ),
             default_mde=default_mde,
-            tuning_n_per_variant=float(sequential.get("tuning_n_per_variant", 10_000)),
-            min_n_per_variant=float(sequential.get("min_n_per_variant", 100)),
+            tuning_n_per_variant=float(
+                sequential.get("tuning_n_per_variant", cls.tuning_n_per_variant)
+            ),
+            min_n_per_variant=float(sequential.get("min_n_per_variant", cls.min_n_per_variant)),
             decision_basis=cast(
                 DecisionBasis,
                 _choice(
-                    params.get("decision_basis", "sequential"),
+                    params.get("decision_basis", cls.decision_basis),
                     ("sequential", "fixed"),
                     "decision_basis",
                 ),
             ),
             metrics=metrics,
             unknown_role=cast(
-                Role, _choice(unknown.get("role", "secondary"), ROLES, "unknown_metrics.role")
+                Role, _choice(unknown.get("role", cls.unknown_role), ROLES, "unknown_metrics.role")
             ),
-            unknown_higher_is_better=bool(unknown.get("higher_is_better", True)),
+            unknown_higher_is_better=bool(
+                unknown.get("higher_is_better", cls.unknown_higher_is_better)
+            ),
             experiments=experiments,
             statistics=StatisticsSettings(
                 lookback_days=lookback,
                 late_check_days=late_check,
                 histogram_bin_width=_fraction(
-                    stored.get("histogram_bin_width", 0.01), "statistics.histogram_bin_width"
+                    stored.get("histogram_bin_width", StatisticsSettings.histogram_bin_width),
+                    "statistics.histogram_bin_width",
                 ),
-                rebuild=bool(stored.get("rebuild", False)),
+                rebuild=bool(stored.get("rebuild", StatisticsSettings.rebuild)),
             ),
-            max_detailed=int(_positive(report.get("max_detailed", 10), "report.max_detailed")),
+            max_detailed=int(
+                _positive(report.get("max_detailed", cls.max_detailed), "report.max_detailed")
+            ),
         )
 
     def metric_spec(self, name: str, all_binary: bool) -> MetricSpec:
@@ -320,7 +331,9 @@ def _metric_spec(name: str, raw: Mapping[str, Any], default_mde: float) -> Metri
         margin_type=cast(
             MarginType,
             _choice(
-                raw.get("margin_type", "relative"), ("absolute", "relative"), f"{key}.margin_type"
+                raw.get("margin_type", MetricSpec.margin_type),
+                ("absolute", "relative"),
+                f"{key}.margin_type",
             ),
         ),
         source="" if source == name else source,

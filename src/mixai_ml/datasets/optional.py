@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from kedro.io.core import AbstractDataset
+
+from mixai_inference._atomic import replace_file
 
 
 class OptionalParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
@@ -39,6 +40,4 @@ class OptionalParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     def save(self, data: pd.DataFrame) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        staging = self._path.with_name(f".{self._path.name}.tmp")
-        data.to_parquet(staging, index=False)
-        os.replace(staging, self._path)
+        replace_file(self._path, lambda staging: data.to_parquet(staging, index=False))

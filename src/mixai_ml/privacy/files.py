@@ -24,7 +24,6 @@ import fcntl
 import json
 import os
 import time
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from typing import BinaryIO, Protocol
 
 import pandas as pd
 
-from mixai_inference._atomic import write_synced
+from mixai_inference._atomic import replace_file, write_synced
 from mixai_ml.personalization.store import purge_users_from_bundle
 from mixai_ml.privacy.targets import PurgeTargets, count_per_user
 
@@ -57,16 +56,6 @@ def add_counts(counts: Iterable[pd.Series]) -> pd.Series:
     if not found:
         return pd.Series(dtype="int64")
     return pd.concat(found).groupby(level=0).sum().astype("int64")
-
-
-def _replace(path: Path, write: Callable[[Path], object]) -> None:
-    """Replace ``path`` atomically by what ``write`` writes (to a staging file beside it)."""
-    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.purge")
-    try:
-        write(staging)
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
 
 
 LOCK_WAIT_S = 10.0
@@ -107,7 +96,7 @@ class ParquetRows(_Files):
         if not remove.any():
             return pd.Series(dtype="int64")
         kept = frame[~remove]
-        _replace(path, lambda staging: kept.to_parquet(staging, index=False))
+        replace_file(path, lambda staging: kept.to_parquet(staging, index=False))
         return count_per_user(targets.owners(frame[remove]))
 
 
@@ -205,7 +194,7 @@ def _rewrite_lines(path: Path, decide: Decide) -> pd.Series:
             lines, gone = _filter(rest, decide)
             kept, removed = kept + lines, removed + gone
             if removed:
-                _replace(path, lambda staging: write_synced(staging, kept))
+                replace_file(path, lambda staging: write_synced(staging, kept))
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
     return count_per_user(pd.Series(removed, dtype="string"))

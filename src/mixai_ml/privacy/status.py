@@ -39,8 +39,6 @@ PENDING_COLUMNS = (
     "overdue",
 )
 
-LOOKBACK = pd.Timedelta(days=30)
-LATE_WINDOW = pd.Timedelta(days=7)
 _SAME_WITHDRAWAL = pd.Timedelta(seconds=1)  # tolerance of a timestamp's round trip
 
 
@@ -165,13 +163,16 @@ def privacy_status(
     engine: Engine,
     now: datetime | pd.Timestamp,
     *,
-    warning_age_h: float = 12.0,
-    critical_age_h: float = 20.0,
-    lookback: pd.Timedelta = LOOKBACK,
-    late_window: pd.Timedelta = LATE_WINDOW,
+    warning_age_h: float,
+    critical_age_h: float,
+    lookback: pd.Timedelta,
+    late_window: pd.Timedelta,
 ) -> PrivacyStatus:
     """Pending withdrawals, the oldest one's age against the deadline, and how fast the
     withdrawals of the last ``lookback`` were completed.
+
+    The thresholds and windows are ``monitoring.privacy`` in ``parameters_monitoring.yml``
+    (:class:`~mixai_ml.monitoring.privacy.PrivacySettings`).
 
     Args:
         engine: The application database.
