@@ -312,9 +312,18 @@ RESULTS_START = "<!-- results: generated from evaluation_metrics.json by make de
 RESULTS_END = "<!-- end of results -->"
 
 
+README_ROWS: dict[str, tuple[tuple[str, str], ...]] = {
+    "regression": (("mae_norm", "`mae_norm` (lower is better)"),),
+    "classification": (("macro_f1", "macro-F1"),),
+    "probability": (("roc_auc", "ROC-AUC"), ("ece", "ECE")),
+}
+"""The README's figures of a task, by its kind: ``(metric, label)``, shown in one cell."""
+
+
 def results_table(metrics: Mapping[str, Any]) -> str:
     """The README's results table: models vs scikit-learn vs rules vs the world's oracle on
-    the primary metrics (the model's figure in bold).
+    the primary metrics (the model's figure in bold), a row per task of the registry (and
+    the loudness error after mastering for a task evaluated in the audio domain).
 
     Args:
         metrics: the content of ``evaluation_metrics.json``.
@@ -324,18 +333,19 @@ def results_table(metrics: Mapping[str, Any]) -> str:
     def cells(block: Mapping[str, Any], metric: str, spec: str = ".3f") -> list[str]:
         return [_fmt(block[source][metric], spec) if source in block else "–" for source in sources]
 
-    master, preset, align = metrics["master_reg"], metrics["preset_cls"], metrics["align_conf"]
-    rows = {
-        "`master_reg` `mae_norm` (lower is better)": cells(master, "mae_norm"),
-        "`master_reg` loudness error after mastering (LU)": cells(
-            master.get("audio_domain", {}), "loudness_error_lu_mean", ".2f"
-        ),
-        "`preset_cls` macro-F1": cells(preset, "macro_f1"),
-        "`align_conf` ROC-AUC / ECE": [
-            f"{auc} / {ece}"
-            for auc, ece in zip(cells(align, "roc_auc"), cells(align, "ece"), strict=True)
-        ],
-    }
+    rows = {}
+    for task in task_names():
+        block = metrics.get(task)
+        if block is None:
+            continue
+        shown = README_ROWS[task_spec(task).kind]
+        label = " / ".join(name for _, name in shown)
+        figures = zip(*(cells(block, metric) for metric, _ in shown), strict=True)
+        rows[f"`{task}` {label}"] = [" / ".join(parts) for parts in figures]
+        if "audio_domain" in block:
+            rows[f"`{task}` loudness error after mastering (LU)"] = cells(
+                block["audio_domain"], "loudness_error_lu_mean", ".2f"
+            )
     lines = [
         "| task | model | scikit-learn | rules | oracle (the limit) |",
         "|---|---|---|---|---|",
