@@ -427,10 +427,11 @@ def _pg_bin(name: str) -> str:
 
 
 @contextmanager
-def throwaway_postgres(root: Path, keep: bool = False) -> Iterator[str]:
+def throwaway_postgres(root: Path, keep: bool = False, durable: bool = False) -> Iterator[str]:
     """A PostgreSQL cluster in ``root`` (as ``postgres`` when root), tuned as for SSDs; its URL.
 
-    Removed afterwards unless ``keep``.
+    Removed afterwards unless ``keep``. ``durable``: commits are fsynced, as in production
+    (the A/B benchmark turns that off: it measures queries, not commits).
     """
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     root.mkdir(parents=True, exist_ok=True)
@@ -454,7 +455,7 @@ def throwaway_postgres(root: Path, keep: bool = False) -> Iterator[str]:
         capture_output=True,
     )
     options = (
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync={'on' if durable else 'off'} "
         "-c random_page_cost=1.1 -c max_wal_size=8GB"
     )
     subprocess.run(

@@ -16,8 +16,9 @@
    metrics sink's default ring buffer and without it (the service's), with and without
    ``gc.freeze()`` after start-up (the service freezes).
 
-Every answer is written to a SQLite database as in production (the writer runs in the
-service process). The models are the demo bundle's (``data/06_models/bundle``) when it
+Every answer is written to a database as in production (the writer runs in the service
+process): a SQLite file, or with ``--db postgres`` a throwaway PostgreSQL cluster that fsyncs
+its commits. The models are the demo bundle's (``data/06_models/bundle``) when it
 exists, else the synthetic TabularNet models of ``bench_predict.py``.
 
     .venv/bin/python benchmarks/bench_serve.py [--seconds 10] [--workers 1 2]
@@ -26,6 +27,7 @@ exists, else the synthetic TabularNet models of ``bench_predict.py``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -49,6 +51,7 @@ sys.path.insert(0, str(ROOT / "tests" / "inference"))
 
 from service_support import FEATURES, Service, migrated  # noqa: E402
 
+from bench_ab_analysis import throwaway_postgres  # noqa: E402
 from bench_predict import synthetic_bundle  # noqa: E402
 from mixai_inference import MetricsSink, Predictor  # noqa: E402
 from process_cpu import cpu_seconds  # noqa: E402
@@ -247,6 +250,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--uploads", type=int, default=5)
     parser.add_argument("--bundle", type=Path, default=ROOT / "data/06_models/bundle")
+    parser.add_argument(
+        "--db",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="where the answers go: a SQLite file, or a throwaway PostgreSQL cluster (fsync on)",
+    )
     args = parser.parse_args()
     report: dict[str, Any] = {
         "machine": {
@@ -256,8 +265,28 @@ def main() -> None:
             "load_avg_at_start": os.getloadavg(),
         }
     }
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as stack:
         work = Path(scratch)
+        cluster = (
+            # its own folder: the postgres user cannot enter the scratch folder
+            stack.enter_context(
+                throwaway_postgres(Path(tempfile.mkdtemp(prefix="mixai-pg-")), durable=True)
+            )
+            if args.db == "postgres"
+            else None
+        )
+
+        def database(name: str) -> str:
+            """A new, migrated database for one configuration."""
+            if cluster is None:
+                return migrated(f"sqlite:///{work / f'{name}.db'}")
+            engine = create_engine(cluster, isolation_level="AUTOCOMMIT")
+            with engine.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+            engine.dispose()
+            return migrated(cluster.rsplit("/", 1)[0] + f"/{name}")
+
+        report["db"] = args.db
         bundle = args.bundle
         if not (bundle / "manifest.json").is_file():
             bundle = synthetic_bundle(work / "bundle")
@@ -265,7 +294,7 @@ def main() -> None:
         report["in_process"] = in_process_ms(bundle)
         report["full_collection"] = collection_pause_ms(bundle)
         for workers in args.workers:
-            url = migrated(f"sqlite:///{work / f'bench-{workers}.db'}")
+            url = database(f"bench-{workers}")
             service = Service(bundle, url, work / f"service-{workers}", SERVICE_ENV)
             service.start("--workers", str(workers))
             try:
@@ -283,7 +312,7 @@ def main() -> None:
             answered = sum(run["requests"] for run in runs)
             report[f"rows_workers_{workers}"] = {"answered_x2": 2 * answered, "stored": stored}
         if (os.cpu_count() or 1) >= 2:  # the service on one CPU, the load generator on another
-            url = migrated(f"sqlite:///{work / 'bench-pinned.db'}")
+            url = database("bench-pinned")
             service = Service(bundle, url, work / "service-pinned", SERVICE_ENV)
             service.start("--workers", "1")
             try:
