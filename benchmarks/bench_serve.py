@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -286,6 +287,17 @@ def main() -> None:
             engine.dispose()
             return migrated(cluster.rsplit("/", 1)[0] + f"/{name}")
 
+        @contextlib.contextmanager
+        def running(name: str, workers: int) -> Iterator[tuple[Service, str]]:
+            """``mixai-serve`` with ``workers`` workers on a new database (and its URL)."""
+            url = database(name)
+            service = Service(bundle, url, work / name, SERVICE_ENV)
+            service.start("--workers", str(workers))
+            try:
+                yield service, url
+            finally:
+                service.stop()
+
         report["db"] = args.db
         bundle = args.bundle
         if not (bundle / "manifest.json").is_file():
@@ -294,17 +306,12 @@ def main() -> None:
         report["in_process"] = in_process_ms(bundle)
         report["full_collection"] = collection_pause_ms(bundle)
         for workers in args.workers:
-            url = database(f"bench-{workers}")
-            service = Service(bundle, url, work / f"service-{workers}", SERVICE_ENV)
-            service.start("--workers", str(workers))
-            try:
+            with running(f"bench-{workers}", workers) as (service, url):
                 runs = [load(service, clients, args.seconds) for clients in args.clients]
                 report[f"http_workers_{workers}"] = runs
                 if workers == args.workers[0]:
                     report["healthz_1_client"] = load(service, 1, args.seconds, features=False)
                     report["upload_30s"] = upload_s(service, args.uploads)
-            finally:
-                service.stop()
             engine = create_engine(url)
             with engine.connect() as connection:
                 stored = connection.execute(text("SELECT COUNT(*) FROM model_metrics")).scalar_one()
@@ -312,17 +319,12 @@ def main() -> None:
             answered = sum(run["requests"] for run in runs)
             report[f"rows_workers_{workers}"] = {"answered_x2": 2 * answered, "stored": stored}
         if (os.cpu_count() or 1) >= 2:  # the service on one CPU, the load generator on another
-            url = database("bench-pinned")
-            service = Service(bundle, url, work / "service-pinned", SERVICE_ENV)
-            service.start("--workers", "1")
-            try:
+            with running("bench-pinned", 1) as (service, _):
                 assert service.process is not None
                 pin(service.process.pid, 0)
                 report["http_pinned"] = [
                     load(service, clients, args.seconds, client_cpu=1) for clients in args.clients
                 ]
-            finally:
-                service.stop()
         runs = report[f"http_workers_{args.workers[0]}"]
         one = next((run for run in runs if run["clients"] == 1), None)
         if one is not None:

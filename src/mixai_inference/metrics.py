@@ -256,7 +256,7 @@ class MetricsSink:
         self.record_lazy(_unchanged, records, len(records))
 
     def record_lazy(
-        self, build: Callable[[Any], Sequence[MetricRecord]], payload: Any, count: int
+        self, build: Callable[[Sequence[Any]], Sequence[MetricRecord]], payload: Any, count: int
     ) -> None:
         """Record the ``count`` records that ``build([payload])`` makes, made only when read.
 

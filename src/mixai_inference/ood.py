@@ -349,8 +349,8 @@ class Guard(NamedTuple):
 
 
 def decode_sketch(sketch: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """The input and output digits of a :meth:`Guard.sketch` as ``uint8`` arrays, or ``None``
-    if ``sketch`` is not one."""
+    """The input and output digits of a sketch (:func:`format_sketch`) as ``uint8`` arrays,
+    or ``None`` if ``sketch`` is not one."""
     match = _SKETCH_RE.fullmatch(sketch)
     if match is None:
         return None

@@ -1,6 +1,6 @@
 """Input and prediction drift from the sketches of served answers (``input_sketch``).
 
-A sketch (:meth:`mixai_inference.ood.Guard.sketch`) holds each model input's and output's
+A sketch (:func:`mixai_inference.ood.format_sketch`) holds each model input's and output's
 decile among the model's training values, one digit each; every digit is equally likely for
 training rows. So the drift of a feature over a window is the population stability index of
 its digit counts against the uniform shares (0.1 each), with no need for the bundle:
