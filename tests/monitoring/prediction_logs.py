@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mixai_inference.tasks import MASTER_PARAM_RANGES, PRESETS
+from mixai_inference.tasks import TaskSpec, task_names, task_spec
 from mixai_ml.datasets import AppTableDataset
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -22,23 +22,26 @@ def monitoring_parameters() -> dict[str, Any]:
     return dict(yaml.safe_load(text)["monitoring"])
 
 
-def _prediction(task: str, rng: np.random.Generator, truth: dict[str, Any]) -> dict[str, Any]:
-    """A noisy prediction of ``truth`` in the served JSON shape of ``task``."""
-    if task == "master_reg":
+def _prediction(spec: TaskSpec, rng: np.random.Generator, truth: dict[str, Any]) -> dict[str, Any]:
+    """A noisy prediction of ``truth`` in the served JSON shape of the task, by its kind."""
+    if spec.kind == "regression":
         return {k: float(v + rng.normal(0.0, 0.5)) for k, v in truth.items()}
-    if task == "preset_cls":
-        preset = truth["preset"] if rng.random() < 0.7 else str(rng.choice(PRESETS))
-        return {"preset": preset, "scores": {name: float(name == preset) for name in PRESETS}}
-    confidence = float(np.clip(0.75 * truth["aligned_ok"] + rng.normal(0.15, 0.2), 0.0, 1.0))
+    key = str(spec.label_key)
+    if spec.kind == "classification":
+        chosen = truth[key] if rng.random() < 0.7 else str(rng.choice(spec.outputs))
+        return {key: chosen, "scores": {name: float(name == chosen) for name in spec.outputs}}
+    confidence = float(np.clip(0.75 * truth[key] + rng.normal(0.15, 0.2), 0.0, 1.0))
     return {"offset_ms": 0.0, "confidence": confidence}
 
 
-def _label(task: str, rng: np.random.Generator) -> dict[str, Any]:
-    if task == "master_reg":
-        return {k: float(rng.uniform(lo, hi)) for k, (lo, hi) in MASTER_PARAM_RANGES.items()}
-    if task == "preset_cls":
-        return {"preset": str(rng.choice(PRESETS))}
-    return {"offset_ms": float(rng.normal(0.0, 30.0)), "aligned_ok": bool(rng.random() < 0.6)}
+def _label(spec: TaskSpec, rng: np.random.Generator) -> dict[str, Any]:
+    """A random label of the task, by its kind."""
+    if spec.kind == "regression":
+        return {k: float(rng.uniform(lo, hi)) for k, (lo, hi) in spec.ranges.items()}
+    key = str(spec.label_key)
+    if spec.kind == "classification":
+        return {key: str(rng.choice(spec.outputs))}
+    return {"offset_ms": float(rng.normal(0.0, 30.0)), key: bool(rng.random() < 0.6)}
 
 
 def simulate_logs(
@@ -50,7 +53,7 @@ def simulate_logs(
     requests fall back to the rules (``model_version`` NULL), 1 % fail, and ``preset_cls`` has
     an error burst in the last hour. Half of the successful predictions have a label.
     """
-    tasks = rng.choice(["master_reg", "preset_cls", "align_conf"], n)
+    tasks = rng.choice(list(task_names()), n)
     seconds = np.sort(rng.uniform(0.0, days * 86_400.0, n))
     recorded = REFERENCE - pd.to_timedelta(seconds, unit="s")
     recorded = recorded.where(np.arange(n) != 0, REFERENCE)  # the newest event is the reference
@@ -69,8 +72,9 @@ def simulate_logs(
     labelled = ok & (rng.random(n) < 0.5)
     predictions, labels = [], []
     for i, task in enumerate(tasks):
-        truth = _label(str(task), rng)
-        predictions.append(json.dumps(_prediction(str(task), rng, truth)) if ok[i] else None)
+        spec = task_spec(str(task))
+        truth = _label(spec, rng)
+        predictions.append(json.dumps(_prediction(spec, rng, truth)) if ok[i] else None)
         if labelled[i]:
             labels.append(
                 {
