@@ -61,6 +61,7 @@ from mixai_inference.route_table import Route, RouteTable, route_table
 from mixai_inference.routing import Decision, TaskPlan, plan_task
 from mixai_inference.rules import Rules
 from mixai_inference.sessions import (
+    BoundSession,
     LoadFailure,
     RunError,
     SessionCache,
@@ -316,14 +317,8 @@ class Predictor:
         guard = self.guards.of(task, version)
         if reason is not None or version is None:
             return Route(Provenance("rules", version, variant, experiment_id, reason), guard)
-        check = self._checks[SessionKey(task, version)]
-        return Route(
-            Provenance("ml", version, variant, experiment_id, None),
-            guard,
-            key=SessionKey(task, version),
-            output_names=[check.output_name],
-            output_shape=(1, check.output_dim),
-        )
+        key = SessionKey(task, version)
+        return Route(Provenance("ml", version, variant, experiment_id, None), guard, key)
 
     # --- answering ---------------------------------------------------------------------------
 
@@ -445,7 +440,7 @@ class Predictor:
             if policy == "fallback" and route.key and ood_score and ood_score > 1.0:
                 values, prov = None, route.provenance.fallback("out_of_distribution")
             else:
-                values, prov = self._run(route, {spec.input_tensor: row}, valid)
+                values, prov = self._run(route, row, valid)
             if values is not None:
                 values, prov = served_answer(spec, values, prov, personal)
             if values is None:
@@ -457,7 +452,7 @@ class Predictor:
         return answers, tuple(seconds)
 
     def _run(
-        self, route: Route, feed: dict[str, np.ndarray], valid: bool
+        self, route: Route, row: np.ndarray, valid: bool
     ) -> tuple[list[float] | None, Provenance]:
         """The routed model's output row, or ``None`` and the rules' provenance."""
         prov = route.provenance
@@ -466,15 +461,12 @@ class Predictor:
         if not valid:
             return None, prov.fallback("invalid_features")
         try:
-            out = self._sessions.run(route.key, route.output_names, feed)[0]
+            values = self._sessions.run(route.key, row)
         except LoadFailure as failure:
             return None, prov.fallback(failure.reason)
         except RunError as exc:
             self._warn_once(route.key, "runtime_error", str(exc))
             return None, prov.fallback("runtime_error")
-        if out.shape != route.output_shape:
-            return None, prov.fallback("bad_output")
-        values: list[float] = out[0].tolist()
         # float32 values cannot overflow a float64 sum: it is finite iff every value is
         if not math.isfinite(sum(values)):
             return None, prov.fallback("non_finite_output")
@@ -487,7 +479,7 @@ class Predictor:
 
     # --- loading -----------------------------------------------------------------------------
 
-    def _load_session(self, key: SessionKey) -> onnxruntime.InferenceSession:
+    def _load_session(self, key: SessionKey) -> BoundSession:
         """Read, verify, load and warm one model; any problem raises :class:`LoadFailure`."""
         if self._session_options is None:
             self._session_options = session_options()

@@ -37,7 +37,7 @@ _FAILURES: Final = {  # something went wrong: recorded with ok=false
     "io_mismatch": "the ONNX graph's input/output names or widths break the model contract",
     "load_error": "onnxruntime could not load or warm up the model",
     "runtime_error": "onnxruntime raised while running the model",
-    "bad_output": "the model's output has the wrong shape or is not a usable distribution",
+    "bad_output": "the model's output is not a usable distribution",
     "non_finite_output": "the model returned NaN or infinity",
 }
 REASONS: Final = MappingProxyType({**_DELIBERATE, **_FAILURES})

@@ -8,7 +8,7 @@ per-user routes built from them, cached); the predictor swaps a whole table in a
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -28,8 +28,6 @@ class Route:
     provenance: Provenance  # of the model's answer, or of the rules' when key is None
     guard: Guard | None = None  # of the routed version, else of the bundle's active one
     key: SessionKey | None = None  # the session to run
-    output_names: Sequence[str] = ()
-    output_shape: tuple[int, int] = (0, 0)
 
 
 class RouteTable(NamedTuple):

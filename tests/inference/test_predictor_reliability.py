@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -45,6 +46,17 @@ def assert_rules_answer(predictor: Predictor, reason: str) -> None:
     assert (record.ok, record.error) == (False, reason)
 
 
+def master_model(graph: onnx.GraphProto, version: str) -> bytes:
+    """``graph`` as a checked master_reg model of ``version``."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    helper.set_model_props(
+        model, {"task": MASTER_REG, "version": version, "feature_schema_version": SCHEMA}
+    )
+    onnx.checker.check_model(model, full_check=True)
+    return model.SerializeToString()
+
+
 def gather_model(version: str) -> bytes:
     """master_reg model that indexes a table with the first feature: fine for the warm-up's
     zeros, an onnxruntime error ("indices out of bounds") for typical features."""
@@ -67,13 +79,37 @@ def gather_model(version: str) -> bytes:
             numpy_helper.from_array(np.array([-1, 8], np.int64), "shape"),
         ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    helper.set_model_props(
-        model, {"task": MASTER_REG, "version": version, "feature_schema_version": SCHEMA}
+    return master_model(graph, version)
+
+
+def row_count_model(version: str) -> bytes:
+    """master_reg model whose output has two rows when the first feature's magnitude exceeds
+    0.5: the warm-up's zeros give the one row the load checks, typical features two rows."""
+    dim = INPUT_DIMS[MASTER_REG]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Slice", ["features", "start", "stop", "axis"], ["first"]),
+            helper.make_node("Abs", ["first"], ["magnitude"]),
+            helper.make_node("Greater", ["magnitude", "half"], ["large"]),
+            helper.make_node("Cast", ["large"], ["extra"], to=TensorProto.INT64),
+            helper.make_node("Reshape", ["extra", "one"], ["extra_row"]),
+            helper.make_node("Add", ["extra_row", "one"], ["rows"]),
+            helper.make_node("Concat", ["rows", "one"], ["repeats"], axis=0),
+            helper.make_node("Tile", ["table", "repeats"], ["params"]),
+        ],
+        "row_count",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", dim])],
+        [helper.make_tensor_value_info("params", TensorProto.FLOAT, ["rows", 8])],
+        initializer=[
+            numpy_helper.from_array(master_bias(0).astype(np.float32)[None, :], "table"),
+            numpy_helper.from_array(np.array([0], np.int64), "start"),
+            numpy_helper.from_array(np.array([1], np.int64), "stop"),
+            numpy_helper.from_array(np.array([1], np.int64), "axis"),
+            numpy_helper.from_array(np.array([1], np.int64), "one"),
+            numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+        ],
     )
-    onnx.checker.check_model(model, full_check=True)
-    return model.SerializeToString()
+    return master_model(graph, version)
 
 
 def bundle_with_master(tmp_path: Path, data: bytes) -> Path:
@@ -152,8 +188,11 @@ def test_graph_breaking_the_io_contract(tmp_path: Path) -> None:
     assert_rules_answer(open_bundle(bundle_with_master(tmp_path, data)), "io_mismatch")
 
 
-def test_runtime_error(tmp_path: Path) -> None:
-    predictor = open_bundle(bundle_with_master(tmp_path, gather_model("v0")))
+@pytest.mark.parametrize("model", [gather_model, row_count_model])
+def test_runtime_error(tmp_path: Path, model: Callable[[str], bytes]) -> None:
+    """An onnxruntime error, or an output whose shape is not the one the load verified (the
+    output is bound to a buffer of that shape)."""
+    predictor = open_bundle(bundle_with_master(tmp_path, model("v0")))
     assert_rules_answer(predictor, "runtime_error")
     zeros = predictor.predict(np.zeros_like(X))  # the same model works on other input
     assert (zeros.master_reg.source, zeros.params["target_lufs"]) == ("ml", -19.5)
@@ -299,6 +338,33 @@ def test_eight_threads_with_eight_versions_and_five_sessions(
     assert info["evictions"] > 0  # eight versions rotated through five sessions
     assert info["loads"] == len(counting_sessions.created)
     assert predictor.metrics.total == 8 * calls_per_thread * 2
+
+
+def test_threads_get_the_answers_to_their_own_inputs(tmp_path: Path) -> None:
+    """Each thread runs a session with its own bound buffers: no thread reads another's."""
+    weight = np.zeros((INPUT_DIMS[MASTER_REG], len(MASTER_PARAM_NAMES)), np.float32)
+    weight[0, 0] = 1.0  # target_lufs = -19.5 + the first feature
+    model = affine_model(MASTER_REG, "v0", master_bias(0), weight=weight)
+    predictor = open_bundle(build_bundle(tmp_path / "bundle", models={(MASTER_REG, "v0"): model}))
+    barrier = threading.Barrier(8)
+    wrong: list[tuple[float, float]] = []
+
+    def work(t: int) -> None:
+        x = X.copy()
+        barrier.wait()
+        for i in range(300):
+            x[0] = 0.5 * t + 0.001 * i
+            got = predictor.predict(x).params["target_lufs"]
+            if got != pytest.approx(-19.5 + float(x[0]), abs=1e-5):
+                wrong.append((float(x[0]), got))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert predictor.metrics.total == 8 * 300 * 2
+    assert wrong == []
 
 
 def test_concurrent_first_requests_load_each_model_once(
