@@ -217,19 +217,16 @@ def bundle_adapters(
         return None, problem
 
 
-def served_answer(
+def personalised(
     spec: TaskSpec,
-    values: list[float],
+    finished: list[float],
     provenance: Provenance,
-    adapters: Adjustments | None,
-) -> tuple[list[float] | None, Provenance]:
-    """A model's raw answer as the user gets it: finished (:meth:`TaskSpec.finish`; ``None``
-    and a ``bad_output`` fallback when unusable), then adjusted by the user's adapter for its
-    task and version when there is one (:meth:`UserAdapters.for_user`)."""
-    finished = spec.finish(values)
-    if finished is None:
-        return None, provenance.fallback("bad_output")
-    adapter = adapters.get(spec.name) if adapters else None
+    adapters: Adjustments,
+) -> tuple[list[float], Provenance]:
+    """A model's finished answer (:meth:`TaskSpec.finish`) adjusted by the user's adapter for
+    its task and version when there is one (:meth:`UserAdapters.for_user`), and finished
+    again; unchanged otherwise, or when the adjusted answer is unusable."""
+    adapter = adapters.get(spec.name)
     if adapter is None or adapter[0] != provenance.model_version or provenance.source != "ml":
         return finished, provenance
     adjusted = spec.finish(adjust(spec, finished, adapter[1]))

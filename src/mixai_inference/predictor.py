@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from mixai_inference.adapters import Adjustments, bundle_adapters, served_answer
+from mixai_inference.adapters import Adjustments, bundle_adapters, personalised
 from mixai_inference.bundle import BundleError, Manifest, read_manifest
 from mixai_inference.control import Control
 from mixai_inference.features import FEATURE_SCHEMA_VERSION, all_finite, feature_row
@@ -440,9 +440,9 @@ class Predictor:
             if policy == "fallback" and route.key and ood_score and ood_score > 1.0:
                 values, prov = None, route.provenance.fallback("out_of_distribution")
             else:
-                values, prov = self._run(route, row, valid)
-            if values is not None:
-                values, prov = served_answer(spec, values, prov, personal)
+                values, prov = self._run(spec, route, row, valid)
+            if values is not None and personal:
+                values, prov = personalised(spec, values, prov, personal)
             if values is None:
                 values = spec.rule(self.rules, row)[0].tolist()
             answers[spec.name] = Answer(spec, values, prov, ood_score)
@@ -452,9 +452,10 @@ class Predictor:
         return answers, tuple(seconds)
 
     def _run(
-        self, route: Route, row: np.ndarray, valid: bool
+        self, spec: TaskSpec, route: Route, row: np.ndarray, valid: bool
     ) -> tuple[list[float] | None, Provenance]:
-        """The routed model's output row, or ``None`` and the rules' provenance."""
+        """The routed model's output row, finished (:meth:`TaskSpec.finish`), or ``None``
+        and the rules' provenance."""
         prov = route.provenance
         if route.key is None:
             return None, prov
@@ -470,7 +471,10 @@ class Predictor:
         # float32 values cannot overflow a float64 sum: it is finite iff every value is
         if not math.isfinite(sum(values)):
             return None, prov.fallback("non_finite_output")
-        return values, prov
+        finished = spec.finish(values)
+        if finished is None:
+            return None, prov.fallback("bad_output")
+        return finished, prov
 
     def _warn_once(self, key: SessionKey, reason: str, message: str) -> None:
         if (*key, reason) not in self._warned:

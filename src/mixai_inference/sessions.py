@@ -70,15 +70,15 @@ class BoundSession:
     def run(self, row: np.ndarray) -> list[float]:
         """The output row for one input row of shape ``(1, input_dim)``."""
         try:
-            session, binding, source, target = self._local.bound
+            run, binding, source, target = self._local.bound
         except AttributeError:
-            session, binding, source, target = self._local.bound = self._bind()
+            run, binding, source, target = self._local.bound = self._bind()
         source[...] = row
-        session.run_with_iobinding(binding)
-        values: list[float] = target[0].tolist()
+        run(binding, None)
+        values: list[float] = target.tolist()[0]
         return values
 
-    def _bind(self) -> tuple[onnxruntime.InferenceSession, Any, np.ndarray, np.ndarray]:
+    def _bind(self) -> tuple[Callable[[Any, Any], None], Any, np.ndarray, np.ndarray]:
         session, check = self.session, self._check
         source = np.zeros((1, check.input_dim), np.float32)
         target = np.zeros_like(self._output)
@@ -88,7 +88,9 @@ class BoundSession:
             (binding.bind_output, check.output_name, target),
         ):
             bind(name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data)
-        return session, binding, source, target
+        # the C++ methods the public run_with_iobinding wraps: 0.1 µs less per run; the
+        # bound method holds the session, so the session lives as long as a binding does
+        return session._sess.run_with_iobinding, binding._iobinding, source, target
 
 
 _SLOT_WAIT_S: Final = 30.0
