@@ -31,6 +31,7 @@ Unknown users, users without adapters, other versions and the rules' answers are
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -87,9 +88,14 @@ class UserAdapters:
     tasks: Mapping[str, TaskAdapters]
     created_at: str | None = None
 
+    @functools.cached_property
+    def users(self) -> frozenset[str]:
+        """Every user with an adapter for some task."""
+        return frozenset().union(*(entry.users for entry in self.tasks.values()))
+
     def for_user(self, user_id: str | None) -> dict[str, tuple[str, tuple[float, ...]]]:
         """``task -> (model_version, numbers)`` of the tasks that have adapters for the user."""
-        if user_id is None:
+        if user_id not in self.users:  # most requests: one set lookup
             return {}
         return {
             task: (entry.model_version, entry.users[user_id])
