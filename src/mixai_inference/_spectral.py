@@ -20,6 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 __all__ = [
     "SparseMel",
     "SpectralFrames",
+    "amplitude_ratio",
     "analyze_spectrum",
     "chroma_filterbank",
     "contrast_bands",
@@ -27,6 +28,7 @@ __all__ = [
     "fft_frequencies",
     "hann_window",
     "mel_filterbank",
+    "noise_threshold",
     "padded_segment",
     "peak_amplitude",
     "power_to_db",
@@ -286,6 +288,8 @@ class SpectralFrames:
     chroma: np.ndarray
     onset_strength: np.ndarray
     band_power: np.ndarray
+    silent: np.ndarray
+    """``(n_frames,)`` bool: the frames analysed as digital silence."""
 
 
 def analyze_spectrum(
@@ -302,6 +306,8 @@ def analyze_spectrum(
     fmin: float,
     n_bands: int,
     quantile: float,
+    noise_floor_db: float,
+    silence_db: float,
     top_db: float,
     lag: int,
 ) -> SpectralFrames:
@@ -309,15 +315,19 @@ def analyze_spectrum(
 
     Reproduces, with ``S = |librosa.stft(y, n_fft, hop_length, window="hann", center=True,
     pad_mode="constant")|``: ``spectral_centroid``, ``spectral_bandwidth`` (p=2, norm),
-    ``spectral_rolloff``, ``spectral_contrast`` (linear=False), ``mfcc`` (from
+    ``spectral_rolloff``, ``spectral_contrast`` (linear=False, of ``S`` floored at
+    ``noise_floor_db`` below each frame's largest magnitude), ``mfcc`` (from
     ``power_to_db(melspectrogram)``, dct type 2 ortho, no lifter), ``chroma_stft``
     (norm=inf) and ``onset.onset_strength`` (mean over mel bands, ``max_size=1``,
-    ``center=True``), all from librosa.feature / librosa.onset.
+    ``center=True``), all from librosa.feature / librosa.onset. Frames whose largest magnitude
+    is ``silence_db`` under the largest of all (``silent``) give centroid, bandwidth, roll-off,
+    contrast and chroma as an all-zero frame does.
     """
     freq = fft_frequencies(sr, n_fft)
     mel_bank = sparse_mel(sr, n_fft, n_mels)
     chroma_bank = chroma_filterbank(sr, n_fft, n_chroma, tuning)
     bands = contrast_bands(sr, n_fft, fmin, n_bands, quantile)
+    floor_ratio = amplitude_ratio(noise_floor_db)
     # [1, f, f^2] moments in float64: the bandwidth is sqrt(E[f^2] - E[f]^2).
     moment_basis = np.stack([np.ones_like(freq), freq, freq**2])
 
@@ -329,6 +339,7 @@ def analyze_spectrum(
     rolloff = np.empty(n_frames)
     valley = np.empty((n_frames, len(bands)))
     peak = np.empty((n_frames, len(bands)))
+    frame_peak = np.empty(n_frames, dtype=np.float32)
     mel = np.empty((n_frames, n_mels), dtype=np.float32)
     chroma = np.empty((n_frames, n_chroma), dtype=np.float32)
     band_power = np.zeros(n_bins)
@@ -348,15 +359,20 @@ def analyze_spectrum(
         threshold = roll_percent * cumulative[:, -1:]
         rolloff[start:stop] = freq[np.count_nonzero(cumulative < threshold, axis=1)]
 
+        frame_peak[start:stop] = magnitude.max(axis=1)
+        floor = frame_peak[start:stop, np.newaxis] * floor_ratio
         for k, (lo, hi, q) in enumerate(bands):
             ordered = np.sort(magnitude[:, lo:hi], axis=1)
-            valley[start:stop, k] = ordered[:, :q].mean(axis=1)
-            peak[start:stop, k] = ordered[:, -q:].mean(axis=1)
+            valley[start:stop, k] = np.maximum(ordered[:, :q], floor).mean(axis=1)
+            peak[start:stop, k] = np.maximum(ordered[:, -q:], floor).mean(axis=1)
 
         mel[start:stop] = mel_bank.apply(power)
         chroma[start:stop] = np.einsum("tf,cf->tc", power, chroma_bank)
         band_power += power.sum(axis=0, dtype=np.float64)
 
+    silent = frame_peak < frame_peak.max(initial=0.0) * amplitude_ratio(silence_db)
+    for values in (centroid, bandwidth, rolloff, valley, peak, chroma):
+        values[silent] = 0.0
     log_mel = power_to_db(mel, top_db)
     mfcc = np.einsum("tm,km->tk", log_mel, dct_matrix(n_mfcc, n_mels))
 
@@ -381,6 +397,7 @@ def analyze_spectrum(
         chroma=chroma_norm,
         onset_strength=onset_strength,
         band_power=band_power,
+        silent=silent,
     )
 
 
@@ -419,6 +436,17 @@ def rms(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
     frame_energy = _frame_totals(energy, 1 + len(y) // hop_length, frame_length, hop_length)
     result: np.ndarray = np.sqrt(frame_energy / frame_length)
     return result
+
+
+def amplitude_ratio(db: float) -> np.float32:
+    """``db`` under as an amplitude ratio, ``10 ** (-db / 20)``, in float32 (as the feature
+    graph has it)."""
+    return np.float32(10.0 ** (-db / 20.0))
+
+
+def noise_threshold(y: np.ndarray, floor_db: float) -> float:
+    """The level ``floor_db`` under the largest ``|y|`` (a float32 value)."""
+    return float(np.float32(np.abs(y).max(initial=0.0)) * amplitude_ratio(floor_db))
 
 
 def zero_crossing_rate(

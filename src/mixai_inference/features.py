@@ -34,7 +34,7 @@ from mixai_inference.loudness import (
 
 __all__ = ["FEATURE_CONFIG", "FEATURE_NAMES", "FEATURE_SCHEMA_VERSION", "extract_features"]
 
-FEATURE_SCHEMA_VERSION = "1.0"
+FEATURE_SCHEMA_VERSION = "2.0"
 
 #: Analysis parameters under librosa's own names (librosa 0.11 defaults unless noted), plus
 #: the few parameters of the non-librosa extras (``band_edges_hz``, ``stereo_gate_dbfs``).
@@ -57,6 +57,15 @@ FEATURE_CONFIG: MappingProxyType[str, Any] = MappingProxyType(
         "n_bands": 6,  # spectral_contrast: n_bands + 1 = 7 values
         "fmin": 200.0,  # spectral_contrast
         "quantile": 0.02,  # spectral_contrast
+        # detail this far (dB of amplitude) under its reference is a resampler's rounding
+        # noise, read as the floor: spectral_contrast's magnitudes, floored under their frame's
+        # largest; zero_crossing_rate's samples, zero under the signal's largest
+        "noise_floor_db": 100.0,
+        # frames whose largest magnitude is this far (dB) under the signal's largest are
+        # analysed as digital silence by the per-frame shape families (centroid, bandwidth,
+        # roll-off, contrast, chroma, zero crossings): a resampler's ringing and rounding there
+        # are not the music
+        "silence_db": 60.0,
         "n_chroma": 12,
         "tuning": 0.0,  # fixed (librosa would estimate it, slowly, from the spectrum)
         "frame_length": 2048,  # rms and zero_crossing_rate
@@ -206,10 +215,15 @@ def features_of_resampled(samples: np.ndarray, rate: int, y: np.ndarray) -> np.n
         fmin=cfg["fmin"],
         n_bands=cfg["n_bands"],
         quantile=cfg["quantile"],
+        noise_floor_db=cfg["noise_floor_db"],
+        silence_db=cfg["silence_db"],
         top_db=cfg["top_db"],
         lag=cfg["lag"],
     )
     onset = spectrum.onset_strength
+    zero_crossings = _spectral.zero_crossing_rate(
+        y, cfg["frame_length"], hop, _spectral.noise_threshold(y, cfg["noise_floor_db"])
+    )
     tempo_bpm = _rhythm.tempo(
         onset,
         target_sr,
@@ -242,7 +256,7 @@ def features_of_resampled(samples: np.ndarray, rate: int, y: np.ndarray) -> np.n
             _family_stats(spectrum.rolloff),
             _family_stats(onset),
             _family_stats(spectrum.contrast),
-            _family_stats(_spectral.zero_crossing_rate(y, cfg["frame_length"], hop)),
+            _family_stats(np.where(spectrum.silent, 0.0, zero_crossings)),
             _family_stats(_spectral.rms(y, cfg["frame_length"], hop)),
             _family_stats(beat_strength),
             _family_stats(spectrum.mfcc),

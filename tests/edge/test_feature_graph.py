@@ -107,46 +107,49 @@ def test_the_graph_resamples_like_soxr(rate: int, target: int) -> None:
     np.testing.assert_allclose(ours, expected, rtol=0, atol=2e-6)
 
 
+CONTRAST = [FEATURE_NAMES.index(n) for n in FEATURE_NAMES if n.startswith("spectral_contrast")]
+
+
+def assert_close(graph: np.ndarray, reference: np.ndarray, contrast_db: float = 0.01) -> None:
+    """Every family within tolerance but spectral contrast, within ``contrast_db``: a valley
+    next to the contrast floor, 100 dB under its frame's peak, still reads a little of the
+    resamplers' (or a float32 transform's) rounding noise. Without the floor (feature
+    schema 1.0) these deviations reached 4 dB (docs/features.md)."""
+    assert [m for m in outside_tolerance(graph, reference) if "spectral contrast" not in m] == []
+    assert np.abs(graph[CONTRAST] - reference[CONTRAST]).max() < contrast_db
+
+
 def test_own_resampling_on_music(graphs: FeatureGraphs) -> None:
-    """End to end (what a browser computes): every family within tolerance but spectral
-    contrast, whose valleys read the resamplers' float32 noise floor (docs/features.md)."""
+    """End to end: what a browser computes."""
     for sr in (44100, 48000):
         audio = music(sr, 8.0, seed=4)
-        graph, reference = graphs.features(audio, sr), extract_features(audio, sr)
-        misses = outside_tolerance(graph, reference)
-        assert [m for m in misses if "spectral contrast" not in m] == []
-        contrast = [
-            FEATURE_NAMES.index(n) for n in FEATURE_NAMES if n.startswith("spectral_contrast")
-        ]
-        assert np.abs(graph[contrast] - reference[contrast]).max() < 1.0
+        assert_close(graphs.features(audio, sr), extract_features(audio, sr))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["float64", "float32"])
 @pytest.mark.parametrize("stft", STFT_METHODS)
 def test_every_stft_implementation(stft: str, precision: str) -> None:
-    """DFT operator, factored matrices and the Conv basis agree; float32 transforms only
-    move the contrast valleys (their noise floor is 150 dB under each frame's peak)."""
+    """DFT operator, factored matrices and the Conv basis agree; float32 transforms too, their
+    noise floor being 150 dB under each frame's peak, under the contrast floor."""
     if stft == "conv" and precision == "float64":
         with pytest.raises(ValueError, match="float32 only"):
             build_feature_graph(stft, precision, resampled_input=True)  # type: ignore[arg-type]
         return
     variant = FeatureGraphs(build_feature_graph(stft, precision, resampled_input=True))  # type: ignore[arg-type]
     audio = music(44100, 8.0, seed=4)
-    misses = outside_tolerance(
-        variant.features(audio, 44100, soxr_mono(audio, 44100)), extract_features(audio, 44100)
-    )
+    graph = variant.features(audio, 44100, soxr_mono(audio, 44100))
+    reference = extract_features(audio, 44100)
     if precision == "float64":
-        assert misses == []
+        assert outside_tolerance(graph, reference) == []
     else:
-        assert [m for m in misses if "spectral contrast" not in m] == []
+        assert_close(graph, reference, contrast_db=0.05)
 
 
 def test_long_audio_spans_every_chunked_loop(graphs: FeatureGraphs) -> None:
     """30 s: several chunks of STFT frames, of resampling and of loudness blocks."""
     audio = music(48000, 30.0, seed=9)
-    misses = outside_tolerance(graphs.features(audio, 48000), extract_features(audio, 48000))
-    assert [m for m in misses if "spectral contrast" not in m] == []
+    assert_close(graphs.features(audio, 48000), extract_features(audio, 48000))
 
 
 def test_other_rates_are_refused(graphs: FeatureGraphs) -> None:

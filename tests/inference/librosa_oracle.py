@@ -14,6 +14,12 @@ def _columns(frames: np.ndarray) -> np.ndarray:
     return values.T if values.ndim == 2 else values[:, np.newaxis]
 
 
+def floored(magnitude: np.ndarray, floor_db: float) -> np.ndarray:
+    """A magnitude spectrogram ``(bins, frames)`` floored at ``floor_db`` below each frame's
+    largest value: what ``spectral_contrast`` reads (docs/features.md)."""
+    return np.maximum(magnitude, magnitude.max(axis=0, keepdims=True) * 10.0 ** (-floor_db / 20))
+
+
 def librosa_families(audio: np.ndarray, sr: int) -> dict[str, np.ndarray]:
     """Frame series ``(n_frames, n)`` of each family (and ``tempo_bpm``) from librosa."""
     cfg = FEATURE_CONFIG
@@ -45,10 +51,20 @@ def librosa_families(audio: np.ndarray, sr: int) -> dict[str, np.ndarray]:
         ),
         "spectral_flux": onset_envelope,
         "spectral_contrast": librosa.feature.spectral_contrast(
-            y=y, sr=rate, fmin=cfg["fmin"], n_bands=cfg["n_bands"], quantile=cfg["quantile"], **stft
+            S=floored(np.abs(librosa.stft(y, **stft)), cfg["noise_floor_db"]),
+            sr=rate,
+            fmin=cfg["fmin"],
+            n_bands=cfg["n_bands"],
+            quantile=cfg["quantile"],
+            n_fft=cfg["n_fft"],
+            hop_length=cfg["hop_length"],
         ),
         "zero_crossing_rate": librosa.feature.zero_crossing_rate(
-            y, frame_length=cfg["frame_length"], hop_length=cfg["hop_length"], center=cfg["center"]
+            y,
+            frame_length=cfg["frame_length"],
+            hop_length=cfg["hop_length"],
+            center=cfg["center"],
+            threshold=np.abs(y).max() * 10.0 ** (-cfg["noise_floor_db"] / 20),
         ),
         "rms": librosa.feature.rms(
             y=y,

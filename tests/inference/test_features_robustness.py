@@ -159,3 +159,35 @@ def test_random_signals_give_finite_deterministic_vectors(
     first = extract_features(audio, sr)
     _check_vector(first)
     np.testing.assert_array_equal(first, extract_features(audio.copy(), sr))
+
+
+SHAPE_FAMILIES = (
+    "spectral_centroid",
+    "spectral_bandwidth",
+    "spectral_rolloff",
+    "spectral_contrast",
+    "chroma",
+    "zero_crossing_rate",
+)
+
+
+def test_frames_60_db_under_the_loudest_are_analysed_as_silence() -> None:
+    """Music between stretches of noise 150 dB down (a resampler's ringing and rounding) gives
+    the per-frame shape families of music between digital silence; noise 40 dB down is
+    music's, not silence's."""
+    body = music(SR, DURATION_S)
+    gap = np.zeros((2, SR), dtype=np.float32)
+
+    def padded(level_db: float | None) -> dict[str, float]:
+        tail = gap if level_db is None else noise(SR, 1.0, rms_dbfs=level_db, seed=5)
+        return _named(extract_features(np.concatenate([tail, body, tail], axis=1), SR))
+
+    silent, residue, audible = padded(None), padded(-150.0), padded(-40.0)
+    shape = [name for name in FEATURE_NAMES if name.startswith(SHAPE_FAMILIES)]
+    assert len(shape) == 4 * (3 + 7 + 12 + 1)
+    # equal but for the frames that hold music too, which the noise touches at 1e-7
+    assert {name: residue[name] for name in shape} == pytest.approx(
+        {name: silent[name] for name in shape}, rel=1e-5, abs=1e-6
+    )
+    assert residue["rms_min"] != silent["rms_min"]  # the other families still see the noise
+    assert audible["spectral_centroid_min"] > 0.0 == silent["spectral_centroid_min"]

@@ -36,7 +36,13 @@ SIGNALS: dict[str, Callable[[], np.ndarray]] = {
 }
 
 # Parameters of FEATURE_CONFIG that are not arguments of a librosa function.
-NON_LIBROSA_KEYS = {"sample_rate", "band_edges_hz", "stereo_gate_dbfs"}
+NON_LIBROSA_KEYS = {
+    "sample_rate",
+    "band_edges_hz",
+    "stereo_gate_dbfs",
+    "noise_floor_db",
+    "silence_db",
+}
 
 
 def _feature_names(family: str, n_columns: int) -> list[list[str]]:

@@ -31,15 +31,18 @@ const ascii = (view: DataView, at: number, n: number): string =>
     ? ""
     : String.fromCharCode(...new Uint8Array(view.buffer, view.byteOffset + at, n));
 
-function wavRate(view: DataView): number | null {
-  // RIFF/RF64 chunks after the 12-byte header: the "fmt " chunk holds the rate at offset 4
+function wavFormatChunk(view: DataView): number | null {
+  // RIFF/RF64 chunks after the 12-byte header: where the "fmt " chunk starts
   for (let at = 12; at + 8 <= view.byteLength; ) {
     const size = view.getUint32(at + 4, true);
-    if (ascii(view, at, 4) === "fmt ") return view.getUint32(at + 12, true);
+    if (ascii(view, at, 4) === "fmt ") return at;
     at += 8 + size + (size % 2);
   }
   return null;
 }
+
+const isWav = (view: DataView, magic: string): boolean =>
+  (magic === "RIFF" || magic === "RF64") && ascii(view, 8, 4) === "WAVE";
 
 function aiffRate(view: DataView): number | null {
   for (let at = 12; at + 8 <= view.byteLength; ) {
@@ -55,10 +58,13 @@ function aiffRate(view: DataView): number | null {
   return null;
 }
 
+// "fLaC", then the STREAMINFO block: after min/max block and frame sizes, 20 bits of rate,
+// 3 of channels - 1 and 5 of bits per sample - 1
+const FLAC_RATE_AT = 8 + 10;
+
 function flacRate(view: DataView): number | null {
-  // "fLaC", then the STREAMINFO block: its rate is the 20 bits after min/max block and frame sizes
-  if (view.byteLength < 8 + 18 + 3) return null;
-  const at = 8 + 10;
+  if (view.byteLength < FLAC_RATE_AT + 3) return null;
+  const at = FLAC_RATE_AT;
   return (view.getUint8(at) << 12) | (view.getUint8(at + 1) << 4) | (view.getUint8(at + 2) >> 4);
 }
 
@@ -96,13 +102,55 @@ export function headerSampleRate(bytes: ArrayBuffer): number | null {
   const view = new DataView(bytes);
   const magic = ascii(view, 0, 4);
   try {
-    if ((magic === "RIFF" || magic === "RF64") && ascii(view, 8, 4) === "WAVE") return wavRate(view);
+    if (isWav(view, magic)) {
+      const fmt = wavFormatChunk(view);
+      return fmt === null ? null : view.getUint32(fmt + 12, true);
+    }
     if (magic === "FORM" && ["AIFF", "AIFC"].includes(ascii(view, 8, 4))) return aiffRate(view);
     if (magic === "fLaC") return flacRate(view);
     if (magic === "OggS") return oggRate(view);
     return mp3Rate(view);
   } catch {
     return null; // a header cut short: let the decoder say what is wrong
+  }
+}
+
+/** The bits per sample of a WAV's or FLAC's integer samples, or null (other formats, float WAV). */
+export function headerIntegerBits(bytes: ArrayBuffer): number | null {
+  const view = new DataView(bytes);
+  const magic = ascii(view, 0, 4);
+  try {
+    if (isWav(view, magic)) {
+      const fmt = wavFormatChunk(view);
+      if (fmt === null) return null;
+      // 1: PCM; 0xfffe: extensible, whose sub-format a float file also declares with 32 bits
+      const format = view.getUint16(fmt + 8, true);
+      return format === 1 || format === 0xfffe ? view.getUint16(fmt + 22, true) : null;
+    }
+    if (magic === "fLaC" && view.byteLength >= FLAC_RATE_AT + 4) {
+      const at = FLAC_RATE_AT + 2;
+      return (((view.getUint8(at) & 1) << 4) | (view.getUint8(at + 1) >> 4)) + 1;
+    }
+  } catch {
+    // a header cut short: nothing to correct
+  }
+  return null;
+}
+
+/**
+ * 16-bit samples as libsndfile (and so mixai_inference) reads them, k / 32768, in place.
+ * Chromium's decoder divides positive samples by 32767 instead
+ * (media::SignedInt16SampleTypeTraits), an asymmetric distortion 90 dB down that moves
+ * features reading quiet detail (spectral contrast, MFCC minima). A decoder that already
+ * gives multiples of 1 / 32768 is left alone.
+ */
+export function int16AsLibsndfile(channels: readonly Float32Array[]): void {
+  const asymmetric = channels.some((c) => c.some((v) => v > 0 && !Number.isInteger(v * 32768)));
+  if (!asymmetric) return;
+  for (const channel of channels) {
+    for (let i = 0; i < channel.length; i++) {
+      if (channel[i] > 0) channel[i] = Math.round(channel[i] * 32767) / 32768;
+    }
   }
 }
 
@@ -180,6 +228,7 @@ export async function decodeAudio(
     );
   }
   const channels = Array.from({ length: buffer.numberOfChannels }, (_, c) => buffer.getChannelData(c));
+  if (headerIntegerBits(bytes) === 16 && sampleRate === fileSampleRate) int16AsLibsndfile(channels);
   checkAudio(channels, sampleRate, what);
   return { channels, sampleRate, fileSampleRate };
 }

@@ -3,7 +3,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { AudioError, checkAudio, decodingRate, headerSampleRate, interleaveRows } from "../src/audio.ts";
+import {
+  AudioError,
+  checkAudio,
+  decodingRate,
+  headerIntegerBits,
+  headerSampleRate,
+  int16AsLibsndfile,
+  interleaveRows,
+} from "../src/audio.ts";
 
 function bytes(build: (view: DataView) => void, size: number): ArrayBuffer {
   const buffer = new ArrayBuffer(size);
@@ -13,7 +21,7 @@ function bytes(build: (view: DataView) => void, size: number): ArrayBuffer {
 const put = (view: DataView, at: number, text: string) =>
   [...text].forEach((c, i) => view.setUint8(at + i, c.charCodeAt(0)));
 
-function wav(rate: number, withListChunk = false): ArrayBuffer {
+function wav(rate: number, withListChunk = false, format = 1, bits = 16): ArrayBuffer {
   return bytes((v) => {
     put(v, 0, "RIFF");
     put(v, 8, "WAVE");
@@ -28,6 +36,8 @@ function wav(rate: number, withListChunk = false): ArrayBuffer {
     v.setUint16(at + 8, 1, true);
     v.setUint16(at + 10, 2, true);
     v.setUint32(at + 12, rate, true);
+    v.setUint16(at + 8, format, true);
+    v.setUint16(at + 22, bits, true);
   }, 80);
 }
 
@@ -37,6 +47,36 @@ test("WAV, RF64 and chunks before fmt", () => {
   const rf64 = wav(48000);
   put(new DataView(rf64), 0, "RF64");
   assert.equal(headerSampleRate(rf64), 48000);
+});
+
+test("integer bits per sample of WAV (PCM, extensible) and FLAC; null for float and others", () => {
+  assert.equal(headerIntegerBits(wav(44100)), 16);
+  assert.equal(headerIntegerBits(wav(44100, true, 0xfffe, 24)), 24);
+  assert.equal(headerIntegerBits(wav(44100, false, 3, 32)), null); // IEEE float
+  const flac = bytes((v) => {
+    put(v, 0, "fLaC");
+    v.setUint8(20, 0x02); // channels - 1 = 1 (bits 3..1), bits - 1 = 15 = 0b01111: 0 here
+    v.setUint8(21, 0xf0); // and 0b1111 in the high nibble
+  }, 42);
+  assert.equal(headerIntegerBits(flac), 16);
+  const flac24 = bytes((v) => {
+    put(v, 0, "fLaC");
+    v.setUint8(20, 0x03);
+    v.setUint8(21, 0x70); // bits - 1 = 23 = 0b10111
+  }, 42);
+  assert.equal(headerIntegerBits(flac24), 24);
+  assert.equal(headerIntegerBits(new ArrayBuffer(10)), null);
+});
+
+test("16-bit samples decoded as k / 32767 when positive become libsndfile's k / 32768", () => {
+  const ks = [0, 1, -1, 8, -8, 16384, -16384, 32767, -32768];
+  const chromium = Float32Array.from(ks, (k) => (k > 0 ? k / 32767 : k / 32768));
+  const channels = [chromium, Float32Array.from(chromium)];
+  int16AsLibsndfile(channels);
+  const libsndfile = Float32Array.from(ks, (k) => k / 32768);
+  for (const channel of channels) assert.deepEqual(channel, libsndfile);
+  int16AsLibsndfile(channels); // already k / 32768: left alone
+  assert.deepEqual(channels[0], libsndfile);
 });
 
 test("FLAC STREAMINFO", () => {

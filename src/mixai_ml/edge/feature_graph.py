@@ -41,6 +41,7 @@ from onnx import helper
 
 from mixai_inference import FEATURE_CONFIG, FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from mixai_inference._spectral import (
+    amplitude_ratio,
     chroma_filterbank,
     contrast_bands,
     dct_matrix,
@@ -106,6 +107,7 @@ def _spectral_frames(sr: int, cfg: dict[str, Any]) -> tuple[FrameFunction, list[
     n_fft = cfg["n_fft"]
     freq = fft_frequencies(sr, n_fft).astype(np.float32)
     bands = contrast_bands(sr, n_fft, cfg["fmin"], cfg["n_bands"], cfg["quantile"])
+    floor_ratio = amplitude_ratio(cfg["noise_floor_db"])
     band_of_bin = np.searchsorted(cfg["band_edges_hz"], fft_frequencies(sr, n_fft), side="right")
     band_indicator = np.eye(3, dtype=np.float32)[band_of_bin]  # (n_bins, 3)
     mel_t = np.ascontiguousarray(mel_filterbank(sr, n_fft, cfg["n_mels"]).T)
@@ -126,11 +128,13 @@ def _spectral_frames(sr: int, cfg: dict[str, Any]) -> tuple[FrameFunction, list[
         rolloff = b.Mul(below, float(sr / n_fft))
         valleys: list[str] = []
         peaks: list[str] = []
+        frame_peak = b.ReduceMax(magnitude, axis1, keepdims=1)
+        floor = b.Mul(frame_peak, floor_ratio)
         for lo, hi, q in bands:
             band = take(b, magnitude, lo, hi, axis=1)
             for largest, out in ((0, valleys), (1, peaks)):
                 top = b.TopK(band, vec(b, q), axis=1, largest=largest, outputs=2)[0]
-                out.append(b.ReduceMean(top, axis1, keepdims=1))
+                out.append(b.ReduceMean(b.Max(top, floor), axis1, keepdims=1))
         rms = b.Sqrt(b.Div(energy, float(cfg["frame_length"])))
         return [
             centroid,
@@ -142,16 +146,18 @@ def _spectral_frames(sr: int, cfg: dict[str, Any]) -> tuple[FrameFunction, list[
             b.MatMul(power, b.const(chroma_t)),
             b.MatMul(power, b.const(band_indicator)),
             rms,
+            frame_peak,
         ]
 
     n_bands = len(bands)
-    return per_frame, [1, 1, 1, n_bands, n_bands, cfg["n_mels"], cfg["n_chroma"], 3, 1]
+    return per_frame, [1, 1, 1, n_bands, n_bands, cfg["n_mels"], cfg["n_chroma"], 3, 1, 1]
 
 
-def _zero_crossing_rate(g: Graph, y: str, frame_length: int, hop: int) -> str:
-    """``librosa.feature.zero_crossing_rate(y, frame_length, hop, center=True)`` ``(T, 1)``:
-    sign changes between consecutive samples of ``y`` inside each centred frame."""
-    negative = g.Less(y, -1e-10)
+def _zero_crossing_rate(g: Graph, y: str, threshold: str, frame_length: int, hop: int) -> str:
+    """``librosa.feature.zero_crossing_rate(y, frame_length, hop, center=True, threshold)``
+    ``(T, 1)``: sign changes between consecutive samples of ``y`` inside each centred frame,
+    samples within ``threshold`` of 0 counting as positive."""
+    negative = g.Less(y, g.Neg(threshold))
     n = dim(g, y, 0)
     changes = g.Cast(g.Xor(take(g, negative, 1, n), take(g, negative, 0, -1)), to=FLOAT)
     hops_per_frame = frame_length // hop
@@ -212,8 +218,15 @@ def build_feature_graph(
         precision=precision,
         per_frame=per_frame,
     )
-    (centroid, bandwidth, rolloff, valley, peak, mel, chroma, band_frames, rms) = g.Split(
-        values, vec(g, *widths), axis=1, outputs=len(widths)
+    (centroid, bandwidth, rolloff, valley, peak, mel, chroma, band_frames, rms, frame_peak) = (
+        g.Split(values, vec(g, *widths), axis=1, outputs=len(widths))
+    )
+    # frames silence_db under the loudest: the shape families of an all-zero frame
+    loudest = g.ReduceMax(frame_peak, keepdims=0)
+    silent = g.Less(frame_peak, g.Mul(loudest, amplitude_ratio(cfg["silence_db"])))
+    shapes = (centroid, bandwidth, rolloff, valley, peak, chroma)
+    centroid, bandwidth, rolloff, valley, peak, chroma = (
+        g.Where(silent, 0.0, series) for series in shapes
     )
     contrast = g.Sub(power_to_db(g, peak, cfg["top_db"]), power_to_db(g, valley, cfg["top_db"]))
     log_mel = power_to_db(g, mel, cfg["top_db"])
@@ -233,7 +246,8 @@ def build_feature_graph(
         power_db(g, g.Div(band_power, g.Max(total_power, TINY32))),
         PEAK_FLOOR_DB,
     )
-    zcr = _zero_crossing_rate(g, y, cfg["frame_length"], hop)
+    threshold = g.Mul(g.ReduceMax(g.Abs(y), keepdims=0), amplitude_ratio(cfg["noise_floor_db"]))
+    zcr = g.Where(silent, 0.0, _zero_crossing_rate(g, y, threshold, cfg["frame_length"], hop))
 
     tempo_bpm, lag = _rhythm.tempo(g, onset, sr, hop, cfg)
     beats, keep = _rhythm.beat_frames(g, onset, lag, cfg["tightness"])
