@@ -37,18 +37,17 @@ from typing import Any
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "inference"), str(ROOT / "tests" / "edge")]
+sys.path[:0] = [str(ROOT / "tests" / d) for d in ("inference", "edge", "")]
 
 from synthetic_audio import music  # noqa: E402
 from web_support import (  # noqa: E402
-    CHROMIUM,
-    CHROMIUM_ARGS,
     DECODE_JS,
     as_js_bytes,
     build_web_app,
     static_server,
 )
 
+from browser_support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from mixai_inference import FEATURE_SCHEMA_VERSION, Predictor, extract_features  # noqa: E402
 from mixai_inference.audio import load_audio  # noqa: E402
 from mixai_inference.bundle import Manifest, read_manifest, write_bundle  # noqa: E402
