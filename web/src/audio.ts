@@ -224,7 +224,7 @@ export async function decodeAudio(
     throw new AudioError(
       "UnsupportedFormatError",
       `${what} could not be decoded (${(error as Error).message || error}); accepted: ` +
-        "WAV, FLAC, OGG Vorbis/Opus, MP3, AIFF",
+        "WAV, FLAC, OGG Vorbis/Opus, MP3 (AIFF where the browser decodes it: not Chromium)",
     );
   }
   const channels = Array.from({ length: buffer.numberOfChannels }, (_, c) => buffer.getChannelData(c));
