@@ -37,7 +37,8 @@ __all__ = ["FEATURE_CONFIG", "FEATURE_NAMES", "FEATURE_SCHEMA_VERSION", "extract
 FEATURE_SCHEMA_VERSION = "2.0"
 
 #: Analysis parameters under librosa's own names (librosa 0.11 defaults unless noted), plus
-#: the few parameters of the non-librosa extras (``band_edges_hz``, ``stereo_gate_dbfs``).
+#: the few parameters of the non-librosa extras (``band_edges_hz``, ``stereo_gate_dbfs``) and
+#: of schema 2.0's floors (``noise_floor_db``, ``silence_db``).
 FEATURE_CONFIG: MappingProxyType[str, Any] = MappingProxyType(
     {
         "sample_rate": 22050,  # soxr "HQ" resampling of the mono downmix
