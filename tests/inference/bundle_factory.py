@@ -203,12 +203,21 @@ def model_entry(
     )
 
 
-def default_bias(task: str, k: int) -> np.ndarray:
-    if task == MASTER_REG:
-        return master_bias(k)
-    if task == PRESET_CLS:
-        return preset_bias(k)
+def confidence_bias(k: int) -> np.ndarray:
+    """A probability that identifies version ``k``: ``0.5 + 0.01 k`` (k < 50)."""
     return np.array([0.5 + 0.01 * k])
+
+
+BIAS_OF_KIND = {
+    "regression": master_bias,
+    "classification": preset_bias,
+    "probability": confidence_bias,
+}
+
+
+def default_bias(task: str, k: int) -> np.ndarray:
+    """The bias that identifies version ``k`` of ``task``, by the task's kind."""
+    return BIAS_OF_KIND[task_spec(task).kind](k)
 
 
 def build_bundle(

@@ -277,13 +277,16 @@ EXPERIMENTS = {
 }
 
 
+VERSIONS = {MASTER_REG: MASTER_VERSIONS, PRESET_CLS: PRESET_VERSIONS}
+
+
 def expected_version(task: str, user: str) -> str:
-    experiment = EXPERIMENTS["exp-master" if task == MASTER_REG else "exp-preset"]
+    experiment = next(e for e in EXPERIMENTS.values() if e.task == task)
     variant = assign_variant(
         user, experiment.experiment_id, experiment.weights, experiment.coverage
     )
     if variant is None:  # outside the experiment: the active version
-        return "m0" if task == MASTER_REG else "p0"
+        return VERSIONS[task][0]
     return str(experiment.variants[variant])
 
 
@@ -292,7 +295,7 @@ def test_eight_threads_with_eight_versions_and_five_sessions(
 ) -> None:
     path = build_bundle(
         tmp_path / "bundle",
-        {MASTER_REG: MASTER_VERSIONS, PRESET_CLS: PRESET_VERSIONS},
+        VERSIONS,
         experiments=EXPERIMENTS,
     )
     predictor = open_bundle(path, max_sessions=5, route_cache_size=64)
