@@ -115,7 +115,10 @@ def note_covariates(connection: Connection) -> None:
         connection.execute(text("ANALYZE ab_touched"))
 
 
-_TOUCHED_EXPERIMENTS = "SELECT experiment_id FROM ab_touched WHERE metric = :metric"
+_UNCAPPED_TOUCHED = """
+SELECT DISTINCT experiment_id FROM ab_touched
+WHERE metric = :metric
+  AND experiment_id NOT IN (SELECT experiment_id FROM ab_metric_caps WHERE metric = :metric)"""
 
 
 def _fix_caps(
@@ -140,9 +143,13 @@ def _fix_caps(
             "AND m.experiment_id NOT IN "
             "(SELECT experiment_id FROM ab_metric_caps WHERE metric = :metric)"
         )
+        ids = list(experiment_ids or [])
         if touched:
-            scope += f" AND m.experiment_id IN ({_TOUCHED_EXPERIMENTS})"
-        elif experiment_ids is not None:
+            # usually none: the pre-period quantile is read only where a cap is missing
+            ids = list(connection.execute(text(_UNCAPPED_TOUCHED), {"metric": metric}).scalars())
+            if not ids:
+                continue
+        if touched or experiment_ids is not None:
             scope += " AND m.experiment_id IN :ids"
         found = connection.execute(
             statement(
@@ -151,7 +158,7 @@ def _fix_caps(
                 metric=metric,
                 quantile=cap.pre_period_quantile,
                 hi=hi,
-                ids=list(experiment_ids or []),
+                ids=ids,
             )
         ).all()
         if not found:

@@ -25,7 +25,7 @@ from mixai_ml.ab.store.sql import (
     OPEN_TABLES,
     TOUCHED_USERS,
     Delta,
-    ensure_sqlite_math,
+    prepare_sqlite,
     statement,
 )
 from mixai_ml.ab.store.state import (
@@ -63,7 +63,7 @@ def refresh_statistics(
     delta = Delta(settings, engine.dialect.name)
     definition = settings.statistics_definition()
     with engine.begin() as connection:
-        ensure_sqlite_math(connection)
+        prepare_sqlite(connection)
         state = read_state(connection)
         if state is None or state.definition != definition or settings.statistics.rebuild:
             why = (
@@ -120,7 +120,7 @@ def forget_users(connection: Connection, user_ids: Sequence[str], settings: AbSe
     state = read_state(connection)
     if state is None or not user_ids:
         return
-    ensure_sqlite_math(connection)
+    prepare_sqlite(connection)
     delta = Delta(settings, connection.dialect.name)
     hi = state.folded_before
     for start in range(0, len(user_ids), 500):
