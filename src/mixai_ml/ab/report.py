@@ -148,10 +148,10 @@ def experiment_figure(rows: pd.DataFrame, path: pd.DataFrame, settings: AbSettin
     panels = 2 if not path.empty else 1
     width, height = 5.0 + 5.0 * panels, 1.4 + 0.4 * max(len(rows), 4)
     figure = Figure(figsize=(width, height))
-    figure.subplots_adjust(  # margins in inches: 2.8 for the metric labels, 0.9 below
+    figure.subplots_adjust(  # margins in inches: 2.8 for the metric labels, 0.6 below
         left=2.8 / width,
         right=1 - 0.2 / width,
-        bottom=0.9 / height,
+        bottom=0.6 / height,
         top=1 - 0.45 / height,
         wspace=0.35,
     )
