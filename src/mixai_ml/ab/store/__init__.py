@@ -25,7 +25,8 @@ tables hold: those recorded before it. A refresh *folds* the days from there up 
 ``recorded_at``), computes each one's contribution from all their rows before and after the new
 days, and adds the difference (new − old) to the sums. The cost is proportional to the new rows
 and their users' history, not to the tables. Today's rows (and those of the last
-``lookback_days`` days) are added the same way in memory without being stored. A variant counts
+``lookback_days`` days) are added the same way inside a savepoint, read, and rolled back:
+never stored. A variant counts
 from the user's ``assigned_at``.
 
 **Late rows.** Each refresh recounts the raw rows of the last ``late_check_days`` stored days;

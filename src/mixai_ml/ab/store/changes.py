@@ -15,7 +15,6 @@ from mixai_ml.ab.store.sql import (
     EARLIEST,
     EMPTIED,
     IN_WINDOW,
-    OPEN_TABLES,
     PRE_CAPS_SQL,
     TOUCHED_USERS,
     Delta,
@@ -67,14 +66,14 @@ def add_into(
 
 
 def insert_into(
-    connection: Connection, table: str, select_sql: str, params: dict[str, Any], into: str = ""
+    connection: Connection, table: str, select_sql: str, params: dict[str, Any]
 ) -> None:
-    """Insert the rows of ``select_sql`` (sums shaped like ``table``'s) into ``into or table``."""
+    """Insert the rows of ``select_sql`` (sums shaped like ``table``'s) into ``table``."""
     keys, sums = _columns(table)
     names = ", ".join((*keys, *sums))
     connection.execute(
         statement(
-            f"INSERT INTO {into or table} ({names}) SELECT {names} FROM ({select_sql}) change",
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM ({select_sql}) change",
             **params,
         )
     )
@@ -213,26 +212,26 @@ def rebuild(
             insert_into(connection, table, sql, params)
 
 
-def apply_window(
+def touch_window(
     connection: Connection,
     delta: Delta,
     settings: AbSettings,
     lo: datetime,
     hi: datetime,
     now: datetime,
-    store: bool,
 ) -> None:
-    """Add the rows recorded in ``[lo, hi)``: to the stored sums, or to the ``ab_open_*`` tables."""
+    """Find the users with rows recorded in ``[lo, hi)`` (``ab_touched``) and fix the pre-period
+    caps their rows complete, rebuilding the experiments whose stored sums lacked them."""
     _fill_touched(connection, lo, hi)
     recapped = _fix_caps(connection, settings, hi, now, None, touched=True)
     if recapped:
         logger.info("rebuilding %d experiments whose pre-period cap was just fixed", len(recapped))
         rebuild(connection, delta, settings, lo, now, sorted(recapped))
+
+
+def add_window(connection: Connection, delta: Delta, lo: datetime, hi: datetime) -> None:
+    """Add the change that the touched users' rows recorded in ``[lo, hi)`` make to the sums."""
     params = delta.params(lo, hi, None)
     for table, sql in delta.window(lo, hi):
-        if sql is None:
-            continue
-        if store:
+        if sql is not None:
             add_into(connection, table, sql, params)
-        else:
-            insert_into(connection, table, sql, params, into=OPEN_TABLES[table])

@@ -1,5 +1,5 @@
-"""Every experiment's sums (stored plus open days), read as the small frames of
-:class:`AbStatistics`."""
+"""Every experiment's sums, read as the small frames of :class:`AbStatistics` (inside the
+refresh's savepoint, the stored sums include the open days)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pandas as pd
 from sqlalchemy import Connection, inspect, text
 
 from mixai_ml.ab.config import AbSettings
-from mixai_ml.ab.store.sql import OPEN_TABLES, literal, statement
-from mixai_ml.db.ab_store_tables import AB_HISTOGRAM_SUMS, AB_METRIC_SUMS
+from mixai_ml.ab.store.sql import literal, statement
+from mixai_ml.db.ab_store_tables import AB_METRIC_SUMS
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,8 @@ class AbStatistics:
             bins near each configured quantile, sorted by the keys.
         caps: ``experiment_id, metric, cap, pre_users`` (pre-period caps).
         designs: ``experiment_id, weights`` (JSON) from ``ab_experiments``, when it exists.
-        folded_before: Rows recorded before this are stored; later ones were added in memory.
+        folded_before: Rows recorded before this are stored; later ones were added for the read
+            only (the open days).
     """
 
     assignments: pd.DataFrame
@@ -43,14 +44,9 @@ class AbStatistics:
 # --- reading -----------------------------------------------------------------------------------
 
 
-def _both(table: str) -> str:
-    """The stored rows and the open days' changes of ``table``."""
-    return f"(SELECT * FROM {table} UNION ALL SELECT * FROM {OPEN_TABLES[table]}) both_parts"
-
-
 _ORIGINAL_ALLOCATION = (
     "(SELECT experiment_id, variant, day, n_assigned "
-    f"FROM {_both('ab_assignment_daily')} "
+    "FROM ab_assignment_daily "
     "UNION ALL SELECT experiment_id, variant, assigned_day, n_purged "
     "FROM ab_purged_assignments) assigned"
 )
@@ -79,8 +75,8 @@ def _share_window(q: float) -> str:
 
 
 def _histogram_read(settings: AbSettings) -> str:
-    """The bins near each configured quantile, with within-group cumulative sums (window SQL):
-    a few dozen rows per group however wide the histogram."""
+    """The bins near each configured quantile, with within-group cumulative sums (window SQL in
+    the key's order, no sort): a few dozen rows per group however wide the histogram."""
     keys = "experiment_id, variant, metric"
     windows = [
         f"(metric = {literal(spec.rows)} AND {_share_window(float(spec.quantile or 0.5))})"
@@ -88,22 +84,23 @@ def _histogram_read(settings: AbSettings) -> str:
         if spec.kind == "quantile"
     ]
     return f"""
-WITH merged AS (
-  SELECT {keys}, bin, {_sums(AB_HISTOGRAM_SUMS)}
-  FROM {_both("ab_metric_histogram")}
-  GROUP BY {keys}, bin
-  HAVING SUM(n_rows) <> 0
-),
-cumulative AS (
+WITH cumulative AS (
   SELECT {keys}, bin, n_rows,
          SUM(n_rows) OVER upto AS cum_rows, SUM(sq_rows) OVER upto AS cum_sq,
-         SUM(cross_rows) OVER upto AS cum_cross, SUM(n_rows) OVER whole AS total_rows
-  FROM merged
-  WINDOW upto AS (PARTITION BY {keys} ORDER BY bin ROWS UNBOUNDED PRECEDING),
-         whole AS (PARTITION BY {keys})
+         SUM(cross_rows) OVER upto AS cum_cross
+  FROM ab_metric_histogram
+  WINDOW upto AS (PARTITION BY {keys} ORDER BY bin ROWS UNBOUNDED PRECEDING)
+),
+totals AS (
+  SELECT experiment_id AS total_experiment, variant AS total_variant, metric AS total_metric,
+         SUM(n_rows) AS total_rows
+  FROM ab_metric_histogram
+  GROUP BY {keys}
 )
 SELECT {keys}, bin, {", ".join(HISTOGRAM_COLUMNS)}
 FROM cumulative
+JOIN totals ON total_experiment = experiment_id AND total_variant = variant
+ AND total_metric = metric
 WHERE {" OR ".join(windows) or "1 = 0"}
 ORDER BY {keys}, bin"""
 
@@ -115,16 +112,15 @@ def read_statistics(
     primary_sources = sorted({s.rows for s in settings.metrics.values() if s.role == "primary"})
     totals = pd.read_sql(
         text(
-            f"SELECT {metric_keys}, {_sums(AB_METRIC_SUMS)} FROM {_both('ab_metric_daily')} "
-            f"GROUP BY {metric_keys} HAVING SUM(n) <> 0 ORDER BY {metric_keys}"
+            f"SELECT {metric_keys}, {_sums(AB_METRIC_SUMS)} FROM ab_metric_daily "
+            f"GROUP BY {metric_keys} ORDER BY {metric_keys}"
         ),
         connection,
     )
     daily = pd.read_sql(
         statement(
-            f"SELECT {metric_keys}, day, {_sums(AB_METRIC_SUMS)} FROM {_both('ab_metric_daily')} "
-            f"WHERE metric IN :ids GROUP BY {metric_keys}, day HAVING SUM(n) <> 0 "
-            f"ORDER BY {metric_keys}, day",
+            f"SELECT {metric_keys}, day, {', '.join(AB_METRIC_SUMS)} FROM ab_metric_daily "
+            f"WHERE metric IN :ids ORDER BY {metric_keys}, day",
             ids=primary_sources or [""],
         ),
         connection,

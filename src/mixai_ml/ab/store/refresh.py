@@ -11,10 +11,10 @@ from sqlalchemy import Connection, Engine, text
 from mixai_ml.ab.config import AbSettings
 from mixai_ml.ab.store.changes import (
     add_into,
-    apply_window,
-    fresh_temporary,
+    add_window,
     note_covariates,
     rebuild,
+    touch_window,
     touched_table,
 )
 from mixai_ml.ab.store.read import AbStatistics, read_statistics
@@ -22,7 +22,6 @@ from mixai_ml.ab.store.sql import (
     ASSIGNMENT_SUMS_SQL,
     EARLIEST,
     LATEST,
-    OPEN_TABLES,
     TOUCHED_USERS,
     Delta,
     prepare_sqlite,
@@ -50,8 +49,8 @@ def refresh_statistics(
     """Bring the stored sums up to ``today − lookback_days`` and read every experiment's sums.
 
     One transaction: fold the complete days not yet stored (or rebuild, see the module
-    docstring), then add the open days in memory and read the totals. Concurrent refreshes
-    serialise on the state row.
+    docstring), then add the open days inside a savepoint, read the sums and roll the open
+    days back. Concurrent refreshes serialise on the state row.
 
     Args:
         engine: The application database (migrated).
@@ -92,20 +91,18 @@ def refresh_statistics(
                 logger.info(
                     "folding A/B rows recorded from %s to %s", folded.date(), horizon.date()
                 )
-                apply_window(connection, delta, settings, folded, horizon, now, store=True)
+                touch_window(connection, delta, settings, folded, horizon, now)
+                add_window(connection, delta, folded, horizon)
                 folded = horizon
         if rebuilt or state is None or folded != state.folded_before:
             record_folded(connection, folded, settings)
         write_state(connection, folded, definition, now, rebuilt)
-        for table, open_table in OPEN_TABLES.items():
-            fresh_temporary(
-                connection,
-                open_table,
-                f"CREATE TEMPORARY TABLE {open_table} AS SELECT * FROM {table} WHERE 1 = 0",
-            )
-        apply_window(connection, delta, settings, folded, LATEST, now, store=False)
+        touch_window(connection, delta, settings, folded, LATEST, now)
+        open_days = connection.begin_nested()  # the open days' rows: added, read, taken out
+        add_window(connection, delta, folded, LATEST)
         statistics = read_statistics(connection, settings, folded)
-        for name in (*OPEN_TABLES.values(), "ab_touched", "ab_touched_pre"):
+        open_days.rollback()
+        for name in ("ab_touched", "ab_touched_pre"):
             connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
     return statistics
 

@@ -299,14 +299,6 @@ def prepare_sqlite(connection: Connection) -> None:
             raw.create_function(name, 1, function, deterministic=True)
 
 
-# Where a refresh adds the open days (today and the last ``lookback_days``), never stored.
-OPEN_TABLES = {
-    "ab_metric_daily": "ab_open_metric",
-    "ab_metric_histogram": "ab_open_histogram",
-    "ab_assignment_daily": "ab_open_assignment",
-}
-
-
 class Delta:
     """SQL producing the change of every sum between two states of the raw tables."""
 
