@@ -211,6 +211,14 @@ def test_srm_chi_square_known_answers() -> None:
     assert (
         srm_p_value({"control": 9000, "treatment": 1000}, {"control": 90, "treatment": 10}) == 1.0
     )
+    # three variants, 2:1:1, against scipy's goodness-of-fit test
+    counts, weights = (
+        {"control": 5020, "fast": 2410, "slow": 2570},
+        {"control": 2, "fast": 1, "slow": 1},
+    )
+    oracle = sps.chisquare([5020, 2410, 2570], [5000, 2500, 2500]).pvalue
+    assert srm_p_value(counts, weights) == pytest.approx(oracle, rel=1e-12)
+    assert 0.01 < oracle < 0.2  # a value in the informative range, not 0 or 1
     # users in a variant that is not configured
     assert srm_p_value({"control": 10, "rogue": 1}, {"control": 1, "treatment": 1}) == 0.0
     with pytest.raises(ValueError, match="non-negative"):

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import special, stats
+from scipy import special
 
 from mixai_ml.ab.stats import FloatArray
 
@@ -56,7 +56,9 @@ def srm_p_value(counts: Mapping[str, int], weights: Mapping[str, float]) -> floa
         return 1.0
     share = np.array([weights[name] for name in names], dtype=float)
     expected = observed.sum() * share / share.sum()
-    return float(stats.chisquare(observed, expected).pvalue)
+    chi_square = float(((observed - expected) ** 2 / expected).sum())
+    # the ufunc directly: stats.chisquare costs 0.5 ms a call, a platform has thousands of them
+    return float(special.chdtrc(len(names) - 1, chi_square))
 
 
 def sequential_srm_p_values(
