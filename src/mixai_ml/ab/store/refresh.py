@@ -24,7 +24,7 @@ from mixai_ml.ab.store.sql import (
     LATEST,
     TOUCHED_USERS,
     Delta,
-    prepare_sqlite,
+    prepare_connection,
     statement,
 )
 from mixai_ml.ab.store.state import (
@@ -62,7 +62,7 @@ def refresh_statistics(
     delta = Delta(settings, engine.dialect.name)
     definition = settings.statistics_definition()
     with engine.begin() as connection:
-        prepare_sqlite(connection)
+        prepare_connection(connection)
         state = read_state(connection)
         if state is None or state.definition != definition or settings.statistics.rebuild:
             why = (
@@ -117,7 +117,7 @@ def forget_users(connection: Connection, user_ids: Sequence[str], settings: AbSe
     state = read_state(connection)
     if state is None or not user_ids:
         return
-    prepare_sqlite(connection)
+    prepare_connection(connection)
     delta = Delta(settings, connection.dialect.name)
     hi = state.folded_before
     for start in range(0, len(user_ids), 500):

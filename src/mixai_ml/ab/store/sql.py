@@ -284,10 +284,20 @@ def _experiments_filter(column: str, experiment_ids: Sequence[str] | None) -> st
     return "" if experiment_ids is None else f"AND {column} IN :ids"
 
 
-def prepare_sqlite(connection: Connection) -> None:
-    """On SQLite: sort with a worker thread per core (the sums' GROUP BYs sort millions of
-    per-user rows) and, in builds without the math functions, use Python's (slower, same
-    results). Nothing on other databases."""
+def prepare_connection(connection: Connection) -> None:
+    """Settings for the sums' statements, for this connection (SQLite) or transaction (PG).
+
+    SQLite sorts with a worker thread per core (the GROUP BYs sort millions of per-user rows)
+    and, in builds without the math functions, uses Python's (slower, same results).
+    PostgreSQL sorts a day's touched users in memory, and does not memoize the per-user index
+    lookups: the planner expects a few rows per user where each lookup is a miss (0.5 s of a
+    3.8 s fold at platform scale).
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        if (connection.dialect.server_version_info or (0,)) >= (14,):
+            connection.exec_driver_sql("SET LOCAL enable_memoize = off")
+        return
     if connection.dialect.name != "sqlite":
         return
     connection.exec_driver_sql(f"PRAGMA threads = {os.cpu_count() or 1}")
