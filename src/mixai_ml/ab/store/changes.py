@@ -18,6 +18,7 @@ from mixai_ml.ab.store.sql import (
     PRE_CAPS_SQL,
     TOUCHED_USERS,
     Delta,
+    by_index_lookups,
     statement,
 )
 
@@ -232,6 +233,7 @@ def touch_window(
 def add_window(connection: Connection, delta: Delta, lo: datetime, hi: datetime) -> None:
     """Add the change that the touched users' rows recorded in ``[lo, hi)`` make to the sums."""
     params = delta.params(lo, hi, None)
-    for table, sql in delta.window(lo, hi):
-        if sql is not None:
-            add_into(connection, table, sql, params)
+    with by_index_lookups(connection):
+        for table, sql in delta.window(lo, hi):
+            if sql is not None:
+                add_into(connection, table, sql, params)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -307,6 +308,25 @@ def prepare_connection(connection: Connection) -> None:
         raw: Any = connection.connection.driver_connection
         for name, function in (("ln", math.log), ("floor", math.floor), ("sqrt", math.sqrt)):
             raw.create_function(name, 1, function, deterministic=True)
+
+
+@contextmanager
+def by_index_lookups(connection: Connection) -> Iterator[None]:
+    """PostgreSQL: the statements inside reach each touched user's rows by index lookups.
+
+    Its planner prices a day's hundreds of thousands of lookups above a hash join over all of
+    ``ab_test_metrics``, which took 2.5× longer (16.5 s against 6.5 s for 450,000 user × metric
+    pairs among 17 million rows), and compiles them with JIT (0.8 s not repaid). Nothing on
+    other databases. No ``finally``: after an error the transaction is rolled back anyway.
+    """
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        connection.exec_driver_sql("SET LOCAL jit = off")
+    yield
+    if postgres:
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = DEFAULT")
+        connection.exec_driver_sql("SET LOCAL jit = DEFAULT")
 
 
 class Delta:
