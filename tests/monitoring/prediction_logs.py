@@ -16,6 +16,13 @@ from mixai_ml.datasets import AppTableDataset
 PROJECT = Path(__file__).resolve().parents[2]
 REFERENCE = pd.Timestamp("2026-04-30 12:00:00", tz="UTC")
 
+# The simulated world, per task: the model serving at the end, when it replaced v1, which task
+# has an error burst in the last hour, and median latencies (30 ms for the others).
+CURRENT_VERSION = {"master_reg": "v2", "preset_cls": "v1", "align_conf": "v1"}
+SWITCHED_DAYS_AGO = {"master_reg": 10}
+BURST_TASKS = ("preset_cls",)
+MEDIAN_LATENCY_MS = {"align_conf": 80.0}
+
 
 def monitoring_parameters() -> dict[str, Any]:
     text = (PROJECT / "conf" / "base" / "parameters_monitoring.yml").read_text()
@@ -58,17 +65,14 @@ def simulate_logs(
     recorded = REFERENCE - pd.to_timedelta(seconds, unit="s")
     recorded = recorded.where(np.arange(n) != 0, REFERENCE)  # the newest event is the reference
     rules = rng.random(n) < 0.05
-    versions = np.where(
-        (tasks == "master_reg") & (seconds > 10 * 86_400),
-        "v1",
-        np.where(tasks == "master_reg", "v2", "v1"),
-    ).astype(object)
+    names = pd.Series(tasks)
+    switched = names.map(SWITCHED_DAYS_AGO).fillna(np.inf).to_numpy() * 86_400
+    versions = np.where(seconds > switched, "v1", names.map(CURRENT_VERSION)).astype(object)
     versions[rules] = None
-    burst = (tasks == "preset_cls") & (seconds < 3600)
+    burst = names.isin(BURST_TASKS).to_numpy() & (seconds < 3600)
     ok = ~((rng.random(n) < 0.01) | (burst & (rng.random(n) < 0.5)))
-    latency = rng.lognormal(np.log(np.where(tasks == "align_conf", 80.0, 30.0)), 0.6) * np.where(
-        rules, 0.2, 1.0
-    )
+    median_ms = names.map(MEDIAN_LATENCY_MS).fillna(30.0).to_numpy()
+    latency = rng.lognormal(np.log(median_ms), 0.6) * np.where(rules, 0.2, 1.0)
     labelled = ok & (rng.random(n) < 0.5)
     predictions, labels = [], []
     for i, task in enumerate(tasks):

@@ -7,7 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from prediction_logs import PROJECT, REFERENCE, monitoring_parameters, save_logs, simulate_logs
+from prediction_logs import (
+    CURRENT_VERSION,
+    PROJECT,
+    REFERENCE,
+    monitoring_parameters,
+    save_logs,
+    simulate_logs,
+)
 
 from mixai_inference.ood import SKETCH_BINS
 from mixai_ml.db import get_engine
@@ -76,7 +83,7 @@ def test_the_drift_episode_is_found_named_and_alerted(
 
     for window in ("1d", "7d"):
         for task in ("master_reg", "preset_cls"):
-            row = summary.loc[(window, task, "v2" if task == "master_reg" else "v1")]
+            row = summary.loc[(window, task, CURRENT_VERSION[task])]
             assert row["input_psi_max"] > 0.25
             named = row["top_drift_features"].split(", ")
             assert all(item.startswith(DRIFTED_PREFIXES) for item in named)

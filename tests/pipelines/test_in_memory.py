@@ -34,6 +34,7 @@ from mixai_inference.tasks import (
     TaskSpec,
     register_task,
     task_names,
+    task_specs,
     unregister_task,
 )
 from mixai_ml.datasets import (
@@ -223,10 +224,9 @@ def parameters() -> dict[str, Any]:
         },
         "params:multitask": {"mix": {key: model[key] for key in ("net", "fit")}},
     }
-    for task in ("master_reg", "preset_cls", "align_conf", TOY.name):
-        estimator = baselines.get(task, "logistic_regression")
-        estimator = "ridge" if task in ("master_reg", TOY.name) else estimator
-        params[f"params:{task}.model"] = {**model, "baseline": {"estimator": estimator}}
+    for spec in {spec.name: spec for spec in (*task_specs(), TOY)}.values():
+        estimator = baselines.get(spec.kind, "logistic_regression")
+        params[f"params:{spec.name}.model"] = {**model, "baseline": {"estimator": estimator}}
     return params
 
 
