@@ -139,18 +139,16 @@ def _fix_caps(
     for metric, cap in sorted(settings.caps.items()):
         if cap.pre_period_quantile is None:
             continue
-        scope = (
-            "AND m.experiment_id NOT IN "
-            "(SELECT experiment_id FROM ab_metric_caps WHERE metric = :metric)"
-        )
-        ids = list(experiment_ids or [])
+        ids = None if experiment_ids is None else list(experiment_ids)
         if touched:
             # usually none: the pre-period quantile is read only where a cap is missing
             ids = list(connection.execute(text(_UNCAPPED_TOUCHED), {"metric": metric}).scalars())
             if not ids:
                 continue
-        if touched or experiment_ids is not None:
-            scope += " AND m.experiment_id IN :ids"
+        scope = (
+            "AND m.experiment_id NOT IN "
+            "(SELECT experiment_id FROM ab_metric_caps WHERE metric = :metric)"
+        ) + ("" if ids is None else " AND m.experiment_id IN :ids")
         found = connection.execute(
             statement(
                 PRE_CAPS_SQL.format(experiments=scope),
@@ -158,7 +156,7 @@ def _fix_caps(
                 metric=metric,
                 quantile=cap.pre_period_quantile,
                 hi=hi,
-                ids=ids,
+                ids=ids or [],
             )
         ).all()
         if not found:
