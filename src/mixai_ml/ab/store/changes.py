@@ -69,15 +69,22 @@ def add_into(
 def insert_into(
     connection: Connection, table: str, select_sql: str, params: dict[str, Any]
 ) -> None:
-    """Insert the rows of ``select_sql`` (sums shaped like ``table``'s) into ``table``."""
+    """Insert the rows of ``select_sql`` (sums shaped like ``table``'s) into ``table``.
+
+    PostgreSQL plans no parallel workers for ``INSERT … SELECT``, but may for ``CREATE TABLE
+    … AS``: the rows go through a temporary table (the pre-period sums of a rebuild read by
+    two workers: 32–36 s → 28–29 s at platform scale).
+    """
     keys, sums = _columns(table)
     names = ", ".join((*keys, *sums))
-    connection.execute(
-        statement(
-            f"INSERT INTO {table} ({names}) SELECT {names} FROM ({select_sql}) change",
-            **params,
-        )
-    )
+    select = f"SELECT {names} FROM ({select_sql}) change"
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("DROP TABLE IF EXISTS ab_rebuilt"))
+        connection.execute(statement(f"CREATE TEMPORARY TABLE ab_rebuilt AS {select}", **params))
+        connection.execute(text(f"INSERT INTO {table} ({names}) SELECT {names} FROM ab_rebuilt"))
+        connection.execute(text("DROP TABLE ab_rebuilt"))
+    else:
+        connection.execute(statement(f"INSERT INTO {table} ({names}) {select}", **params))
 
 
 def touched_table(connection: Connection) -> None:

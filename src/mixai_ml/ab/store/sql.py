@@ -164,16 +164,16 @@ valued AS (
 
 _METRIC_SUMS_SQL = """
 SELECT experiment_id, variant, metric, day,
-       SUM(sign) AS n,
-       SUM(sign * CASE WHEN y = 0 OR y = 1 THEN 0 ELSE 1 END) AS n_nonbinary,
-       SUM(sign * capped) AS n_capped,
-       SUM(sign * y) AS sum_y, SUM(sign * y * y) AS sum_y2,
-       SUM(sign * c) AS sum_c, SUM(sign * c * c) AS sum_c2,
-       SUM(sign * s) AS sum_s, SUM(sign * s * s) AS sum_s2, SUM(sign * c * s) AS sum_cs,
-       SUM(sign * hx) AS n_x, SUM(sign * x) AS sum_x, SUM(sign * x * x) AS sum_x2,
-       SUM(sign * x * y) AS sum_xy, SUM(sign * hx * y) AS sum_y_x,
-       SUM(sign * x * s) AS sum_xs, SUM(sign * x * c) AS sum_xc,
-       SUM(sign * hx * s) AS sum_s_x, SUM(sign * hx * c) AS sum_c_x
+       SUM({count}) AS n,
+       SUM({signed}CASE WHEN y = 0 OR y = 1 THEN 0 ELSE 1 END) AS n_nonbinary,
+       SUM({signed}capped) AS n_capped,
+       SUM({signed}y) AS sum_y, SUM({signed}y * y) AS sum_y2,
+       SUM({signed}c) AS sum_c, SUM({signed}c * c) AS sum_c2,
+       SUM({signed}s) AS sum_s, SUM({signed}s * s) AS sum_s2, SUM({signed}c * s) AS sum_cs,
+       SUM({signed}hx) AS n_x, SUM({signed}x) AS sum_x, SUM({signed}x * x) AS sum_x2,
+       SUM({signed}x * y) AS sum_xy, SUM({signed}hx * y) AS sum_y_x,
+       SUM({signed}x * s) AS sum_xs, SUM({signed}x * c) AS sum_xc,
+       SUM({signed}hx * s) AS sum_s_x, SUM({signed}hx * c) AS sum_c_x
 FROM valued
 GROUP BY experiment_id, variant, metric, day"""
 
@@ -367,7 +367,11 @@ class Delta:
             else _NEW_SIDE.format(day1=day("f1"), cap=cap)
         )
         users = self._users(incremental)
-        return f"WITH {per_user},{users},{_VALUED.format(sides=sides)}{_METRIC_SUMS_SQL}"
+        # a first run adds every user once: no sign to multiply by (3 % of its time on SQLite)
+        sums = _METRIC_SUMS_SQL.format(
+            count="sign" if incremental else "1", signed="sign * " if incremental else ""
+        )
+        return f"WITH {per_user},{users},{_VALUED.format(sides=sides)}{sums}"
 
     def histogram_sql(self, rows: str, incremental: bool) -> str | None:
         if not self.quantile_sources:
