@@ -10,7 +10,7 @@ import pytest
 from simulation_params import demo_params
 
 from mixai_inference import assign_variant
-from mixai_inference.tasks import MASTER_PARAM_NAMES, MASTER_PARAM_RANGES, PRESETS
+from mixai_inference.tasks import MASTER_PARAM_RANGES, PRESETS, task_spec
 from mixai_ml.simulation.config import WorldConfig
 from mixai_ml.simulation.online import AB_METRICS, ab_experiments, model_metrics
 
@@ -149,22 +149,21 @@ def test_serving_rows_follow_the_rollout_and_fallback_semantics(serving: tuple) 
 def test_predictions_are_contract_json_and_better_for_newer_models(serving: tuple) -> None:
     _, rows, truth = serving
     facts = truth.set_index("job_id")
-    span = np.array([high - low for low, high in MASTER_PARAM_RANGES.values()])
     errors: dict[str, list[float]] = {}
     for row in rows.dropna(subset=["prediction"]).itertuples():
         prediction = json.loads(row.prediction)
-        if row.task == "master_reg":
-            assert list(prediction) == list(MASTER_PARAM_NAMES)
-            label = facts.loc[row.job_id, [f"label_{n}" for n in MASTER_PARAM_NAMES]].to_numpy(
-                float
-            )
+        spec = task_spec(row.task)
+        if spec.kind == "regression":
+            assert list(prediction) == list(spec.outputs)
+            span = np.array([high - low for low, high in spec.ranges.values()])
+            label = facts.loc[row.job_id, [f"label_{n}" for n in spec.outputs]].to_numpy(float)
             key = "rules" if row.source == "rules" else row.model_version
             errors.setdefault(key, []).append(
                 float(np.mean(np.abs(np.array(list(prediction.values())) - label) / span))
             )
-        elif row.task == "preset_cls":
-            assert prediction["preset"] in PRESETS
-            assert list(prediction["scores"]) == list(PRESETS)
+        elif spec.kind == "classification":
+            assert prediction[spec.label_key] in spec.outputs
+            assert list(prediction["scores"]) == list(spec.outputs)
             assert sum(prediction["scores"].values()) == pytest.approx(1.0, abs=1e-3)
         else:
             assert set(prediction) == {"offset_ms", "confidence"}

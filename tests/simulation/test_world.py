@@ -19,6 +19,7 @@ from mixai_inference.tasks import (
     MASTER_REG,
     PRESET_CLS,
     PRESETS,
+    task_spec,
 )
 from mixai_ml.datasets.audio import AudioFolder
 from mixai_ml.simulation.config import CONSENT_STATES, DESCRIPTORS, WorldConfig
@@ -335,15 +336,16 @@ def test_labels_are_contract_json_from_the_truth(tiny_world: tuple[World, Path])
         label = json.loads(row.label)
         fact = truth.loc[row.job_id]
         assert row.created_at > created[row.job_id]
-        if row.task == "master_reg":
-            assert list(label) == list(MASTER_PARAM_NAMES)
+        spec = task_spec(row.task)
+        if spec.kind == "regression":
+            assert list(label) == list(spec.outputs)
             for name, value in label.items():
                 assert value == pytest.approx(fact[f"label_{name}"], abs=5e-4)
-        elif row.task == "preset_cls":
-            assert label == {"preset": fact["preset_label"]}
+        elif spec.kind == "classification":
+            assert label == {spec.label_key: fact[f"{spec.label_key}_label"]}
         else:
-            assert set(label) == {"offset_ms", "aligned_ok"}
-            assert label["aligned_ok"] is bool(fact["aligned_ok"])
+            assert set(label) == {"offset_ms", spec.label_key}
+            assert label[spec.label_key] is bool(fact[spec.label_key])
             assert label["offset_ms"] == pytest.approx(fact["offset_ms"], abs=0.01)
 
 
