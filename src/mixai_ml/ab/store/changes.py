@@ -34,9 +34,9 @@ _TOUCHED_TABLE = (
 )
 
 
-def fresh_temporary(connection: Connection, name: str, definition: str) -> None:
+def fresh_temporary(connection: Connection, name: str, definition: str, **params: Any) -> None:
     connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
-    connection.execute(text(definition))
+    connection.execute(statement(definition, **params))
 
 
 def _columns(table: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -79,8 +79,9 @@ def insert_into(
     names = ", ".join((*keys, *sums))
     select = f"SELECT {names} FROM ({select_sql}) change"
     if connection.dialect.name == "postgresql":
-        connection.execute(text("DROP TABLE IF EXISTS ab_rebuilt"))
-        connection.execute(statement(f"CREATE TEMPORARY TABLE ab_rebuilt AS {select}", **params))
+        fresh_temporary(
+            connection, "ab_rebuilt", f"CREATE TEMPORARY TABLE ab_rebuilt AS {select}", **params
+        )
         connection.execute(text(f"INSERT INTO {table} ({names}) SELECT {names} FROM ab_rebuilt"))
         connection.execute(text("DROP TABLE ab_rebuilt"))
     else:
