@@ -30,7 +30,8 @@ Reported per run: the pipeline's wall time and the part spent refreshing the sum
 of the process (and, for PostgreSQL, of the database server) meanwhile, the machine's load
 average when the run started (on a shared machine, CPU time is the better guide to what an idle
 one would take), and the child's peak resident memory (``VmHWM``: it includes SQLite's in-process
-work, not PostgreSQL's server).
+work, not PostgreSQL's server). A SQLite rebuild's worker processes are reported apart: their CPU
+time and the largest one's peak memory (``maxrss``, an upper bound).
 ``sqlite`` loads into a new database file; ``postgres`` starts a throwaway cluster (``initdb`` +
 ``pg_ctl``, as the ``postgres`` user when run as root, ``random_page_cost=1.1`` as for SSDs, other
 settings default) and removes it (``--keep`` leaves it).
@@ -317,6 +318,8 @@ def child(url: str, run: str) -> None:
     # VmHWM: this process's peak RSS (getrusage's maxrss would include the parent's before exec)
     status = Path("/proc/self/status").read_text()
     peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+    # SQLite rebuilds' worker processes (reaped); their maxrss may count the image before exec
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(
         json.dumps(
             {
@@ -329,6 +332,8 @@ def child(url: str, run: str) -> None:
                 "result_rows": results.count("\n") - 1,
                 "experiment_plots": plots,
                 "peak_rss_mb": round(peak_kb / 1024),
+                "workers_cpu_s": round(workers.ru_utime + workers.ru_stime, 2),
+                "workers_peak_rss_mb": round(workers.ru_maxrss / 1024),
                 "results_csv": str(keep),
             }
         )

@@ -20,6 +20,7 @@ from mixai_ml.ab.analysis import analyse_experiments
 from mixai_ml.ab.config import AbSettings
 from mixai_ml.ab.quantile import estimate_quantiles
 from mixai_ml.ab.store import SHARE_SPREAD, AbStatistics, forget_users
+from mixai_ml.ab.store.processes import split_experiments
 from mixai_ml.db import get_engine
 from mixai_ml.db.ab_store_tables import AB_METRIC_SUMS
 
@@ -350,6 +351,39 @@ def test_a_changed_definition_rebuilds_and_a_cap_stays_fixed(sqlite_url: str) ->
     pd.testing.assert_frame_equal(before.caps, same.caps)
     assert len(coarser.histograms) < len(before.histograms)  # rebuilt with wider bins
     assert coarser.caps["cap"].min() > 1e5  # and the caps fixed again, from every row
+
+
+def test_a_rebuild_in_worker_processes_equals_one_in_process(sqlite_url: str, caplog: Any) -> None:
+    assignments, metrics = world(seed=17)
+    save(sqlite_url, assignments, metrics)
+    now = START + pd.Timedelta(days=30)
+    in_processes = {"processes": 2, "processes_from_users": 0}
+    refresh(sqlite_url, parameters(processes=1), now)
+    serial = stored_tables(sqlite_url)
+    with caplog.at_level("INFO"):
+        refresh(sqlite_url, parameters(rebuild=True, **in_processes), now)
+    assert "in 2 processes" in caplog.text
+    for table, frame in stored_tables(sqlite_url).items():
+        pd.testing.assert_frame_equal(serial[table], frame, check_exact=False, rtol=1e-9)
+
+    # a changed cap: the workers sum with the caps fixed again in the uncommitted transaction
+    recapped = parameters(processes=1)
+    recapped["metrics"]["latency_ms"]["cap"] = {"pre_period_quantile": 0.5}
+    refresh(sqlite_url, recapped, now)
+    serial = stored_tables(sqlite_url)
+    recapped["statistics"] |= in_processes
+    recapped["metrics"]["latency_ms"]["cap"] = {"pre_period_quantile": 0.9}
+    refresh(sqlite_url, recapped, now)  # back and forth: each changes the definition
+    recapped["metrics"]["latency_ms"]["cap"] = {"pre_period_quantile": 0.5}
+    refresh(sqlite_url, recapped, now)
+    for table, frame in stored_tables(sqlite_url).items():
+        pd.testing.assert_frame_equal(serial[table], frame, check_exact=False, rtol=1e-9)
+
+
+def test_experiments_are_split_into_shares_of_about_equal_size() -> None:
+    sizes = {"a": 5, "b": 4, "c": 3, "d": 3, "e": 1}
+    assert split_experiments(sizes, 2) == [["a", "d"], ["b", "c", "e"]]  # 8 users each
+    assert split_experiments(sizes, 9) == [["a"], ["b"], ["c"], ["d"], ["e"]]
 
 
 def test_analysis_of_sql_statistics_matches_statsmodels_on_raw_users(sqlite_url: str) -> None:

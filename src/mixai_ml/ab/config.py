@@ -122,6 +122,12 @@ class StatisticsSettings:
     """Relative bin width of the quantile histograms (quantiles resolved to ~1/100 of it)."""
     rebuild: bool = False
     """Recompute every table from the raw rows (e.g. after late rows older than the lookback)."""
+    processes: int = 0
+    """SQLite: worker processes of a full rebuild, each summing a share of the experiments
+    (0: one per CPU; 1: none)."""
+    processes_from_users: int = 200_000
+    """SQLite: the assigned users from which a rebuild starts worker processes (each costs
+    about a second to start)."""
 
 
 @dataclass(frozen=True)
@@ -178,12 +184,14 @@ class AbSettings:
             )
             for name, spec in sorted(overrides.items())
         }
-        lookback = int(stored.get("lookback_days", StatisticsSettings.lookback_days))
-        late_check = int(stored.get("late_check_days", StatisticsSettings.late_check_days))
-        if lookback < 0 or late_check < 0:
+        counts = {
+            key: int(stored.get(key, getattr(StatisticsSettings, key)))
+            for key in ("lookback_days", "late_check_days", "processes", "processes_from_users")
+        }
+        if negative := sorted(key for key, value in counts.items() if value < 0):
             raise ValueError(
-                "ab_analysis.statistics.lookback_days and late_check_days must be >= 0, got "
-                f"{lookback} and {late_check}"
+                f"ab_analysis.statistics {', '.join(negative)} must be >= 0, got "
+                + ", ".join(str(counts[key]) for key in negative)
             )
         return cls(
             alpha=_fraction(params.get("alpha", cls.alpha), "alpha"),
@@ -222,8 +230,7 @@ class AbSettings:
             ),
             experiments=experiments,
             statistics=StatisticsSettings(
-                lookback_days=lookback,
-                late_check_days=late_check,
+                **counts,
                 histogram_bin_width=_fraction(
                     stored.get("histogram_bin_width", StatisticsSettings.histogram_bin_width),
                     "statistics.histogram_bin_width",

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, bindparam, text
 
 from mixai_ml.ab.config import PRE_SUFFIX, AbSettings
+from mixai_ml.ab.store.processes import sums_in_processes
 from mixai_ml.ab.store.sql import (
     ADDITIVE,
     EARLIEST,
@@ -19,8 +20,10 @@ from mixai_ml.ab.store.sql import (
     TOUCHED_USERS,
     Delta,
     by_index_lookups,
+    shaped,
     statement,
 )
+from mixai_ml.db.sqlite_shares import copy_rows, hold_write_lock
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +80,7 @@ def insert_into(
     """
     keys, sums = _columns(table)
     names = ", ".join((*keys, *sums))
-    select = f"SELECT {names} FROM ({select_sql}) change"
+    select = shaped(table, select_sql)
     if connection.dialect.name == "postgresql":
         fresh_temporary(
             connection, "ab_rebuilt", f"CREATE TEMPORARY TABLE ab_rebuilt AS {select}", **params
@@ -129,21 +132,20 @@ WHERE metric = :metric
   AND experiment_id NOT IN (SELECT experiment_id FROM ab_metric_caps WHERE metric = :metric)"""
 
 
-def _fix_caps(
+def _missing_caps(
     connection: Connection,
     settings: AbSettings,
     hi: datetime,
-    now: datetime,
     experiment_ids: Sequence[str] | None,
     touched: bool,
-) -> set[str]:
-    """Fix the pre-period caps still missing; the experiments whose stored sums lack them.
+) -> list[dict[str, Any]]:
+    """The pre-period caps still missing that rows before ``hi`` fix (nothing is written).
 
     Args:
         touched: Consider the experiments of ``ab_touched``; else ``experiment_ids`` (all:
             ``None``).
     """
-    recapped: set[str] = set()
+    found: list[dict[str, Any]] = []
     for metric, cap in sorted(settings.caps.items()):
         if cap.pre_period_quantile is None:
             continue
@@ -157,7 +159,7 @@ def _fix_caps(
             "AND m.experiment_id NOT IN "
             "(SELECT experiment_id FROM ab_metric_caps WHERE metric = :metric)"
         ) + ("" if ids is None else " AND m.experiment_id IN :ids")
-        found = connection.execute(
+        rows = connection.execute(
             statement(
                 PRE_CAPS_SQL.format(experiments=scope),
                 pre_metric=metric + PRE_SUFFIX,
@@ -167,35 +169,26 @@ def _fix_caps(
                 ids=ids or [],
             )
         ).all()
-        if not found:
-            continue
-        connection.execute(
-            text(
-                "INSERT INTO ab_metric_caps (experiment_id, metric, cap, pre_users, fixed_at) "
-                "VALUES (:experiment_id, :metric, :cap, :pre_users, :fixed_at)"
-            ).bindparams(bindparam("fixed_at", type_=DateTime(timezone=True))),
-            [
-                {
-                    "experiment_id": e,
-                    "metric": metric,
-                    "cap": c,
-                    "pre_users": int(n),
-                    "fixed_at": now,
-                }
-                for e, c, n in found
-            ],
-        )
-        stored = connection.execute(
-            statement(
-                "SELECT DISTINCT experiment_id FROM ab_metric_daily "
-                "WHERE metric = :metric AND experiment_id IN :ids",
-                metric=metric,
-                ids=[e for e, _, _ in found],
-            )
-        ).scalars()
-        recapped |= set(stored)
-        logger.info("fixed the pre-period cap of %s in %d experiments", metric, len(found))
-    return recapped
+        found += [
+            {"experiment_id": e, "metric": metric, "cap": c, "pre_users": int(n)}
+            for e, c, n in rows
+        ]
+    return found
+
+
+def _store_caps(connection: Connection, caps: list[dict[str, Any]], now: datetime) -> None:
+    if not caps:
+        return
+    connection.execute(
+        text(
+            "INSERT INTO ab_metric_caps (experiment_id, metric, cap, pre_users, fixed_at) "
+            "VALUES (:experiment_id, :metric, :cap, :pre_users, :fixed_at)"
+        ).bindparams(bindparam("fixed_at", type_=DateTime(timezone=True))),
+        [{**cap, "fixed_at": now} for cap in caps],
+    )
+    for metric in sorted({cap["metric"] for cap in caps}):
+        fixed = sum(cap["metric"] == metric for cap in caps)
+        logger.info("fixed the pre-period cap of %s in %d experiments", metric, fixed)
 
 
 def rebuild(
@@ -206,17 +199,29 @@ def rebuild(
     now: datetime,
     experiment_ids: Sequence[str] | None,
 ) -> None:
-    """Recompute the stored sums of the experiments (all: ``None``) from rows before ``hi``."""
-    where = "" if experiment_ids is None else "WHERE experiment_id IN :ids"
-    for table in ADDITIVE:
-        connection.execute(
-            statement(f"DELETE FROM {table} {where}", ids=list(experiment_ids or []))
-        )
-    _fix_caps(connection, settings, hi, now, experiment_ids, touched=False)
-    params = delta.params(EARLIEST, hi, experiment_ids)
-    for table, sql in delta.everything(experiment_ids):
-        if sql is not None:
-            insert_into(connection, table, sql, params)
+    """Recompute the stored sums of the experiments (all: ``None``) from rows before ``hi``.
+
+    A full rebuild on a SQLite file may sum in worker processes (:mod:`.processes`); it takes
+    the write lock first and writes nothing until they are done.
+    """
+    if connection.dialect.name == "sqlite":
+        hold_write_lock(connection)
+    found = _missing_caps(connection, settings, hi, experiment_ids, touched=False)
+    with sums_in_processes(connection, delta, settings, hi, experiment_ids, found) as scratch:
+        where = "" if experiment_ids is None else "WHERE experiment_id IN :ids"
+        for table in ADDITIVE:
+            connection.execute(
+                statement(f"DELETE FROM {table} {where}", ids=list(experiment_ids or []))
+            )
+        _store_caps(connection, found, now)
+        params = delta.params(EARLIEST, hi, experiment_ids)
+        for table, sql in delta.everything(experiment_ids):
+            keys, sums = _columns(table)
+            if table in scratch:
+                for path in scratch[table]:
+                    copy_rows(connection, path, table, (*keys, *sums))
+            elif sql is not None:
+                insert_into(connection, table, sql, params)
 
 
 def touch_window(
@@ -230,7 +235,20 @@ def touch_window(
     """Find the users with rows recorded in ``[lo, hi)`` (``ab_touched``) and fix the pre-period
     caps their rows complete, rebuilding the experiments whose stored sums lacked them."""
     _fill_touched(connection, lo, hi)
-    recapped = _fix_caps(connection, settings, hi, now, None, touched=True)
+    found = _missing_caps(connection, settings, hi, None, touched=True)
+    _store_caps(connection, found, now)
+    recapped: set[str] = set()
+    for metric in sorted({cap["metric"] for cap in found}):
+        recapped |= set(
+            connection.execute(
+                statement(
+                    "SELECT DISTINCT experiment_id FROM ab_metric_daily "
+                    "WHERE metric = :metric AND experiment_id IN :ids",
+                    metric=metric,
+                    ids=[cap["experiment_id"] for cap in found if cap["metric"] == metric],
+                )
+            ).scalars()
+        )
     if recapped:
         logger.info("rebuilding %d experiments whose pre-period cap was just fixed", len(recapped))
         rebuild(connection, delta, settings, lo, now, sorted(recapped))

@@ -7,7 +7,6 @@ The same text runs on SQLite (≥ 3.35) and PostgreSQL; what each sum means is i
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,12 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, bindparam, text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import TextClause
 
 from mixai_ml.ab.config import PRE_SUFFIX, AbSettings
 from mixai_ml.ab.quantile import OFFSET
 from mixai_ml.db.ab_store_tables import AB_HISTOGRAM_SUMS, AB_METRIC_SUMS
+from mixai_ml.db.sqlite_shares import prepare_sqlite
 
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 31, tzinfo=UTC)
@@ -268,6 +267,12 @@ EMPTIED = {"ab_metric_daily": "n", "ab_metric_histogram": "n_rows", "ab_assignme
 """The count whose zero means a row sums nobody any more (deleted after a subtraction)."""
 
 
+def shaped(table: str, select_sql: str) -> str:
+    """``select_sql``'s columns in the order of ``table``'s keys and sums."""
+    keys, sums = ADDITIVE[table]
+    return f"SELECT {', '.join((*keys, *sums))} FROM ({select_sql}) change"
+
+
 def statement(sql: str, **params: Any) -> TextClause:
     """``sql`` with typed time bounds; list values become expanding ``IN`` parameters."""
     used = {name: value for name, value in params.items() if re.search(rf":{name}\b", sql)}
@@ -298,16 +303,8 @@ def prepare_connection(connection: Connection) -> None:
         connection.exec_driver_sql("SET LOCAL work_mem = '64MB'")
         if (connection.dialect.server_version_info or (0,)) >= (14,):
             connection.exec_driver_sql("SET LOCAL enable_memoize = off")
-        return
-    if connection.dialect.name != "sqlite":
-        return
-    connection.exec_driver_sql(f"PRAGMA threads = {os.cpu_count() or 1}")
-    try:
-        connection.execute(text("SELECT LN(2.0), FLOOR(1.5), SQRT(2.0)"))
-    except OperationalError:  # no such function: ln
-        raw: Any = connection.connection.driver_connection
-        for name, function in (("ln", math.log), ("floor", math.floor), ("sqrt", math.sqrt)):
-            raw.create_function(name, 1, function, deterministic=True)
+    elif connection.dialect.name == "sqlite":
+        prepare_sqlite(connection)
 
 
 @contextmanager
