@@ -182,6 +182,10 @@ def test_settings_reject_bad_configuration() -> None:
         AbSettings.from_params({"metrics": {"m": {"cap": {"absolute": 1}}, "m2": {"source": "m"}}})
     with pytest.raises(ValueError, match="quantile"):
         AbSettings.from_params({"metrics": {"m": {"type": "quantile", "quantile": 95}}})
+    with pytest.raises(ValueError, match="processes must be >= 1, got 0"):
+        AbSettings.from_params({"statistics": {"processes": 0}})
+    with pytest.raises(ValueError, match="lookback_days must be >= 0, got -1"):
+        AbSettings.from_params({"statistics": {"lookback_days": -1}})
     settings = AbSettings.from_params(ab_parameters())
     assert settings.metric_spec("latency_ms", False).absolute_margin(200.0) == pytest.approx(20.0)
     assert settings.metric_spec("latency_ms", False).statistic == "p95"

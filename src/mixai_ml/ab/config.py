@@ -122,9 +122,9 @@ class StatisticsSettings:
     """Relative bin width of the quantile histograms (quantiles resolved to ~1/100 of it)."""
     rebuild: bool = False
     """Recompute every table from the raw rows (e.g. after late rows older than the lookback)."""
-    processes: int = 0
+    processes: int = 2
     """SQLite: worker processes of a full rebuild, each summing a share of the experiments
-    (0: one per CPU; 1: none)."""
+    (1: none). Each needs about 250 MB at platform scale; more than the CPUs do not help."""
     processes_from_users: int = 200_000
     """SQLite: the assigned users from which a rebuild starts worker processes (each costs
     about a second to start)."""
@@ -184,14 +184,17 @@ class AbSettings:
             )
             for name, spec in sorted(overrides.items())
         }
+        minimums = {"lookback_days": 0, "late_check_days": 0, "processes": 1}
         counts = {
             key: int(stored.get(key, getattr(StatisticsSettings, key)))
-            for key in ("lookback_days", "late_check_days", "processes", "processes_from_users")
+            for key in (*minimums, "processes_from_users")
         }
-        if negative := sorted(key for key, value in counts.items() if value < 0):
+        if low := sorted(key for key, value in counts.items() if value < minimums.get(key, 0)):
             raise ValueError(
-                f"ab_analysis.statistics {', '.join(negative)} must be >= 0, got "
-                + ", ".join(str(counts[key]) for key in negative)
+                "ab_analysis.statistics: "
+                + ", ".join(
+                    f"{key} must be >= {minimums.get(key, 0)}, got {counts[key]}" for key in low
+                )
             )
         return cls(
             alpha=_fraction(params.get("alpha", cls.alpha), "alpha"),

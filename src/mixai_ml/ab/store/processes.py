@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -44,7 +43,7 @@ def split_experiments(sizes: Mapping[str, int], shares: int) -> list[list[str]]:
 
 def _planned_shares(connection: Connection, settings: AbSettings) -> list[list[str]]:
     """The experiments of each worker, or ``[]`` to sum in this process."""
-    processes = settings.statistics.processes or os.cpu_count() or 1
+    processes = settings.statistics.processes
     if processes < 2 or database_file(connection) is None:
         return []
     sizes = {
