@@ -272,6 +272,15 @@ class AbSettings:
         """Cap of each capped source metric."""
         return {s.rows: s.cap for s in self.metrics.values() if s.cap is not None}
 
+    @property
+    def pre_period_quantiles(self) -> dict[str, float]:
+        """The quantile of each source metric capped at a pre-period quantile, by name."""
+        return {
+            name: cap.pre_period_quantile
+            for name, cap in sorted(self.caps.items())
+            if cap.pre_period_quantile is not None
+        }
+
     def statistics_definition(self) -> str:
         """What shapes the stored sums (a change means a rebuild), as canonical JSON."""
         return json.dumps(

@@ -134,14 +134,29 @@ def run_shares(connection: Connection, shares: Sequence[Share]) -> Iterator[list
         yield scratch
 
 
+def _scratch_rows(scratch: Path, table: str, columns: Sequence[str]) -> Iterator[list[Any]]:
+    """A scratch database's ``table``, in chunks of rows."""
+    with closing(sqlite3.connect(f"file:{quote(str(scratch))}?mode=ro", uri=True)) as source:
+        cursor = source.execute(f"SELECT {', '.join(columns)} FROM {table}")
+        while chunk := cursor.fetchmany(_COPY_CHUNK):
+            yield chunk
+
+
+def read_rows(scratch: Path, table: str, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """A (small) scratch table's rows, as dicts."""
+    return [
+        dict(zip(columns, row, strict=True))
+        for chunk in _scratch_rows(scratch, table, columns)
+        for row in chunk
+    ]
+
+
 def copy_rows(connection: Connection, scratch: Path, table: str, columns: Sequence[str]) -> int:
     """Insert a scratch database's ``table`` into the caller's table of that name; rows copied."""
-    names = ", ".join(columns)
-    insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
+    marks = ", ".join("?" * len(columns))
+    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
     copied = 0
-    with closing(sqlite3.connect(f"file:{quote(str(scratch))}?mode=ro", uri=True)) as source:
-        cursor = source.execute(f"SELECT {names} FROM {table}")
-        while chunk := cursor.fetchmany(_COPY_CHUNK):
-            connection.exec_driver_sql(insert, chunk)
-            copied += len(chunk)
+    for chunk in _scratch_rows(scratch, table, columns):
+        connection.exec_driver_sql(insert, chunk)
+        copied += len(chunk)
     return copied

@@ -10,20 +10,20 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, bindparam, text
 
 from mixai_ml.ab.config import PRE_SUFFIX, AbSettings
-from mixai_ml.ab.store.processes import sums_in_processes
+from mixai_ml.ab.store.processes import CAP_COLUMNS, FOUND_CAPS, sums_in_processes
 from mixai_ml.ab.store.sql import (
     ADDITIVE,
     EARLIEST,
     EMPTIED,
     IN_WINDOW,
-    PRE_CAPS_SQL,
     TOUCHED_USERS,
     Delta,
     by_index_lookups,
+    missing_caps,
     shaped,
     statement,
 )
-from mixai_ml.db.sqlite_shares import copy_rows, hold_write_lock
+from mixai_ml.db.sqlite_shares import copy_rows, hold_write_lock, read_rows
 
 logger = logging.getLogger(__name__)
 
@@ -146,33 +146,15 @@ def _missing_caps(
             ``None``).
     """
     found: list[dict[str, Any]] = []
-    for metric, cap in sorted(settings.caps.items()):
-        if cap.pre_period_quantile is None:
-            continue
-        ids = None if experiment_ids is None else list(experiment_ids)
+    for metric, quantile in settings.pre_period_quantiles.items():
+        ids = experiment_ids
         if touched:
             # usually none: the pre-period quantile is read only where a cap is missing
             ids = list(connection.execute(text(_UNCAPPED_TOUCHED), {"metric": metric}).scalars())
             if not ids:
                 continue
-        scope = (
-            "AND m.experiment_id NOT IN "
-            "(SELECT experiment_id FROM ab_metric_caps WHERE metric = :metric)"
-        ) + ("" if ids is None else " AND m.experiment_id IN :ids")
-        rows = connection.execute(
-            statement(
-                PRE_CAPS_SQL.format(experiments=scope),
-                pre_metric=metric + PRE_SUFFIX,
-                metric=metric,
-                quantile=cap.pre_period_quantile,
-                hi=hi,
-                ids=ids or [],
-            )
-        ).all()
-        found += [
-            {"experiment_id": e, "metric": metric, "cap": c, "pre_users": int(n)}
-            for e, c, n in rows
-        ]
+        query = missing_caps(metric, quantile, hi, ids)
+        found += [dict(row) for row in connection.execute(query).mappings()]
     return found
 
 
@@ -206,8 +188,12 @@ def rebuild(
     """
     if connection.dialect.name == "sqlite":
         hold_write_lock(connection)
-    found = _missing_caps(connection, settings, hi, experiment_ids, touched=False)
-    with sums_in_processes(connection, delta, settings, hi, experiment_ids, found) as scratch:
+    with sums_in_processes(connection, delta, settings, hi, experiment_ids) as scratch:
+        found = (
+            [cap for path in scratch for cap in read_rows(path, FOUND_CAPS, CAP_COLUMNS)]
+            if scratch
+            else _missing_caps(connection, settings, hi, experiment_ids, touched=False)
+        )
         where = "" if experiment_ids is None else "WHERE experiment_id IN :ids"
         for table in ADDITIVE:
             connection.execute(
@@ -216,11 +202,12 @@ def rebuild(
         _store_caps(connection, found, now)
         params = delta.params(EARLIEST, hi, experiment_ids)
         for table, sql in delta.everything(experiment_ids):
+            if sql is None:
+                continue
             keys, sums = _columns(table)
-            if table in scratch:
-                for path in scratch[table]:
-                    copy_rows(connection, path, table, (*keys, *sums))
-            elif sql is not None:
+            for path in scratch:
+                copy_rows(connection, path, table, (*keys, *sums))
+            if not scratch:
                 insert_into(connection, table, sql, params)
 
 

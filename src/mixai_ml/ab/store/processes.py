@@ -14,19 +14,26 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Connection, text
 
 from mixai_ml.ab.config import AbSettings
-from mixai_ml.ab.store.sql import EARLIEST, Delta, shaped, statement
+from mixai_ml.ab.store.sql import EARLIEST, Delta, missing_caps, shaped, statement
 from mixai_ml.db.sqlite_shares import Share, database_file, run_shares
 
 logger = logging.getLogger(__name__)
 
-_CAPS_COLUMNS = (
+FOUND_CAPS = "found_caps"
+"""A worker's table of the pre-period caps it fixed."""
+CAP_COLUMNS = ("experiment_id", "metric", "cap", "pre_users")
+_CAPS = "experiment_id, metric, cap"
+_KEPT_CAPS_COLUMNS = (
     "experiment_id VARCHAR(64) NOT NULL, metric VARCHAR(64) NOT NULL, cap FLOAT NOT NULL, "
     "PRIMARY KEY (experiment_id, metric)"
+)
+_FOUND_CAPS_COLUMNS = (
+    "experiment_id VARCHAR(64) NOT NULL, metric VARCHAR(64) NOT NULL, cap FLOAT NOT NULL, "
+    "pre_users INTEGER NOT NULL"
 )
 
 
@@ -64,38 +71,45 @@ def sums_in_processes(
     settings: AbSettings,
     hi: datetime,
     experiment_ids: Sequence[str] | None,
-    fixed_caps: Sequence[Mapping[str, Any]],
-) -> Iterator[dict[str, list[Path]]]:
-    """Every experiment's sums of rows before ``hi``, in worker processes.
+) -> Iterator[list[Path]]:
+    """Every experiment's missing pre-period caps and sums of rows before ``hi``, in workers.
 
-    Yields the scratch databases holding each table of sums (removed afterwards), or ``{}``
-    for a partial rebuild (``experiment_ids``) or where processes would not pay (see
-    :class:`StatisticsSettings`): the caller then sums in its own process. The caller holds
-    the write lock and has not written yet (:mod:`mixai_ml.db.sqlite_shares`).
-
-    Args:
-        fixed_caps: The pre-period caps the caller is about to store; with those it keeps,
-            they are passed to the workers, which cannot see its uncommitted rows.
+    Yields the workers' scratch databases (removed afterwards): each holds the tables of sums
+    of its experiments and, in :data:`FOUND_CAPS`, the caps it fixed (the caller stores them).
+    Yields ``[]`` for a partial rebuild (``experiment_ids``) or where processes would not pay
+    (see :class:`StatisticsSettings`): the caller then works in its own process. The caller
+    holds the write lock and has not written yet (:mod:`mixai_ml.db.sqlite_shares`); the
+    caps its transaction keeps are passed to the workers, which cannot see its uncommitted
+    rows.
     """
     shares = [] if experiment_ids is not None else _planned_shares(connection, settings)
     if not shares:
-        yield {}
+        yield []
         return
     logger.info(
         "summing the A/B statistics of %d experiments in %d processes",
         sum(map(len, shares)),
         len(shares),
     )
-    kept = connection.execute(text("SELECT experiment_id, metric, cap FROM ab_metric_caps"))
-    rows = [*map(tuple, kept), *((c["experiment_id"], c["metric"], c["cap"]) for c in fixed_caps)]
+    kept = [*map(tuple, connection.execute(text(f"SELECT {_CAPS} FROM ab_metric_caps")))]
+    fix_caps = f"INSERT INTO main.{FOUND_CAPS} ({', '.join(CAP_COLUMNS)}) "
     work = []
     for experiments in shares:
         params = delta.params(EARLIEST, hi, experiments)
         statements = [
-            statement(f"CREATE TABLE main.{table} AS {shaped(table, sql)}", **params)
-            for table, sql in delta.everything(experiments)
-            if sql is not None
+            text(f"CREATE TABLE main.{FOUND_CAPS} ({_FOUND_CAPS_COLUMNS})"),
+            *(
+                missing_caps(metric, quantile, hi, experiments, into=fix_caps)
+                for metric, quantile in settings.pre_period_quantiles.items()
+            ),
+            # the sums below read the caps just fixed with those kept
+            text(f"INSERT INTO temp.ab_metric_caps SELECT {_CAPS} FROM main.{FOUND_CAPS}"),
+            *(
+                statement(f"CREATE TABLE main.{table} AS {shaped(table, sql)}", **params)
+                for table, sql in delta.everything(experiments)
+                if sql is not None
+            ),
         ]
-        work.append(Share(statements, temporary={"ab_metric_caps": (_CAPS_COLUMNS, rows)}))
+        work.append(Share(statements, temporary={"ab_metric_caps": (_KEPT_CAPS_COLUMNS, kept)}))
     with run_shares(connection, work) as scratch:
-        yield {table: scratch for table, sql in delta.everything(None) if sql is not None}
+        yield scratch

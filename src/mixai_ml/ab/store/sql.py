@@ -238,12 +238,14 @@ WHERE assigned_at >= :lo AND assigned_at < :hi {{experiments}}
 GROUP BY experiment_id, variant, {_day("assigned_at")}"""
 
 # The pre-period cap: the q-quantile (inverted CDF) of the users' pre-period means, pooled.
-PRE_CAPS_SQL = f"""
+_PRE_CAPS_SQL = f"""
 WITH pre AS (
   SELECT m.experiment_id, AVG(m.value) AS x
   FROM ab_test_metrics m
   JOIN ab_test_assignments a ON a.experiment_id = m.experiment_id AND a.user_id = m.user_id
-  WHERE m.metric = :pre_metric AND m.recorded_at < :hi AND a.assigned_at < :hi {{experiments}}
+  WHERE m.metric = :pre_metric AND m.recorded_at < :hi AND a.assigned_at < :hi
+    AND m.experiment_id NOT IN (SELECT experiment_id FROM ab_metric_caps WHERE metric = :metric)
+    {{experiments}}
   GROUP BY m.experiment_id, m.user_id
 ),
 ranked AS (
@@ -252,10 +254,32 @@ ranked AS (
          COUNT(*) OVER (PARTITION BY experiment_id) AS pre_users
   FROM pre
 )
-SELECT experiment_id, MIN(x) AS cap, MIN(pre_users) AS pre_users
+SELECT experiment_id, :metric AS metric, MIN(x) AS cap, MIN(pre_users) AS pre_users
 FROM ranked
 WHERE rank_x >= :quantile * pre_users - 1e-9 AND pre_users >= {MIN_PRE_USERS}
 GROUP BY experiment_id"""
+
+
+def missing_caps(
+    metric: str,
+    quantile: float,
+    hi: datetime,
+    experiment_ids: Sequence[str] | None,
+    into: str = "",
+) -> TextClause:
+    """The caps of ``metric`` (at its pre-period ``quantile``) not yet in ``ab_metric_caps``
+    that rows before ``hi`` fix, in the experiments (all: ``None``): rows ``experiment_id,
+    metric, cap, pre_users``. ``into`` prefixes the query (``INSERT INTO … ``)."""
+    scope = _experiments_filter("m.experiment_id", experiment_ids)
+    return statement(
+        into + _PRE_CAPS_SQL.format(experiments=scope),
+        pre_metric=metric + PRE_SUFFIX,
+        metric=metric,
+        quantile=quantile,
+        hi=hi,
+        ids=list(experiment_ids or []),
+    )
+
 
 ADDITIVE = {
     "ab_metric_daily": (("experiment_id", "variant", "metric", "day"), AB_METRIC_SUMS),
@@ -335,9 +359,7 @@ class Delta:
         self.cross = "CROSS JOIN"
         self.quantile_sources = list(settings.quantile_sources)
         self.log_step = math.log1p(settings.statistics.histogram_bin_width)
-        self.pre_capped = sorted(
-            name for name, cap in settings.caps.items() if cap.pre_period_quantile is not None
-        )
+        self.pre_capped = sorted(settings.pre_period_quantiles)
         self.absolute_caps = {
             name: cap.absolute for name, cap in settings.caps.items() if cap.absolute is not None
         }
