@@ -27,14 +27,9 @@ FOUND_CAPS = "found_caps"
 """A worker's table of the pre-period caps it fixed."""
 CAP_COLUMNS = ("experiment_id", "metric", "cap", "pre_users")
 _CAPS = "experiment_id, metric, cap"
-_KEPT_CAPS_COLUMNS = (
-    "experiment_id VARCHAR(64) NOT NULL, metric VARCHAR(64) NOT NULL, cap FLOAT NOT NULL, "
-    "PRIMARY KEY (experiment_id, metric)"
-)
-_FOUND_CAPS_COLUMNS = (
-    "experiment_id VARCHAR(64) NOT NULL, metric VARCHAR(64) NOT NULL, cap FLOAT NOT NULL, "
-    "pre_users INTEGER NOT NULL"
-)
+_CAP = "experiment_id VARCHAR(64) NOT NULL, metric VARCHAR(64) NOT NULL, cap FLOAT NOT NULL"
+_KEPT_CAPS_COLUMNS = f"{_CAP}, PRIMARY KEY (experiment_id, metric)"
+_FOUND_CAPS_COLUMNS = f"{_CAP}, pre_users INTEGER NOT NULL"
 
 
 def split_experiments(sizes: Mapping[str, int], shares: int) -> list[list[str]]:
