@@ -363,6 +363,7 @@ def test_a_rebuild_in_worker_processes_equals_one_in_process(sqlite_url: str, ca
     with caplog.at_level("INFO"):
         refresh(sqlite_url, parameters(rebuild=True, **in_processes), now)
     assert "in 2 processes" in caplog.text
+    assert "worker 2 of 2 done" in caplog.text  # progress, as each finishes
     for table, frame in stored_tables(sqlite_url).items():
         pd.testing.assert_frame_equal(serial[table], frame, check_exact=False, rtol=1e-9)
 

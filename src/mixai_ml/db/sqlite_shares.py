@@ -18,10 +18,12 @@ this module imports nothing heavy, so a worker starts in about a second.
 
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +36,8 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.elements import TextClause
+
+logger = logging.getLogger(__name__)
 
 _COPY_CHUNK = 50_000
 """Rows per ``executemany`` when copying a scratch table into the caller's transaction."""
@@ -77,12 +81,14 @@ def hold_write_lock(connection: Connection) -> None:
 
 @dataclass(frozen=True)
 class Share:
-    """One worker's part: statements that create tables in its scratch database.
+    """One worker's part: statements that fill tables of its scratch database.
 
     Attributes:
-        statements: ``CREATE TABLE main.<name> AS SELECT …``, run in order. ``main`` is the
-            worker's scratch database; the SELECTs read the application database's tables
-            by their plain names.
+        statements: Run in order, typically ``CREATE TABLE main.<name> AS SELECT …``.
+            ``main`` is the worker's scratch database, whose tables the caller reads back;
+            plain names resolve in ``temp``, then ``main``, then the application's database
+            (attached read-only as ``app``), so a scratch table hides the application's
+            table of its name from the statements after it.
         temporary: Tables the statements read as the caller's transaction sees them:
             ``name -> (column definitions, rows)``.
     """
@@ -91,8 +97,11 @@ class Share:
     temporary: dict[str, tuple[str, list[tuple[Any, ...]]]] = field(default_factory=dict)
 
 
-def _run_share(database: str, scratch: str, share: Share) -> None:
-    """Worker: the scratch database is the main one; the application's is attached read-only."""
+def _run_share(work: tuple[str, str, Share]) -> float:
+    """Worker: the scratch database is the main one; the application's is attached read-only.
+    Returns the seconds it took."""
+    started = time.perf_counter()
+    database, scratch, share = work
     engine = create_engine(f"sqlite:///file:{quote(scratch)}?uri=true", poolclass=NullPool)
     try:
         with engine.connect() as connection:
@@ -110,6 +119,7 @@ def _run_share(database: str, scratch: str, share: Share) -> None:
             connection.commit()
     finally:
         engine.dispose()
+    return time.perf_counter() - started
 
 
 @contextmanager
@@ -130,7 +140,8 @@ def run_shares(connection: Connection, shares: Sequence[Share]) -> Iterator[list
         context = multiprocessing.get_context("spawn")
         with context.Pool(len(shares)) as pool:
             work = [(str(database), str(path), s) for path, s in zip(scratch, shares, strict=True)]
-            pool.starmap(_run_share, work)
+            for done, seconds in enumerate(pool.imap_unordered(_run_share, work), start=1):
+                logger.info("worker %d of %d done in %.1f s", done, len(shares), seconds)
         yield scratch
 
 
