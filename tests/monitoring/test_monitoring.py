@@ -12,6 +12,7 @@ import yaml
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 from prediction_logs import (
+    CURRENT_VERSION,
     PROJECT,
     REFERENCE,
     monitoring_parameters,
@@ -20,7 +21,7 @@ from prediction_logs import (
 )
 from sklearn import metrics as skm
 
-from mixai_inference.tasks import MASTER_PARAM_NAMES, MASTER_PARAM_RANGES, PRESETS
+from mixai_inference.tasks import MASTER_PARAM_RANGES, task_specs
 from mixai_ml.datasets import AppTableDataset
 from mixai_ml.db import get_engine
 from mixai_ml.monitoring.accuracy import online_accuracy
@@ -126,41 +127,38 @@ def test_online_accuracy_matches_sklearn(
     predicted = pairs["prediction"].map(json.loads)
     truth = pairs["label"].map(json.loads)
 
-    reg = pairs["task"] == "master_reg"
-    p = np.array(
-        [
-            [d[k] for k in MASTER_PARAM_NAMES]
-            for d in predicted[reg & (pairs["model_version"] == "v2")]
-        ]
-    )
-    t = np.array(
-        [[d[k] for k in MASTER_PARAM_NAMES] for d in truth[reg & (pairs["model_version"] == "v2")]]
-    )
-    row = summary.loc[("7d", "master_reg", "v2")]
-    spans = np.array([hi - lo for lo, hi in MASTER_PARAM_RANGES.values()])
-    assert row["labelled"] == len(p)
-    assert row["mae"] == pytest.approx(skm.mean_absolute_error(t, p), rel=1e-9)
-    assert row["rmse"] == pytest.approx(np.mean(np.sqrt(((p - t) ** 2).mean(axis=0))), rel=1e-9)
-    assert row["r2"] == pytest.approx(skm.r2_score(t, p), rel=1e-9)
-    assert row["mae_norm"] == pytest.approx(np.mean(np.abs(p - t).mean(axis=0) / spans), rel=1e-9)
-
-    cls = pairs["task"] == "preset_cls"
-    row = summary.loc[("7d", "preset_cls", "v1")]
-    expected_f1 = skm.f1_score(
-        [d["preset"] for d in truth[cls]],
-        [d["preset"] for d in predicted[cls]],
-        labels=list(PRESETS),
-        average="macro",
-        zero_division=0,
-    )
-    assert row["macro_f1"] == pytest.approx(expected_f1, rel=1e-9)
-
-    conf = pairs["task"] == "align_conf"
-    outcome = [float(d["aligned_ok"]) for d in truth[conf]]
-    probability = [d["confidence"] for d in predicted[conf]]
-    row = summary.loc[("7d", "align_conf", "v1")]
-    assert row["roc_auc"] == pytest.approx(skm.roc_auc_score(outcome, probability), rel=1e-9)
-    assert row["brier"] == pytest.approx(skm.brier_score_loss(outcome, probability), rel=1e-9)
+    for spec in task_specs():
+        rows = (pairs["task"] == spec.name) & (pairs["model_version"] == CURRENT_VERSION[spec.name])
+        row = summary.loc[("7d", spec.name, CURRENT_VERSION[spec.name])]
+        assert row["labelled"] == rows.sum() > 0
+        if spec.kind == "regression":
+            p = np.array([[d[k] for k in spec.outputs] for d in predicted[rows]])
+            t = np.array([[d[k] for k in spec.outputs] for d in truth[rows]])
+            spans = np.array([hi - lo for lo, hi in spec.ranges.values()])
+            assert row["mae"] == pytest.approx(skm.mean_absolute_error(t, p), rel=1e-9)
+            rmse = np.mean(np.sqrt(((p - t) ** 2).mean(axis=0)))
+            assert row["rmse"] == pytest.approx(rmse, rel=1e-9)
+            assert row["r2"] == pytest.approx(skm.r2_score(t, p), rel=1e-9)
+            mae_norm = np.mean(np.abs(p - t).mean(axis=0) / spans)
+            assert row["mae_norm"] == pytest.approx(mae_norm, rel=1e-9)
+        elif spec.kind == "classification":
+            expected_f1 = skm.f1_score(
+                [d[spec.label_key] for d in truth[rows]],
+                [d[spec.label_key] for d in predicted[rows]],
+                labels=list(spec.outputs),
+                average="macro",
+                zero_division=0,
+            )
+            assert row["macro_f1"] == pytest.approx(expected_f1, rel=1e-9)
+        else:
+            outcome = [float(d[spec.label_key]) for d in truth[rows]]
+            probability = [d["confidence"] for d in predicted[rows]]
+            assert row["roc_auc"] == pytest.approx(
+                skm.roc_auc_score(outcome, probability), rel=1e-9
+            )
+            assert row["brier"] == pytest.approx(
+                skm.brier_score_loss(outcome, probability), rel=1e-9
+            )
 
 
 def test_online_accuracy_known_answers() -> None:

@@ -2,8 +2,8 @@
 
 The sums of different experiments are independent, so each worker sums its own experiments
 (:mod:`mixai_ml.db.sqlite_shares`) and the rebuild copies their rows in. At platform scale
-(1,000 experiments, 2 million users) two processes on two cores cut the metric and histogram
-sums from 176 s to 108 s (``docs/benchmarks.md``). PostgreSQL plans its own parallel workers.
+(1,000 experiments, 2 million users) two processes on two cores cut a first run from 201 s to
+133 s on a slow VM (``docs/benchmarks.md``). PostgreSQL plans its own parallel workers.
 """
 
 from __future__ import annotations
