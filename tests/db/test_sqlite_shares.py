@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +104,54 @@ def test_workers_cannot_write_the_application_database(numbers: str) -> None:
         with pytest.raises(OperationalError, match="readonly"), writing:
             pass
         assert connection.execute(text("SELECT COUNT(*) FROM numbers")).scalar_one() == 1000
+
+
+_ENDLESS = Share(
+    [
+        text(
+            "CREATE TABLE main.slow AS WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL "
+            "SELECT i + 1 FROM c WHERE i < 10000000000) SELECT SUM(i) FROM c"
+        )
+    ]
+)
+
+
+def test_a_killed_worker_is_an_error_and_stops_the_others(numbers: str) -> None:
+    def kill_one_worker() -> None:
+        deadline = time.monotonic() + 60
+        while len(multiprocessing.active_children()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.kill(multiprocessing.active_children()[0].pid or 0, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_one_worker)
+    started = time.monotonic()
+    with create_engine(numbers).connect() as connection:
+        endless = run_shares(connection, [_ENDLESS, _ENDLESS])
+        killer.start()
+        with pytest.raises(RuntimeError, match=r"exit code -9\) before finishing"), endless:
+            pass
+    killer.join()
+    assert time.monotonic() - started < 60  # the other endless worker was stopped
+    assert multiprocessing.active_children() == []
+
+
+_NO_MAIN_GUARD = """
+from sqlalchemy import create_engine
+from mixai_ml.db.sqlite_shares import Share, run_shares
+
+with create_engine({url!r}).connect() as connection, run_shares(connection, [Share([])]):
+    pass
+"""
+
+
+def test_a_script_without_a_main_guard_gets_an_error_not_a_hang(
+    numbers: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "no_guard.py"
+    script.write_text(_NO_MAIN_GUARD.format(url=numbers))
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert run.returncode == 1
+    assert 'if __name__ == "__main__":' in run.stderr

@@ -27,9 +27,12 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection as PipeEnd
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from sqlalchemy import Connection, create_engine, text
@@ -122,15 +125,28 @@ def _run_share(work: tuple[str, str, Share]) -> float:
     return time.perf_counter() - started
 
 
+def _share_process(work: tuple[str, str, Share], results: PipeEnd) -> None:
+    """A worker process: run one share and send back its seconds, or the error it raised."""
+    try:
+        results.send(("done", _run_share(work)))
+    except Exception as error:  # raised again in the caller
+        try:
+            results.send(("error", error))
+        except Exception:  # an error that cannot be pickled: its text
+            results.send(("error", RuntimeError(f"{type(error).__name__}: {error}")))
+
+
 @contextmanager
 def run_shares(connection: Connection, shares: Sequence[Share]) -> Iterator[list[Path]]:
     """Run each share in its own process; yield their scratch databases (removed afterwards).
 
     A worker's error is raised here, as the caller's own statement would have raised it (the
-    caller's transaction then rolls back); the other workers are stopped.
+    caller's transaction then rolls back); the other workers are stopped. So is a worker that
+    died without an answer (killed, or never started: see ``RuntimeError``).
 
     Raises:
         ValueError: ``connection`` is not a SQLite database file.
+        RuntimeError: A worker process ended without finishing its share.
     """
     database = database_file(connection)
     if database is None:
@@ -138,11 +154,47 @@ def run_shares(connection: Connection, shares: Sequence[Share]) -> Iterator[list
     with TemporaryDirectory(prefix="mixai-shares-") as folder:
         scratch = [Path(folder) / f"share{index}.db" for index in range(len(shares))]
         context = multiprocessing.get_context("spawn")
-        with context.Pool(len(shares)) as pool:
-            work = [(str(database), str(path), s) for path, s in zip(scratch, shares, strict=True)]
-            for done, seconds in enumerate(pool.imap_unordered(_run_share, work), start=1):
-                logger.info("worker %d of %d done in %.1f s", done, len(shares), seconds)
+        workers: dict[PipeEnd, BaseProcess] = {}
+        for path, share in zip(scratch, shares, strict=True):
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_share_process, args=((str(database), str(path), share), sender)
+            )
+            process.start()
+            sender.close()
+            workers[receiver] = process
+        try:
+            _wait_for(dict(workers))
+        finally:
+            for worker in workers.values():
+                if worker.is_alive():  # another worker failed: stop this one
+                    worker.terminate()
+                worker.join()
         yield scratch
+
+
+def _wait_for(workers: dict[PipeEnd, BaseProcess]) -> None:
+    """Log each worker's end as it comes (emptying ``workers``); raise the first error or death."""
+    total = len(workers)
+    for done in range(1, total + 1):
+        ready = wait(list(workers))[0]
+        receiver = cast(PipeEnd, ready)
+        process = workers.pop(receiver)
+        try:
+            outcome, value = receiver.recv()
+        except EOFError:  # the process ended without a word
+            process.join()
+            raise RuntimeError(
+                f"a worker process ended (exit code {process.exitcode}) before finishing its "
+                "share: killed (out of memory?), or it could not start. A script that runs the "
+                'analysis must do so under `if __name__ == "__main__":` (processes are '
+                "spawned and import the script again)."
+            ) from None
+        finally:
+            receiver.close()
+        if outcome == "error":
+            raise value
+        logger.info("worker %d of %d done in %.1f s", done, total, value)
 
 
 def _scratch_rows(scratch: Path, table: str, columns: Sequence[str]) -> Iterator[list[Any]]:
