@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, inspect, text
 
@@ -65,44 +66,65 @@ SHARE_SPREAD = 12.0
 its interval for design effects up to 37."""
 
 
-def _share_window(q: float) -> str:
-    """SQL: the bin's rows overlap the shares within the spread around the ``q``-quantile."""
-    half = f"({SHARE_SPREAD!r} * SQRT({q * (1.0 - q)!r} / total_rows) + 1.0 / total_rows)"
-    return (
-        f"cum_rows >= ({q!r} - {half}) * total_rows "
-        f"AND cum_rows - n_rows <= ({q!r} + {half}) * total_rows"
+def _near_quantiles(connection: Connection, settings: AbSettings) -> pd.DataFrame:
+    """The bins near each configured quantile, with their sums cumulated within the group.
+
+    Every bin of the quantile metrics is read once, in the primary key's order, and cumulated by
+    numpy: at platform scale (410,000 bins) 2.3 s against 3.4 s for SQLite's window functions
+    picking the bins in SQL (``docs/benchmarks.md``). The sums are whole numbers, so the running
+    sums over all groups are exact.
+    """
+    quantiles: dict[str, list[float]] = {}
+    for spec in settings.metrics.values():
+        if spec.kind == "quantile":
+            quantiles.setdefault(spec.rows, []).append(float(spec.quantile or 0.5))
+    keys = ("experiment_id", "variant", "metric")
+    if not quantiles:
+        return pd.DataFrame(
+            {key: pd.Series(dtype=object) for key in keys}
+            | {"bin": pd.Series(dtype=np.int64)}
+            | {name: pd.Series(dtype=float) for name in HISTOGRAM_COLUMNS}
+        )
+    cursor = connection.connection.cursor()  # plain tuples: a third faster than Rows
+    cursor.execute(
+        f"SELECT {', '.join(keys)}, bin, n_rows, sq_rows, cross_rows "
+        "FROM ab_metric_histogram "
+        f"WHERE metric IN ({', '.join(literal(metric) for metric in sorted(quantiles))}) "
+        f"ORDER BY {', '.join(keys)}, bin"
     )
-
-
-def _histogram_read(settings: AbSettings) -> str:
-    """The bins near each configured quantile, with within-group cumulative sums (window SQL in
-    the key's order, no sort): a few dozen rows per group however wide the histogram."""
-    keys = "experiment_id, variant, metric"
-    windows = [
-        f"(metric = {literal(spec.rows)} AND {_share_window(float(spec.quantile or 0.5))})"
-        for spec in settings.metrics.values()
-        if spec.kind == "quantile"
-    ]
-    return f"""
-WITH cumulative AS (
-  SELECT {keys}, bin, n_rows,
-         SUM(n_rows) OVER upto AS cum_rows, SUM(sq_rows) OVER upto AS cum_sq,
-         SUM(cross_rows) OVER upto AS cum_cross
-  FROM ab_metric_histogram
-  WINDOW upto AS (PARTITION BY {keys} ORDER BY bin ROWS UNBOUNDED PRECEDING)
-),
-totals AS (
-  SELECT experiment_id AS total_experiment, variant AS total_variant, metric AS total_metric,
-         SUM(n_rows) AS total_rows
-  FROM ab_metric_histogram
-  GROUP BY {keys}
-)
-SELECT {keys}, bin, {", ".join(HISTOGRAM_COLUMNS)}
-FROM cumulative
-JOIN totals ON total_experiment = experiment_id AND total_variant = variant
- AND total_metric = metric
-WHERE {" OR ".join(windows) or "1 = 0"}
-ORDER BY {keys}, bin"""
+    rows = cursor.fetchall()
+    cursor.close()
+    columns = list(zip(*rows, strict=True)) or [()] * 7
+    labels = [np.array(column, dtype=object) for column in columns[:3]]
+    sums = np.array(columns[4:], dtype=float).reshape(3, -1).T  # n_rows, sq_rows, cross_rows
+    new_group = np.r_[True, np.logical_or.reduce([k[1:] != k[:-1] for k in labels])]
+    starts = np.flatnonzero(new_group[: len(rows)])
+    sizes = np.diff(np.r_[starts, len(rows)])
+    running = np.cumsum(sums, axis=0)
+    before = np.vstack([np.zeros((1, 3)), running])[starts]  # running sums before each group
+    cumulative = running - np.repeat(before, sizes, axis=0)
+    total = np.repeat(cumulative[starts + sizes - 1, 0], sizes)
+    near = np.zeros(len(rows), dtype=bool)
+    for metric, levels in quantiles.items():
+        for q in levels:
+            half = SHARE_SPREAD * np.sqrt(q * (1.0 - q) / total) + 1.0 / total
+            near |= (
+                (labels[2] == metric)
+                & (cumulative[:, 0] >= (q - half) * total)
+                & (cumulative[:, 0] - sums[:, 0] <= (q + half) * total)
+            )
+    picked = dict(zip(keys, (label[near] for label in labels), strict=True))
+    return pd.DataFrame(
+        {
+            **picked,
+            "bin": np.array(columns[3], dtype=np.int64)[near],
+            "n_rows": sums[near, 0],
+            "cum_rows": cumulative[near, 0],
+            "cum_sq": cumulative[near, 1],
+            "cum_cross": cumulative[near, 2],
+            "total_rows": total[near],
+        }
+    )
 
 
 def read_statistics(
@@ -125,7 +147,7 @@ def read_statistics(
         ),
         connection,
     )
-    histograms = pd.read_sql(text(_histogram_read(settings)), connection)
+    histograms = _near_quantiles(connection, settings)
     assignments = pd.read_sql(
         text(
             "SELECT experiment_id, variant, day, SUM(n_assigned) AS n_assigned "
@@ -143,14 +165,8 @@ def read_statistics(
         if inspect(connection).has_table("ab_experiments")
         else pd.DataFrame(columns=["experiment_id", "weights"])
     )
-    for frame, sums in (
-        (totals, AB_METRIC_SUMS),
-        (daily, AB_METRIC_SUMS),
-        (histograms, HISTOGRAM_COLUMNS),
-    ):
-        frame[list(sums)] = frame[list(sums)].astype(float)
-    if "bin" in histograms:
-        histograms["bin"] = histograms["bin"].astype("int64")
+    for frame in (totals, daily):
+        frame[list(AB_METRIC_SUMS)] = frame[list(AB_METRIC_SUMS)].astype(float)
     assignments["n_assigned"] = assignments["n_assigned"].astype("int64")
     return AbStatistics(
         assignments=assignments,
