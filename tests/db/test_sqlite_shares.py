@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import signal
 import sqlite3
 import subprocess
@@ -155,3 +156,14 @@ def test_a_script_without_a_main_guard_gets_an_error_not_a_hang(
     )
     assert run.returncode == 1
     assert 'if __name__ == "__main__":' in run.stderr
+
+
+def test_a_share_that_cannot_be_sent_stops_the_workers_already_started(numbers: str) -> None:
+    unsendable = Share([text("SELECT :x").bindparams(x=lambda: 1)])  # a lambda does not pickle
+    started = time.monotonic()
+    with create_engine(numbers).connect() as connection:
+        failing = run_shares(connection, [_ENDLESS, unsendable])
+        with pytest.raises((pickle.PicklingError, AttributeError)), failing:
+            pass
+    assert time.monotonic() - started < 60
+    assert multiprocessing.active_children() == []

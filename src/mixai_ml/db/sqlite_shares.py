@@ -155,15 +155,15 @@ def run_shares(connection: Connection, shares: Sequence[Share]) -> Iterator[list
         scratch = [Path(folder) / f"share{index}.db" for index in range(len(shares))]
         context = multiprocessing.get_context("spawn")
         workers: dict[PipeEnd, BaseProcess] = {}
-        for path, share in zip(scratch, shares, strict=True):
-            receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(
-                target=_share_process, args=((str(database), str(path), share), sender)
-            )
-            process.start()
-            sender.close()
-            workers[receiver] = process
         try:
+            for path, share in zip(scratch, shares, strict=True):
+                receiver, sender = context.Pipe(duplex=False)
+                process = context.Process(
+                    target=_share_process, args=((str(database), str(path), share), sender)
+                )
+                process.start()
+                workers[receiver] = process
+                sender.close()
             _wait_for(dict(workers))
         finally:
             for worker in workers.values():
