@@ -4,6 +4,7 @@ refresh's savepoint, the stored sums include the open days)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -88,13 +89,13 @@ def _near_quantiles(connection: Connection, settings: AbSettings) -> pd.DataFram
         ),
         connection,
     )
-    cursor = connection.connection.cursor()  # plain tuples, a chunk at a time
-    cursor.execute(
-        f"SELECT bin, n_rows, sq_rows, cross_rows FROM ab_metric_histogram {where} "
-        f"ORDER BY {keys}, bin"
-    )
-    chunks = [np.array(rows, dtype=float) for rows in iter(lambda: cursor.fetchmany(50_000), [])]
-    cursor.close()
+    with closing(connection.connection.cursor()) as cursor:  # plain tuples, a chunk at a time
+        cursor.execute(
+            f"SELECT bin, n_rows, sq_rows, cross_rows FROM ab_metric_histogram {where} "
+            f"ORDER BY {keys}, bin"
+        )
+        batches = iter(lambda: cursor.fetchmany(50_000), [])
+        chunks = [np.array(rows, dtype=float) for rows in batches]
     numbers = np.concatenate(chunks) if chunks else np.empty((0, 4))
     sizes = groups["bins"].to_numpy(dtype=np.int64)
     if sizes.sum() != len(numbers):  # the refresh's lock keeps other writers out
