@@ -184,6 +184,8 @@ def test_settings_reject_bad_configuration() -> None:
         AbSettings.from_params({"metrics": {"m": {"type": "quantile", "quantile": 95}}})
     with pytest.raises(ValueError, match="processes must be >= 1, got 0"):
         AbSettings.from_params({"statistics": {"processes": 0}})
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) rebuilt; known: .*rebuild"):
+        AbSettings.from_params({"statistics": {"rebuilt": True}})  # a typo is not ignored
     with pytest.raises(ValueError, match="lookback_days must be >= 0, got -1"):
         AbSettings.from_params({"statistics": {"lookback_days": -1}})
     settings = AbSettings.from_params(ab_parameters())

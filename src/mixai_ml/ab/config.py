@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, cast
 
 from mixai_ml.ab.multiplicity import CORRECTIONS, Correction
@@ -184,6 +184,11 @@ class AbSettings:
             )
             for name, spec in sorted(overrides.items())
         }
+        if unexpected := sorted(set(stored) - {f.name for f in fields(StatisticsSettings)}):
+            raise ValueError(
+                f"ab_analysis.statistics: unknown setting(s) {', '.join(unexpected)}; known: "
+                + ", ".join(f.name for f in fields(StatisticsSettings))
+            )
         minimums = {"lookback_days": 0, "late_check_days": 0, "processes": 1}
         counts = {
             key: int(stored.get(key, getattr(StatisticsSettings, key)))

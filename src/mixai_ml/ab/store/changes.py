@@ -13,6 +13,7 @@ from mixai_ml.ab.config import PRE_SUFFIX, AbSettings
 from mixai_ml.ab.store.processes import CAP_COLUMNS, FOUND_CAPS, sums_in_processes
 from mixai_ml.ab.store.sql import (
     ADDITIVE,
+    ASSIGNMENT_SUMS_SQL,
     EARLIEST,
     EMPTIED,
     IN_WINDOW,
@@ -245,6 +246,7 @@ def add_window(connection: Connection, delta: Delta, lo: datetime, hi: datetime)
     """Add the change that the touched users' rows recorded in ``[lo, hi)`` make to the sums."""
     params = delta.params(lo, hi, None)
     with by_index_lookups(connection):
-        for table, sql in delta.window(lo, hi):
-            if sql is not None:
-                add_into(connection, table, sql, params)
+        for table, sql in delta.window():
+            add_into(connection, table, sql, params)
+        assignments = ASSIGNMENT_SUMS_SQL.format(experiments="")
+        add_into(connection, "ab_assignment_daily", assignments, params)

@@ -126,9 +126,8 @@ def forget_users(connection: Connection, user_ids: Sequence[str], settings: AbSe
         connection.execute(statement(TOUCHED_USERS.format(where="user_id IN :ids"), ids=chunk))
         note_covariates(connection)
         params = delta.params(EARLIEST, hi, None)
-        for table, sql in delta.window(EARLIEST, hi):
-            if sql is not None and table != "ab_assignment_daily":
-                add_into(connection, table, sql, params, sign="-")
+        for table, sql in delta.window():
+            add_into(connection, table, sql, params, sign="-")
         add_into(
             connection,
             "ab_assignment_daily",

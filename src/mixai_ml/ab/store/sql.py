@@ -415,16 +415,18 @@ class Delta:
             "ids": list(experiment_ids or []),
         }
 
-    def window(self, lo: datetime, hi: datetime) -> list[tuple[str, str | None]]:
-        """(table, SELECT) pairs of the change from rows before ``lo`` to rows before ``hi``."""
-        return [
+    def window(self) -> list[tuple[str, str]]:
+        """(table, SELECT) pairs of the change that the rows of ``ab_touched``'s users make from
+        rows before ``:lo`` to rows before ``:hi``: the metric sums and histograms (the
+        assignments' change is :data:`ASSIGNMENT_SUMS_SQL` over the window)."""
+        pairs = [
             ("ab_metric_daily", self.metric_sql(_PER_USER_TOUCHED.format(join=self.join), True)),
             (
                 "ab_metric_histogram",
                 self.histogram_sql(_HISTOGRAM_TOUCHED.format(join=self.join), True),
             ),
-            ("ab_assignment_daily", ASSIGNMENT_SUMS_SQL.format(experiments="")),
         ]
+        return [(table, sql) for table, sql in pairs if sql is not None]
 
     def everything(self, experiment_ids: Sequence[str] | None) -> list[tuple[str, str | None]]:
         """(table, SELECT) pairs of all rows before ``hi`` of the experiments (all: ``None``)."""
