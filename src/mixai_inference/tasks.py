@@ -318,9 +318,14 @@ def task_specs() -> tuple[TaskSpec, ...]:
     return tuple(_REGISTRY.values())
 
 
-def task_names() -> tuple[str, ...]:
-    """The names of every registered task, in registration order."""
-    return tuple(_REGISTRY)
+def task_names(source: Source | None = None) -> tuple[str, ...]:
+    """The names of the registered tasks, in registration order.
+
+    Args:
+        source: Only the tasks reading this feature vector (``mix``: one answer of
+            ``Predictor.predict`` covers them); ``None``: every task.
+    """
+    return tuple(name for name, spec in _REGISTRY.items() if source in (None, spec.source))
 
 
 def trunks() -> dict[str, tuple[str, ...]]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, func, inspect, select, table, text
 
+from mixai_inference.tasks import task_names
 from mixai_ml.db import schema
 
 # docs/data_contracts.md §2, §5, §6: the columns others depend on (every table may have more).
@@ -172,7 +173,7 @@ def _rows(n_users: int) -> dict[str, list[dict[str, Any]]]:
         "labels": [
             {"job_id": job["job_id"], "task": task, "label": "{}", "created_at": T0}
             for job in jobs
-            for task in ("master_reg", "preset_cls")
+            for task in task_names("mix")
         ],
         "ab_test_assignments": [
             {"experiment_id": experiment, "user_id": user, "variant": variant, "assigned_at": T0}

@@ -39,7 +39,7 @@ from web_support import (
 from browser_support import CHROMIUM, CHROMIUM_ARGS
 from mixai_inference import FEATURE_NAMES, Predictor, cli, extract_features, load_audio
 from mixai_inference.audio import resample, to_mono
-from mixai_inference.tasks import MASTER_PARAM_RANGES
+from mixai_inference.tasks import MASTER_PARAM_RANGES, task_names
 from mixai_ml.edge.parity import (
     FEATURE_FAMILIES,
     deviations,
@@ -196,7 +196,7 @@ def _without_guard(provenance: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_browser_reports_no_guard_score(page: Any, clips: dict[str, list[Path]]) -> None:
     answer = _browser(page, "predict", clips["demo"][0], user_id="user-0")
-    for task in ("master_reg", "preset_cls"):
+    for task in task_names("mix"):
         assert (answer[task]["ood_score"], answer[task]["ood"]) == (None, False)
         assert answer[task]["personalized"] is False
 
@@ -217,7 +217,7 @@ def test_predict_equals_mixai_infer(
         values = np.array(_browser(page, "features", path)["values"], dtype=np.float32)
         python = _cli("predict", str(path), "--bundle", str(bundle), "--user-id", user)
         assert browser.keys() == python.keys()
-        for task in ("master_reg", "preset_cls"):
+        for task in task_names("mix"):
             assert _without_guard(browser[task]) == _without_guard(python[task]), (path.name, task)
             served.add(browser[task]["source"])
         own = predictor.predict(values, user_id=user)

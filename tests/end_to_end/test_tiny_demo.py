@@ -140,7 +140,7 @@ def test_the_guard_ships_with_each_model_and_is_evaluated(tiny_project: Path) ->
     predictor = Predictor.from_bundle(bundle, flags=Flags(enable_cpu_ml=True))
     near = predictor.predict(row).to_dict()
     far = predictor.predict(row * 50.0).to_dict()
-    for task in ("master_reg", "preset_cls"):
+    for task in task_names("mix"):
         if near[task]["source"] == "ml":
             assert isinstance(near[task]["ood_score"], float)
             assert far[task]["ood"] is True

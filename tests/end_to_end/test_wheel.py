@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mixai_inference.tasks import PRESETS
+from mixai_inference.tasks import PRESETS, task_names
 from slim_boundary import canonical, forbidden_distributions, serve_extra_distributions
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -154,7 +154,7 @@ def test_mixai_serve_from_the_wheel_serves_the_demo_on_its_database(
         for n in range(300):
             status, answer = client.predict(f"demo-user-{n}")
             assert status == 200, answer
-            experiments |= {answer[task]["experiment_id"] for task in ("master_reg", "preset_cls")}
+            experiments |= {answer[task]["experiment_id"] for task in task_names("mix")}
         assert {"master-reg-candidate", "preset-ml-vs-rules"} & experiments, experiments
         assert answer["master_reg"]["reason"] != "disabled"
         engine = create_engine(database)

@@ -408,6 +408,9 @@ def test_the_registry_is_the_only_list_of_tasks(toy_task: TaskSpec) -> None:
         pipeline: Pipeline = create()
         namespaces = {node.namespace for node in pipeline.nodes if node.namespace}
         assert namespaces == set(task_names())
+    # by the feature vector they read, in registration order: the toy task reads the mix
+    assert task_names("mix") == ("master_reg", "preset_cls", TOY.name)
+    assert task_names("alignment") == ("align_conf",)
 
 
 @pytest.mark.slow
