@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -184,8 +185,24 @@ def test_settings_reject_bad_configuration() -> None:
         AbSettings.from_params({"metrics": {"m": {"type": "quantile", "quantile": 95}}})
     with pytest.raises(ValueError, match="processes must be >= 1, got 0"):
         AbSettings.from_params({"statistics": {"processes": 0}})
-    with pytest.raises(ValueError, match=r"unknown setting\(s\) rebuilt; known: .*rebuild"):
-        AbSettings.from_params({"statistics": {"rebuilt": True}})  # a typo is not ignored
+    # a typo is not ignored (the default would be in force unnoticed); the error names the key
+    for where, params, typo, meant in [
+        ("statistics", {"statistics": {"rebuilt": True}}, "rebuilt", "rebuild"),
+        ("", {"alpah": 0.1}, "alpah", "alpha"),
+        (
+            "metrics.m",
+            {"metrics": {"m": {"higher_is_beter": False}}},
+            "higher_is_beter",
+            "higher_is_better",
+        ),
+        ("srm", {"srm": {"alfa": 0.01}}, "alfa", "sequential_concentration"),
+        ("experiments.e", {"experiments": {"e": {"tuning_n": 5}}}, "tuning_n", "tuning_n_per"),
+    ]:
+        place = re.escape(f"ab_analysis.{where}" if where else "ab_analysis")
+        with pytest.raises(
+            ValueError, match=rf"^{place}: unknown setting\(s\) {typo}; known: .*{meant}"
+        ):
+            AbSettings.from_params(params)
     with pytest.raises(ValueError, match="lookback_days must be >= 0, got -1"):
         AbSettings.from_params({"statistics": {"lookback_days": -1}})
     settings = AbSettings.from_params(ab_parameters())

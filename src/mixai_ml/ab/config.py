@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 from mixai_ml.ab.multiplicity import CORRECTIONS, Correction
 
@@ -154,13 +154,19 @@ class AbSettings:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> AbSettings:
-        """Settings from the ``ab_analysis`` parameters (see the YAML file for every key)."""
-        power = params.get("power", {}) or {}
-        sequential = params.get("sequential", {}) or {}
-        unknown = params.get("unknown_metrics", {}) or {}
-        srm = params.get("srm", {}) or {}
-        report = params.get("report", {}) or {}
-        stored = params.get("statistics", {}) or {}
+        """Settings from the ``ab_analysis`` parameters (see the YAML file for every key).
+
+        Raises:
+            ValueError: A value out of range, or a key the analysis does not know (a typo
+                would leave the default in force unnoticed).
+        """
+        _known(params, _KEYS[""], "")
+        power = _section(params, "power")
+        sequential = _section(params, "sequential")
+        unknown = _section(params, "unknown_metrics")
+        srm = _section(params, "srm")
+        report = _section(params, "report")
+        stored = _section(params, "statistics")
         default_mde = float(power.get("mde", cls.default_mde))
         metrics = {
             str(name): _metric_spec(str(name), spec or {}, default_mde)
@@ -173,6 +179,8 @@ class AbSettings:
                 f"ab_analysis.experiments {misplaced}: weights are defined in the ab_experiments "
                 "table (the one definition of an experiment), not in the parameters"
             )
+        for name, spec in overrides.items():
+            _known(spec, {"tuning_n_per_variant"}, f"experiments.{name}")
         _check_caps(metrics.values())
         experiments = {
             name: ExperimentSettings(
@@ -184,11 +192,6 @@ class AbSettings:
             )
             for name, spec in sorted(overrides.items())
         }
-        if unexpected := sorted(set(stored) - {f.name for f in fields(StatisticsSettings)}):
-            raise ValueError(
-                f"ab_analysis.statistics: unknown setting(s) {', '.join(unexpected)}; known: "
-                + ", ".join(f.name for f in fields(StatisticsSettings))
-            )
         minimums = {"lookback_days": 0, "late_check_days": 0, "processes": 1}
         counts = {
             key: int(stored.get(key, getattr(StatisticsSettings, key)))
@@ -331,8 +334,63 @@ def _check_caps(specs: Any) -> None:
         seen[spec.rows] = spec.cap
 
 
+_KEYS: Final[dict[str, set[str]]] = {
+    "": {
+        "alpha",
+        "correction",
+        "cuped",
+        "decision_basis",
+        "srm",
+        "power",
+        "sequential",
+        "statistics",
+        "report",
+        "metrics",
+        "unknown_metrics",
+        "experiments",
+    },
+    "srm": {"alpha", "sequential_concentration"},
+    "power": {"target_power", "mde"},
+    "sequential": {"tuning_n_per_variant", "min_n_per_variant"},
+    "statistics": {f.name for f in fields(StatisticsSettings)},
+    "report": {"max_detailed"},
+    "unknown_metrics": {"role", "higher_is_better"},
+    "metric": {
+        "type",
+        "role",
+        "higher_is_better",
+        "mde",
+        "noninferiority_margin",
+        "margin_type",
+        "source",
+        "quantile",
+        "cap",
+    },
+}
+"""The keys of each section of the ``ab_analysis`` parameters (``""``: the top level;
+``metric``: a ``metrics.<name>`` entry)."""
+
+
+def _known(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    """Raise for the keys of ``raw`` (at ``ab_analysis.<where>``) outside ``allowed``."""
+    if unexpected := sorted(set(raw) - allowed):
+        place = f"ab_analysis.{where}" if where else "ab_analysis"
+        raise ValueError(
+            f"{place}: unknown setting(s) {', '.join(map(str, unexpected))}; known: "
+            + ", ".join(sorted(allowed))
+        )
+
+
+def _section(params: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """A section of the parameters (empty when absent), its keys checked."""
+    section = params.get(name, {}) or {}
+    _known(section, _KEYS[name], name)
+    return section
+
+
 def _metric_spec(name: str, raw: Mapping[str, Any], default_mde: float) -> MetricSpec:
     key = f"metrics.{name}"
+    _known(raw, _KEYS["metric"], key)
     margin = raw.get("noninferiority_margin")
     if margin is not None and float(margin) < 0:
         raise ValueError(f"ab_analysis.{key}.noninferiority_margin must be >= 0, got {margin!r}")
