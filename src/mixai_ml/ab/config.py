@@ -180,7 +180,7 @@ class AbSettings:
                 "table (the one definition of an experiment), not in the parameters"
             )
         for name, spec in overrides.items():
-            _known(spec, {"tuning_n_per_variant"}, f"experiments.{name}")
+            _known(spec, _KEYS["experiment"], f"experiments.{name}")
         _check_caps(metrics.values())
         experiments = {
             name: ExperimentSettings(
@@ -355,6 +355,7 @@ _KEYS: Final[dict[str, set[str]]] = {
     "statistics": {f.name for f in fields(StatisticsSettings)},
     "report": {"max_detailed"},
     "unknown_metrics": {"role", "higher_is_better"},
+    "experiment": {"tuning_n_per_variant"},
     "metric": {
         "type",
         "role",
@@ -368,15 +369,15 @@ _KEYS: Final[dict[str, set[str]]] = {
     },
 }
 """The keys of each section of the ``ab_analysis`` parameters (``""``: the top level;
-``metric``: a ``metrics.<name>`` entry)."""
+``experiment`` and ``metric``: an entry of ``experiments`` or ``metrics``)."""
 
 
 def _known(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
     """Raise for the keys of ``raw`` (at ``ab_analysis.<where>``) outside ``allowed``."""
-    if unexpected := sorted(set(raw) - allowed):
+    if unexpected := sorted(map(str, set(raw) - allowed)):
         place = f"ab_analysis.{where}" if where else "ab_analysis"
         raise ValueError(
-            f"{place}: unknown setting(s) {', '.join(map(str, unexpected))}; known: "
+            f"{place}: unknown setting(s) {', '.join(unexpected)}; known: "
             + ", ".join(sorted(allowed))
         )
 
