@@ -42,7 +42,7 @@ import soundfile as sf
 import yaml
 from onnx import TensorProto, helper, numpy_helper
 
-from mixai_inference import ALIGNMENT_FEATURE_NAMES, FEATURE_NAMES, FEATURE_SCHEMA_VERSION
+from mixai_inference import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from mixai_inference.bundle import (
     Manifest,
     ModelEntry,
@@ -55,7 +55,7 @@ from mixai_inference.flags import Flags
 from mixai_inference.metrics import MetricsSink
 from mixai_inference.ood import Grid, InputReference
 from mixai_inference.predictor import Predictor
-from mixai_inference.tasks import ALIGN_CONF, MASTER_REG, PRESET_CLS, task_spec
+from mixai_inference.tasks import MASTER_REG, task_names, task_spec, task_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -100,7 +100,7 @@ def tabular_net_model(task: str, version: str, input_dim: int, seed: int) -> byt
                 helper.make_node("Mul", [current, f"m{k}"], [f"g{k}"]),
             ]
             current = f"g{k}"
-    if task == MASTER_REG:
+    if spec.kind == "regression":
         inits += [
             numpy_helper.from_array(rng.uniform(1, 5, output_dim).astype(np.float32), "tscale"),
             numpy_helper.from_array(rng.uniform(-5, 5, output_dim).astype(np.float32), "tmean"),
@@ -109,7 +109,7 @@ def tabular_net_model(task: str, version: str, input_dim: int, seed: int) -> byt
             helper.make_node("Mul", [current, "tscale"], ["scaled"]),
             helper.make_node("Add", ["scaled", "tmean"], [spec.output_tensor]),
         ]
-    elif task == PRESET_CLS:
+    elif spec.kind == "classification":
         nodes.append(helper.make_node("Softmax", [current], [spec.output_tensor], axis=-1))
     else:
         inits += [
@@ -176,15 +176,10 @@ def synthetic_reference(names: tuple[str, ...], outputs: tuple[str, ...]) -> Inp
 
 def synthetic_bundle(path: Path, ood_policy: str | None = None) -> Path:
     """One synthetic model per task, each with its training reference."""
-    dims = {
-        MASTER_REG: len(FEATURE_NAMES),
-        PRESET_CLS: len(FEATURE_NAMES),
-        ALIGN_CONF: len(ALIGNMENT_FEATURE_NAMES),
-    }
     tasks, files = {}, {}
-    for seed, (task, dim) in enumerate(dims.items()):
+    for seed, spec in enumerate(task_specs()):
+        task, dim = spec.name, len(spec.input_names())
         data = tabular_net_model(task, "bench", dim, seed)
-        spec = task_spec(task)
         reference = synthetic_reference(spec.input_names(), spec.outputs).to_bytes()
         entry = ModelEntry(
             "bench", f"{task}-bench.onnx", sha256_bytes(data), "active", 100.0,
@@ -218,7 +213,7 @@ def bench_warm(bundle: Path, n: int, users: list[str | None], policy: str) -> di
     )
     manifest = read_manifest(bundle)
     raw, bound = [], []
-    for task in (MASTER_REG, PRESET_CLS):
+    for task in task_names("mix"):
         entry = manifest.tasks[task].active
         assert entry is not None
         # the predictor's own session objects: the very same models and weights in memory
