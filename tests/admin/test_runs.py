@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -293,3 +294,32 @@ def test_the_console_reaps_dead_runs_while_nobody_visits_it(tmp_path: Path) -> N
         row = run_row(console.engine, "train-dead")
     assert row["status"] == "failed"
     assert "no heartbeat" in str(row["reason"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"admin": {"session": {"idle_minute": 30}}},
+            "admin.session: unknown setting(s) idle_minute",
+        ),
+        (
+            {"admin": {"runs": {"heartbeat_second": 1}}},
+            "admin.runs: unknown setting(s) heartbeat_second; known: claim_within_seconds, ",
+        ),
+        (
+            {"monitoring": {"thresholds": {"rules": {"all_tasks": {"error_rat": {"max": 0.1}}}}}},
+            "monitoring.thresholds.rules.all_tasks: unknown metric(s) error_rat",
+        ),
+        ({"ab_analysis": {"alpah": 0.1}}, "ab_analysis: unknown setting(s) alpah; known: alpha, "),
+    ],
+)
+def test_a_misspelt_setting_stops_the_console_at_start(
+    tmp_path: Path, overrides: dict[str, object], message: str
+) -> None:
+    """Not when an operator opens the page that reads it."""
+    project = copy_project(tmp_path / "project")
+    write_local_params(project, overrides)
+    with kedro_in_this_process(), pytest.raises(ValueError, match=re.escape(message)):
+        Console(project, secure_cookies=False, environ={})

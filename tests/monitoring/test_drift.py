@@ -19,9 +19,10 @@ from prediction_logs import (
 from mixai_inference.ood import SKETCH_BINS
 from mixai_inference.tasks import task_names, task_specs
 from mixai_ml.db import get_engine
+from mixai_ml.monitoring.accuracy import ALL_METRICS, accuracy_metrics
 from mixai_ml.monitoring.alerts import threshold_alerts
 from mixai_ml.monitoring.drift import digit_counts, drift_windows, psi, top_drifting
-from mixai_ml.monitoring.windows import MonitoringSettings, window_summary
+from mixai_ml.monitoring.windows import RULE_METRICS, MonitoringSettings, window_summary
 from mixai_ml.pipelines.monitoring.nodes import render_monitoring_report, summarise_windows
 from mixai_ml.simulation.guard import guard_columns
 
@@ -152,3 +153,28 @@ def test_the_demo_world_drift_is_deterministic_by_seed(
     assert metrics.loc[~unanswered, "ood_score"].notna().all()
     before = metrics[(metrics["recorded_at"] < REFERENCE - pd.Timedelta("5D")) & ~unanswered]
     assert before["ood"].mean() == pytest.approx(0.01, abs=0.006)  # the calibrated 1 %
+
+
+@pytest.mark.slow
+def test_the_rules_a_task_accepts_are_those_that_can_fire(
+    sqlite_url: str, drifting_logs: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    """A rule on every metric the settings accept for a task, each crossed by any finite
+    value, fires for that task: no accepted rule is one that could never fire."""
+    save_logs(sqlite_url, *drifting_logs)
+    params = monitoring_parameters()
+    thresholds = {"min_requests": 1, "min_labelled": 1, "min_sketched": 1}
+    accepted = {
+        task: [m for m in RULE_METRICS if m not in ALL_METRICS or m in accuracy_metrics()[task]]
+        for task in task_names()
+    }
+    rules = {task: {m: {"min": 1e12} for m in metrics} for task, metrics in accepted.items()}
+    settings = MonitoringSettings.from_params(
+        {**params, "thresholds": {**thresholds, "rules": rules}}
+    )
+    summary = window_summary(get_engine(sqlite_url), settings, REFERENCE)
+
+    alerts = threshold_alerts(summary, settings)
+
+    fired = alerts.groupby("task")["metric"].agg(set).to_dict()
+    assert fired == {task: set(metrics) for task, metrics in accepted.items()}

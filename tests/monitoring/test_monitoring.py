@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -327,10 +330,53 @@ def test_the_oldest_pending_withdrawal_alerts_before_its_deadline(
     assert document["privacy"]["pending"] == 1
 
 
-def test_settings_validation() -> None:
-    params = monitoring_parameters()
-    bad_rule = {**params["thresholds"], "rules": {"all_tasks": {"x": {"above": 1}}}}
-    with pytest.raises(ValueError, match="max or min"):
-        MonitoringSettings.from_params({**params, "thresholds": bad_rule})
-    with pytest.raises(ValueError, match="windows"):
-        MonitoringSettings.from_params({**params, "windows": {}})
+def _typo(path: str, key: str, value: Any = None, *, drop: bool = False) -> dict[str, Any]:
+    """The monitoring parameters with ``key`` set (or dropped) in the section at ``path``."""
+    params = copy.deepcopy(monitoring_parameters())
+    section = params
+    for part in filter(None, path.split(".")):
+        section = section[part]
+    if drop:
+        del section[key]
+    else:
+        section[key] = value
+    return params
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (_typo("", "window", {"1h": "1h"}), "monitoring: unknown setting(s) window; known: "),
+        (_typo("drift", "top_feature", 3), "monitoring.drift: unknown setting(s) top_feature"),
+        (
+            _typo("thresholds", "min_labelled", drop=True),
+            "monitoring.thresholds: missing setting(s) min_labelled",
+        ),
+        (
+            _typo("thresholds.rules.all_tasks", "error_rat", {"max": 0.02}),
+            "monitoring.thresholds.rules.all_tasks: unknown metric(s) error_rat; known: ",
+        ),
+        (
+            _typo("thresholds.rules", "master_rg", {"mae": {"max": 1}}),
+            "monitoring.thresholds.rules: unknown task(s) master_rg; known: align_conf, "
+            "all_tasks, master_reg, preset_cls",
+        ),
+        # a regression task reports no macro F1: the rule would never fire
+        (
+            _typo("thresholds.rules.master_reg", "macro_f1", {"min": 0.4}),
+            "monitoring.thresholds.rules.master_reg: unknown metric(s) macro_f1",
+        ),
+        (
+            _typo("thresholds.rules.master_reg", "mae", {"above": 1}),
+            "monitoring.thresholds.rules.master_reg.mae: unknown bound(s) above; known: max, min",
+        ),
+        (
+            _typo("thresholds.rules.master_reg", "mae", {}),
+            "monitoring.thresholds.rules.master_reg.mae: set max or min",
+        ),
+        (_typo("", "windows", {}), "monitoring.windows must be positive durations"),
+    ],
+)
+def test_settings_name_the_bad_key(params: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        MonitoringSettings.from_params(params)

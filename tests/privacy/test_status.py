@@ -111,6 +111,13 @@ def test_thresholds_are_checked(sqlite_url: str) -> None:
         replace(SETTINGS, warning_age_h=20, critical_age_h=12).status(get_engine(sqlite_url), T0)
     with pytest.raises(ValueError, match="< 24"):
         replace(SETTINGS, critical_age_h=30).status(get_engine(sqlite_url), T0)
+    levels = {"warning_age_h": 12, "critical_age_h": 20, "lookback_days": 30}
+    missing = r"monitoring\.privacy: missing setting\(s\) late_alert_days"
+    with pytest.raises(ValueError, match=missing):
+        PrivacySettings.from_params({"privacy": levels})
+    misspelt = r"monitoring\.privacy: unknown setting\(s\) late_alert_day;"
+    with pytest.raises(ValueError, match=misspelt):
+        PrivacySettings.from_params({"privacy": levels | {"late_alert_day": 7}})
 
 
 def test_a_deadline_missed_between_two_checks_is_still_reported(db_url: str) -> None:

@@ -40,9 +40,14 @@ def default_config(**overrides: object) -> WorldConfig:
 # --- configuration ------------------------------------------------------------------------------
 
 
-def test_config_rejects_unknown_sizes_and_bad_consent_shares() -> None:
+def test_config_rejects_unknown_keys_and_sizes_and_bad_consent_shares() -> None:
     with pytest.raises(ValueError, match="size 'huge'"):
         default_config(size="huge")
+    with pytest.raises(ValueError, match=r"demo_data: unknown setting\(s\) n_worker; known: "):
+        default_config(n_worker=1)
+    tiny_typo = {"tiny": {"n_users": 16, "n_jobs": 40, "clip_seconds": [3, 4], "ab_user": 400}}
+    with pytest.raises(ValueError, match=r"demo_data.sizes.tiny: unknown setting\(s\) ab_user"):
+        default_config(size="tiny", sizes=tiny_typo)
     with pytest.raises(ValueError, match="sum to 1"):
         default_config(
             consent={"granted": 0.5, "never_asked": 0.1, "refused": 0.1, "withdrawn": 0.1}

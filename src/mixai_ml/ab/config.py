@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Final, Literal, cast
 
 from mixai_ml.ab.multiplicity import CORRECTIONS, Correction
+from mixai_ml.parameters import settings_section
 
 MetricKind = Literal["mean", "proportion", "ratio", "quantile"]
 METRIC_KINDS: tuple[MetricKind, ...] = ("mean", "proportion", "ratio", "quantile")
@@ -160,7 +161,7 @@ class AbSettings:
             ValueError: A value out of range, or a key the analysis does not know (a typo
                 would leave the default in force unnoticed).
         """
-        _known(params, _KEYS[""], "")
+        params = _checked(params, "", "")
         power = _section(params, "power")
         sequential = _section(params, "sequential")
         unknown = _section(params, "unknown_metrics")
@@ -180,7 +181,7 @@ class AbSettings:
                 "table (the one definition of an experiment), not in the parameters"
             )
         for name, spec in overrides.items():
-            _known(spec, _KEYS["experiment"], f"experiments.{name}")
+            _checked(spec, "experiment", f"experiments.{name}")
         _check_caps(metrics.values())
         experiments = {
             name: ExperimentSettings(
@@ -372,26 +373,19 @@ _KEYS: Final[dict[str, set[str]]] = {
 ``experiment`` and ``metric``: an entry of ``experiments`` or ``metrics``)."""
 
 
-def _known(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    """Raise for the keys of ``raw`` (at ``ab_analysis.<where>``) outside ``allowed``."""
-    if unexpected := sorted(map(str, set(raw) - allowed)):
-        place = f"ab_analysis.{where}" if where else "ab_analysis"
-        raise ValueError(
-            f"{place}: unknown setting(s) {', '.join(unexpected)}; known: "
-            + ", ".join(sorted(allowed))
-        )
+def _checked(raw: Any, kind: str, where: str) -> Mapping[str, Any]:
+    """``raw`` (at ``ab_analysis.<where>``, empty when absent) with the keys of ``kind`` checked."""
+    return settings_section(raw, f"ab_analysis.{where}".rstrip("."), optional=_KEYS[kind])
 
 
 def _section(params: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     """A section of the parameters (empty when absent), its keys checked."""
-    section = params.get(name, {}) or {}
-    _known(section, _KEYS[name], name)
-    return section
+    return _checked(params.get(name), name, name)
 
 
 def _metric_spec(name: str, raw: Mapping[str, Any], default_mde: float) -> MetricSpec:
     key = f"metrics.{name}"
-    _known(raw, _KEYS["metric"], key)
+    _checked(raw, "metric", key)
     margin = raw.get("noninferiority_margin")
     if margin is not None and float(margin) < 0:
         raise ValueError(f"ab_analysis.{key}.noninferiority_margin must be >= 0, got {margin!r}")

@@ -28,7 +28,6 @@ from starlette.staticfiles import StaticFiles
 
 from mixai_inference.ood import POLICIES
 from mixai_inference.tasks import task_names
-from mixai_ml.ab.config import AbSettings
 from mixai_ml.admin import actions, plots, runs, views
 from mixai_ml.admin.audit import CRON_ACTOR, record
 from mixai_ml.admin.console import Console
@@ -36,7 +35,7 @@ from mixai_ml.admin.rendering import ROOT, STATIC, SecurityHeaders, failed, temp
 from mixai_ml.admin.security import Session, bearer_token, same_secret
 from mixai_ml.monitoring.accuracy import accuracy_metrics
 from mixai_ml.monitoring.alerts import threshold_alerts
-from mixai_ml.monitoring.windows import MonitoringSettings, reference_time, window_summary
+from mixai_ml.monitoring.windows import reference_time, window_summary
 
 logger = logging.getLogger(__name__)
 SESSION_COOKIE = "mixai_admin"
@@ -193,9 +192,6 @@ def create_app(console: Console) -> Starlette:
 
     # --- pages --------------------------------------------------------------------------------
 
-    def monitoring_settings() -> MonitoringSettings:
-        return MonitoringSettings.from_params(console.monitoring_params)
-
     def overview(request: Request) -> dict[str, Any]:
         registry = views.registry(console.engine)
         return {
@@ -232,7 +228,7 @@ def create_app(console: Console) -> Starlette:
         }
 
     def monitoring(request: Request) -> dict[str, Any]:
-        settings = monitoring_settings()
+        settings = console.monitoring
         end = reference_time(console.engine, settings)
         window = request.query_params.get("window", "")
         if window not in settings.windows:
@@ -289,7 +285,7 @@ def create_app(console: Console) -> Starlette:
             results = views.ab_results(console.engine, experiment_id)
             if results.empty:
                 return None
-            return plots.forest_png(results, AbSettings.from_params(console.ab_params))
+            return plots.forest_png(results, console.ab_settings)
 
         return await png(request, draw)
 
@@ -297,7 +293,7 @@ def create_app(console: Console) -> Starlette:
         window = request.query_params.get("window", "")
 
         def draw() -> bytes | None:
-            settings = monitoring_settings()
+            settings = console.monitoring
             end = reference_time(console.engine, settings)
             if end is None or window not in settings.windows:
                 return None

@@ -16,9 +16,12 @@ from sqlalchemy import Engine
 
 from mixai_inference.ood import DEFAULT_POLICY
 from mixai_inference.tasks import task_names
+from mixai_ml.ab.config import AbSettings
 from mixai_ml.admin.passwords import check_hash, hash_password, verify_password
 from mixai_ml.admin.runs import RunSettings
 from mixai_ml.admin.security import LoginThrottle, SessionStore
+from mixai_ml.monitoring.windows import MonitoringSettings
+from mixai_ml.parameters import settings_section
 
 PASSWORD_HASH_ENV = "MIXAI_ADMIN_PASSWORD_HASH"
 OPERATOR_ENV = "MIXAI_ADMIN_USER"
@@ -68,20 +71,27 @@ class Console:
             self.context: KedroContext = cast(KedroSession, session).load_context()
         self.engine: Engine = self.context.catalog.load("app_db")
         params = self.context.params
-        admin = params["admin"]
+        # every setting is checked at start, so a typo stops the console, not a page
+        admin = settings_section(params["admin"], "admin", required=("session", "login", "runs"))
         self.run_settings = RunSettings.from_params(admin["runs"], self.project)
         self.operators = operators_from(self.context.config_loader["credentials"], environ)
         self.cron_secret = environ.get(CRON_SECRET_ENV) or None
         self.secure_cookies = secure_cookies
+        session_settings = settings_section(
+            admin["session"], "admin.session", required=("idle_minutes", "max_hours")
+        )
         self.sessions = SessionStore(
-            60.0 * float(admin["session"]["idle_minutes"]),
-            3600.0 * float(admin["session"]["max_hours"]),
+            60.0 * float(session_settings["idle_minutes"]),
+            3600.0 * float(session_settings["max_hours"]),
+        )
+        login = settings_section(
+            admin["login"], "admin.login", required=("max_failures", "window_minutes")
         )
         self.throttle = LoginThrottle(
-            int(admin["login"]["max_failures"]), 60.0 * float(admin["login"]["window_minutes"])
+            int(login["max_failures"]), 60.0 * float(login["window_minutes"])
         )
-        self.monitoring_params: dict[str, Any] = params["monitoring"]
-        self.ab_params: dict[str, Any] = params["ab_analysis"]
+        self.monitoring = MonitoringSettings.from_params(params["monitoring"])
+        self.ab_settings = AbSettings.from_params(params["ab_analysis"])
         # one change at a time: registry changes rewrite the whole registry and the bundle
         self.change_lock = threading.Lock()
         # checked for unknown operators, so a wrong name costs as long as a wrong password

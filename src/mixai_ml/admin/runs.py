@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from mixai_inference.tasks import task_names
 from mixai_ml.admin import audit
 from mixai_ml.db import schema
+from mixai_ml.parameters import settings_section
 from mixai_ml.training.runs import new_training_job_id
 
 TRAIN, PURGE = schema.RUN_KINDS
@@ -54,6 +55,18 @@ class RunSettings:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], project: Path) -> RunSettings:
+        """Settings from ``admin.runs``; a missing or unknown key or a short timeout raises."""
+        params = settings_section(
+            params,
+            "admin.runs",
+            required=(
+                "heartbeat_seconds",
+                "stale_after_seconds",
+                "claim_within_seconds",
+                "orphan_training_after_hours",
+                "log_folder",
+            ),
+        )
         settings = cls(
             heartbeat_s=float(params["heartbeat_seconds"]),
             stale_after_s=float(params["stale_after_seconds"]),

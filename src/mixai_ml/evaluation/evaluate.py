@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import pandas as pd
 
@@ -12,7 +12,19 @@ from mixai_ml.evaluation.bootstrap import paired_bootstrap
 from mixai_ml.evaluation.metrics import primary_metric_function, task_metrics
 from mixai_ml.evaluation.predictions import contender_outputs, truth
 from mixai_ml.evaluation.promotion import gain
+from mixai_ml.parameters import settings_section
 from mixai_ml.training.artifact import TrainedTask
+
+EVALUATION_KEYS: Final = (
+    "calibration_bins",
+    "bootstrap",
+    "audio",
+    "promotion",
+    "ood",
+    "personalization",
+    "learning_curve",
+)
+"""The sections of the ``evaluation`` parameters (each node reads its own)."""
 
 
 def evaluate_task(
@@ -33,6 +45,7 @@ def evaluate_task(
         the primary metric (resampling users), and, with an oracle, ``gap_closed``: each
         contender's share of the way from the rules to the oracle.
     """
+    params = settings_section(params, "evaluation", required=EVALUATION_KEYS)
     task = trained.task
     spec = task_spec(task)
     outputs = contender_outputs(predictions, spec)

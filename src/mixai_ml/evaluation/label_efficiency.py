@@ -85,6 +85,9 @@ def learning_curve(
         ``diff_ci_high``, and ``scratch_vs_rules`` / ``transfer_vs_rules`` intervals.
         Empty without test users or labelled jobs.
     """
+    net = model_params["net"]
+    fit_config = FitConfig.from_params(model_params["fit"], f"{task}.model.fit")
+    pretrain_config = FitConfig.from_params(curve["pretrain"], "evaluation.learning_curve.pretrain")
     spec = task_spec(task)
     test_inputs, targets = arrays(model_input, task, "test")
     pool = model_input[model_input["split"] != "test"]
@@ -92,13 +95,12 @@ def learning_curve(
         return []
     users = model_input.loc[model_input["split"] == "test", "user_id"].astype(str).to_numpy()
     names = list(spec.input_names())
-    net, fit_config = model_params["net"], FitConfig(**model_params["fit"])
     pretrained = pretrain_on_rules(
         task,
         pool.loc[pool["split"] == "train", names].to_numpy(np.float32, copy=True),
         pool.loc[pool["split"] == "validation", names].to_numpy(np.float32, copy=True),
         net,
-        FitConfig(**curve["pretrain"]),
+        pretrain_config,
     )
     rules = rules_predict(spec, test_inputs)
     metric = averaged(primary_metric_function(spec))

@@ -26,9 +26,10 @@ import pandas as pd
 from mixai_inference import FEATURE_SCHEMA_VERSION
 from mixai_inference.adapters import UserAdapters
 from mixai_inference.bundle import Experiment, Manifest, ModelEntry, TaskEntry, sha256_bytes
-from mixai_inference.tasks import task_names, task_spec
+from mixai_inference.tasks import flag_names, task_names, task_spec
 from mixai_ml.edge import edge_bundle_entries
 from mixai_ml.export.store import ModelStore
+from mixai_ml.parameters import settings_section
 from mixai_ml.personalization.store import store_file
 
 logger = logging.getLogger(__name__)
@@ -152,14 +153,15 @@ def bundle_control(
     """The bundle's flags and experiments from the database's run-time control tables.
 
     Args:
-        flag_defaults: ``export.flags`` (conf): flags that have no ``ml_feature_flags`` row.
+        flag_defaults: ``export.flags`` (conf): flags that have no ``ml_feature_flags`` row;
+            a name that is not a flag raises.
         flag_rows: The ``ml_feature_flags`` table.
         experiment_rows: The ``ab_experiments`` table; the ``running`` ones are shipped.
 
     Returns:
         The flags, and the experiments as :func:`build_manifest` takes them.
     """
-    flags = {**flag_defaults}
+    flags = {**settings_section(flag_defaults, "export.flags", optional=flag_names(), noun="flag")}
     flags.update((str(row.flag), bool(row.enabled)) for row in flag_rows.itertuples())
     experiments = {
         str(row.experiment_id): {
@@ -212,7 +214,8 @@ def build_manifest(
         edge_graphs: the browser's graphs by name (``features``, ``alignment``), shipped
             beside the models (:func:`mixai_ml.edge.edge_bundle_entries`).
         ood_policy: task -> its out-of-distribution policy (``export.ood_policy``; a task
-            left out takes the package default, :data:`mixai_inference.ood.DEFAULT_POLICY`).
+            left out takes the package default, :data:`mixai_inference.ood.DEFAULT_POLICY`;
+            a name that is not a registered task raises).
         adapters: the users' adapters to ship; a task's adapters are kept only when they
             were fitted against its active version.
 
@@ -224,6 +227,7 @@ def build_manifest(
         FileNotFoundError: If a shipped model is missing from the store.
         ValueError: If a stored model no longer matches its registered sha256.
     """
+    policies = settings_section(ood_policy, "export.ood_policy", optional=task_names(), noun="task")
     chosen: dict[str, set[str]] = {task: set() for task in task_names()}
     shipped_experiments = {}
     for experiment_id, config in experiments.items():
@@ -288,7 +292,7 @@ def build_manifest(
         tasks[task] = TaskEntry(
             str(active.iloc[0]["version"]) if len(active) else None,
             models,
-            ood_policy=(ood_policy or {}).get(task),
+            ood_policy=policies.get(task),
         )
     edge, edge_files = edge_bundle_entries(edge_graphs or {})
     adapter_file = None

@@ -6,8 +6,7 @@ import math
 
 import pandas as pd
 
-from mixai_ml.monitoring.accuracy import ALL_METRICS
-from mixai_ml.monitoring.windows import MonitoringSettings
+from mixai_ml.monitoring.windows import RULE_METRICS, MonitoringSettings
 
 ALERT_COLUMNS = (
     "window",
@@ -19,14 +18,6 @@ ALERT_COLUMNS = (
     "limit",
     "observations",
 )
-_ACCURACY = set(ALL_METRICS)
-_DRIFT = {
-    "ood_rate": "scored",
-    "input_psi_max": "sketched",
-    "input_drifted": "sketched",
-    "prediction_psi_max": "predicted",
-}
-"""Drift metrics and the count of answers behind each."""
 
 
 def threshold_alerts(summary: pd.DataFrame, settings: MonitoringSettings) -> pd.DataFrame:
@@ -40,15 +31,10 @@ def threshold_alerts(summary: pd.DataFrame, settings: MonitoringSettings) -> pd.
     alerts = []
     for row in summary.to_dict("records"):
         for rule in settings.rules_for(str(row["task"])):
-            if rule.metric in _ACCURACY:
-                observed, needed = "labelled", settings.min_labelled
-            elif rule.metric in _DRIFT:
-                observed, needed = _DRIFT[rule.metric], settings.min_sketched
-            else:
-                observed, needed = "requests", settings.min_requests
+            observed = RULE_METRICS[rule.metric]
             observations = int(row[observed])
-            value = float(row.get(rule.metric, math.nan))
-            if observations < needed or not math.isfinite(value):
+            value = float(row[rule.metric])
+            if observations < settings.minimum(observed) or not math.isfinite(value):
                 continue
             crossed = value > rule.limit if rule.bound == "max" else value < rule.limit
             if crossed:

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from mixai_ml.ab.formatting import number
 from mixai_ml.monitoring.alerts import ALERT_COLUMNS
+from mixai_ml.parameters import settings_section
 from mixai_ml.privacy import PURGE_DEADLINE, PrivacyStatus, privacy_status
 
 PRIVACY_TASK = "privacy"
@@ -40,7 +41,17 @@ class PrivacySettings:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> PrivacySettings:
-        privacy = params["privacy"]
+        """Settings from the ``monitoring`` parameters' ``privacy`` section.
+
+        Raises:
+            ValueError: A missing or unknown key (the levels' order is checked by
+                :func:`~mixai_ml.privacy.privacy_status`).
+        """
+        privacy = settings_section(
+            params.get("privacy"),
+            "monitoring.privacy",
+            required=("warning_age_h", "critical_age_h", "lookback_days", "late_alert_days"),
+        )
         return cls(
             warning_age_h=float(privacy["warning_age_h"]),
             critical_age_h=float(privacy["critical_age_h"]),

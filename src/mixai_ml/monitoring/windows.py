@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import numpy as np
 import pandas as pd
@@ -21,8 +21,9 @@ from sqlalchemy import Engine
 
 from mixai_ml.datasets.sql import utc_timestamp
 from mixai_ml.monitoring import queries
-from mixai_ml.monitoring.accuracy import ALL_METRICS, online_accuracy
+from mixai_ml.monitoring.accuracy import ALL_METRICS, accuracy_metrics, online_accuracy
 from mixai_ml.monitoring.drift import DRIFT_COLUMNS, drift_windows
+from mixai_ml.parameters import settings_section
 
 QUANTILES = {"latency_p50_ms": 0.50, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
 SUMMARY_COLUMNS = (
@@ -52,6 +53,21 @@ SERIES_COLUMNS = (
     "fallback_rate",
     "ood_rate",
 )
+
+
+RULE_METRICS: Final = {
+    **dict.fromkeys(
+        ("requests", "latency_mean_ms", *QUANTILES, "error_rate", "fallback_rate"), "requests"
+    ),
+    "ood_rate": "scored",
+    "input_psi_max": "sketched",
+    "input_drifted": "sketched",
+    "prediction_psi_max": "predicted",
+    **dict.fromkeys(ALL_METRICS, "labelled"),
+}
+"""What a threshold rule may watch → the count of events behind it: a window with fewer than
+``min_requests`` requests, ``min_labelled`` labelled or ``min_sketched`` scored answers raises
+nothing."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +100,26 @@ class MonitoringSettings:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> MonitoringSettings:
-        """Settings from the ``monitoring`` parameters; a bad value raises, naming its key."""
+        """Settings from the ``monitoring`` parameters.
+
+        Raises:
+            ValueError: A value out of range, a missing or unknown key, or a rule on a task or
+                metric the monitoring does not know (it would never fire); the message names
+                the key.
+        """
+        params = settings_section(
+            params,
+            "monitoring",
+            required=(
+                "reference_time",
+                "windows",
+                "latency_resolution_ms",
+                "series_period",
+                "drift",
+                "thresholds",
+            ),
+            optional=("privacy",),  # read by PrivacySettings
+        )
         reference = params["reference_time"]
         windows = {
             str(name): pd.Timedelta(str(length)) for name, length in params["windows"].items()
@@ -97,19 +132,15 @@ class MonitoringSettings:
         period = params["series_period"]
         if period not in ("day", "hour"):
             raise ValueError(f"monitoring.series_period must be day or hour, got {period!r}")
-        thresholds = params["thresholds"]
-        rules: dict[str, tuple[Rule, ...]] = {}
-        for scope, metrics in thresholds.get("rules", {}).items():
-            scoped = []
-            for metric, bounds in (metrics or {}).items():
-                for bound, limit in dict(bounds).items():
-                    if bound not in ("max", "min"):
-                        raise ValueError(
-                            f"monitoring.thresholds.rules.{scope}.{metric}: use max or min, "
-                            f"got {bound!r}"
-                        )
-                    scoped.append(Rule(str(metric), str(bound), float(limit)))
-            rules[str(scope)] = tuple(scoped)
+        drift = settings_section(
+            params["drift"], "monitoring.drift", required=("feature_psi", "top_features")
+        )
+        thresholds = settings_section(
+            params["thresholds"],
+            "monitoring.thresholds",
+            required=("min_requests", "min_labelled", "min_sketched"),
+            optional=("rules",),
+        )
         return cls(
             reference_time=None if reference is None else utc_timestamp(reference),
             windows=windows,
@@ -118,14 +149,46 @@ class MonitoringSettings:
             min_requests=int(thresholds["min_requests"]),
             min_labelled=int(thresholds["min_labelled"]),
             min_sketched=int(thresholds["min_sketched"]),
-            rules=rules,
-            feature_psi=float(params["drift"]["feature_psi"]),
-            top_features=int(params["drift"]["top_features"]),
+            rules=_rules(thresholds.get("rules")),
+            feature_psi=float(drift["feature_psi"]),
+            top_features=int(drift["top_features"]),
+        )
+
+    def minimum(self, observed: str) -> int:
+        """The fewest ``observed`` events (a :data:`RULE_METRICS` count) a rule needs."""
+        return {"requests": self.min_requests, "labelled": self.min_labelled}.get(
+            observed, self.min_sketched
         )
 
     def rules_for(self, task: str) -> tuple[Rule, ...]:
         """The rules of every task, then those of ``task``."""
         return self.rules.get("all_tasks", ()) + self.rules.get(task, ())
+
+
+def _rules(raw: Any) -> dict[str, tuple[Rule, ...]]:
+    """``thresholds.rules``: scope (``all_tasks`` or a registered task) → metric → bounds."""
+    where = "monitoring.thresholds.rules"
+    reported = accuracy_metrics()
+    scopes = settings_section(raw, where, optional=("all_tasks", *reported), noun="task")
+    rules: dict[str, tuple[Rule, ...]] = {}
+    every_task = {metric for names in reported.values() for metric in names}
+    for scope, metrics in scopes.items():
+        # an accuracy metric that no task in the scope reports would never fire
+        accuracy = reported.get(scope, every_task)
+        watched = [m for m in RULE_METRICS if m not in ALL_METRICS or m in accuracy]
+        checked = settings_section(metrics, f"{where}.{scope}", optional=watched, noun="metric")
+        scoped = []
+        for metric, bounds in checked.items():
+            limits = settings_section(
+                bounds, f"{where}.{scope}.{metric}", optional=("max", "min"), noun="bound"
+            )
+            if not limits:
+                raise ValueError(f"{where}.{scope}.{metric}: set max or min")
+            scoped += [
+                Rule(str(metric), str(bound), float(limit)) for bound, limit in limits.items()
+            ]
+        rules[str(scope)] = tuple(scoped)
+    return rules
 
 
 def histogram_quantiles(

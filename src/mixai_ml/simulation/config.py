@@ -16,6 +16,8 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from mixai_ml.parameters import settings_section
+
 CONSENT_STATES: Final = ("granted", "never_asked", "refused", "withdrawn")
 DEFECTS: Final = ("corrupt_mix", "silent_vocal", "clipped_mix")
 DESCRIPTORS: Final = ("low_db", "mid_db", "high_db", "crest_db", "side_db")
@@ -37,6 +39,29 @@ def quota(share: float, total: int, minimum: int) -> int:
 def compact_json(value: Mapping[str, Any]) -> str:
     """``value`` as JSON text without spaces (label and prediction columns)."""
     return json.dumps(value, separators=(",", ":"))
+
+
+_REQUIRED_KEYS: Final = (
+    "seed",
+    "size",
+    "sizes",
+    "sample_rate",
+    "world_end",
+    "history_days",
+    "consent",
+    "exclusions",
+    "defects",
+    "takes",
+    "mixes",
+    "user_model",
+    "online",
+    "ab_baseline",
+    "experiments",
+    # the run-time control at world_end (pipelines.demo_data.nodes.run_time_control)
+    "feature_flags",
+    "running_experiments",
+)
+"""The keys of the ``demo_data`` parameters (``n_workers`` may be left out)."""
 
 
 @dataclass(frozen=True)
@@ -68,13 +93,20 @@ class WorldConfig:
         """Resolve ``params`` (the ``demo_data`` mapping) for its ``size``.
 
         Raises:
-            ValueError: on an unknown size, consent shares that do not sum to 1, or
-                too few users or jobs for every consent state.
+            ValueError: on a missing or unknown key, an unknown size, consent shares that do
+                not sum to 1, or too few users or jobs for every consent state.
         """
+        params = settings_section(
+            params, "demo_data", required=_REQUIRED_KEYS, optional=("n_workers",)
+        )
         sizes = params["sizes"]
         if params["size"] not in sizes:
             raise ValueError(f"demo_data.size {params['size']!r} is not one of {sorted(sizes)}")
-        size = sizes[params["size"]]
+        size = settings_section(
+            sizes[params["size"]],
+            f"demo_data.sizes.{params['size']}",
+            required=("n_users", "n_jobs", "clip_seconds", "ab_users"),
+        )
         consent = {state: float(params["consent"][state]) for state in CONSENT_STATES}
         if abs(sum(consent.values()) - 1.0) > 1e-9:
             raise ValueError(f"demo_data.consent shares must sum to 1, got {consent}")

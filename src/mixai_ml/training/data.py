@@ -17,6 +17,7 @@ from mixai_inference import FEATURE_SCHEMA_VERSION
 from mixai_inference.routing import hash_unit
 from mixai_inference.tasks import TaskSpec, task_spec
 from mixai_ml.governance import eligible_jobs
+from mixai_ml.parameters import settings_section
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,9 @@ def build_model_input(
         (``no_consent``, ``withdrawn``, ``excluded_<reason>``, ``invalid_label``,
         ``missing_features``) with the ``labelled`` and ``n_samples`` totals.
     """
+    split = settings_section(
+        split, "training.split", required=("test_fraction", "validation_fraction", "salt")
+    )
     spec = task_spec(task)
     targets, invalid = decode_labels(labels, task)
     labelled = targets.merge(jobs[["job_id", "user_id"]].astype(str), on="job_id", how="inner")

@@ -24,6 +24,9 @@ HEAD_OF_KIND: Final[dict[str, Head]] = {
     "probability": "sigmoid",
 }
 """The network head of each task kind (:attr:`mixai_inference.tasks.TaskSpec.kind`)."""
+NET_KEYS: Final = ("hidden", "dropout", "seed")
+"""The keys of a ``net`` parameter section: the hidden layers' widths, the dropout and the
+seed of the initial weights."""
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ import pandas as pd
 import torch
 
 from mixai_inference.tasks import task_spec
+from mixai_ml.parameters import settings_section
 from mixai_ml.training.artifact import TrainedTask
-from mixai_ml.training.models import HEAD_OF_KIND, NetConfig, Scaling, TabularNet
+from mixai_ml.training.models import HEAD_OF_KIND, NET_KEYS, NetConfig, Scaling, TabularNet
 from mixai_ml.training.trainer import (
     FitConfig,
     calibrate,
@@ -106,6 +107,10 @@ def train_shared(
         task -> its head as a :class:`TrainedTask` (``info["architecture"]`` is
         ``multi_task``), without a scikit-learn baseline.
     """
+    where = f"multitask.{trunk}"
+    params = settings_section(params, where, required=("net", "fit"))
+    net = settings_section(params["net"], f"{where}.net", required=NET_KEYS)
+    config = FitConfig.from_params(params["fit"], f"{where}.fit")
     from mixai_ml.training.runs import model_version  # runs imports this module
 
     tasks = tuple(frames)
@@ -116,7 +121,7 @@ def train_shared(
         split: torch.from_numpy(rows.to_numpy(np.float32, copy=True))
         for split, rows in inputs.items()
     }
-    networks = shared_networks(tasks, len(names), params["net"])
+    networks = shared_networks(tasks, len(names), net)
     scaling = Scaling.fit(x["train"].numpy())
     # per task and split: the union rows it has labels for, and their targets
     labelled: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}
@@ -137,7 +142,6 @@ def train_shared(
             values = rows[list(spec.targets)].to_numpy(np.float32)
             values = values if spec.kind == "regression" else values[:, 0]
             labelled[task][split] = (torch.from_numpy(position), targets_tensor(network, values))
-    config = FitConfig(**params["fit"])
     generator = seed_everything(config.seed)
     criteria = {task: loss_function(networks[task]) for task in tasks}
     # per task, the row of its targets for each training row of the union (-1: unlabelled)

@@ -35,6 +35,7 @@ from sklearn.covariance import LedoitWolf
 
 from mixai_inference.ood import SKETCH_BINS, Grid, InputReference
 from mixai_inference.tasks import TaskSpec
+from mixai_ml.parameters import settings_section
 
 METHOD = (
     "robust Mahalanobis: median/IQR scaling, trimmed Ledoit-Wolf covariance, "
@@ -171,8 +172,14 @@ def fit_reference(
         ValueError: With fewer rows than ``(1 − α) / α`` (α the target false-alarm rate),
             fewer users than folds, or fewer than 2 folds.
     """
+    where = "training.reference"
+    params = settings_section(
+        params, where, required=("target_false_alarm_rate", "folds", "trim", "components")
+    )
+    components = settings_section(
+        params["components"], f"{where}.components", required=("minor", "major")
+    )
     alpha, folds = float(params["target_false_alarm_rate"]), int(params["folds"])
-    components = params["components"]
     fit: dict[str, Any] = {
         "trim": float(params["trim"]),
         "minor": int(components["minor"]),

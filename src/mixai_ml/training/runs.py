@@ -19,10 +19,11 @@ from mixai_inference.ood import InputReference
 from mixai_inference.tasks import TaskSpec, task_spec
 from mixai_ml.evaluation.metrics import primary_metric_function
 from mixai_ml.evaluation.promotion import gain
+from mixai_ml.parameters import settings_section
 from mixai_ml.training.artifact import TrainedTask
 from mixai_ml.training.baselines import make_sklearn_baseline
 from mixai_ml.training.data import arrays
-from mixai_ml.training.models import HEAD_OF_KIND, NetConfig, Scaling, TabularNet, predict
+from mixai_ml.training.models import HEAD_OF_KIND, NET_KEYS, NetConfig, Scaling, TabularNet, predict
 from mixai_ml.training.reference import fit_reference, served_outputs
 from mixai_ml.training.trainer import FitConfig, calibrate, fit
 
@@ -141,6 +142,10 @@ def train_task(
         too few; ``info["reference"]`` says why).
     """
     spec = task_spec(task)
+    where = f"{task}.model"
+    params = settings_section(params, where, required=("net", "fit", "baseline"))
+    net = settings_section(params["net"], f"{where}.net", required=NET_KEYS)
+    fit_config = FitConfig.from_params(params["fit"], f"{where}.fit")
     info: dict[str, Any] = {"training_job_id": training_job["training_job_id"]}
     if training_job["status"] == "skipped":
         return TrainedTask(task, "skipped", reason=str(training_job["reason"]), info=info)
@@ -148,10 +153,8 @@ def train_task(
     info["n_samples"] = {
         name: int((model_input["split"] == name).sum()) for name in ("train", "validation", "test")
     }
-    model = new_network(spec, *train, params["net"])
-    history = fit(
-        model, train, validation, FitConfig(**params["fit"]), description=f"training {task}"
-    )
+    model = new_network(spec, *train, net)
+    history = fit(model, train, validation, fit_config, description=f"training {task}")
     info["history"] = history.to_dict()
     if model.config.head == "sigmoid":
         slope, intercept = calibrate(model, *validation)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from mixai_ml.parameters import settings_section
 from mixai_ml.progress import progress
 from mixai_ml.training.models import TabularNet
 
@@ -27,6 +29,11 @@ class FitConfig:
     max_epochs: int
     patience: int
     seed: int
+
+    @classmethod
+    def from_params(cls, params: Any, where: str) -> FitConfig:
+        """From the ``fit`` section at ``where``; a missing or unknown key raises, naming it."""
+        return cls(**settings_section(params, where, required=[f.name for f in fields(cls)]))
 
 
 @dataclass

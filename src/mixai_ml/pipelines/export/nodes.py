@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from mixai_ml import edge
 from mixai_ml.evaluation.predictions import active_model, run_onnx
 from mixai_ml.export import onnx_export, registry
 from mixai_ml.export.store import ModelStore
+from mixai_ml.parameters import settings_section
 from mixai_ml.personalization import store
 from mixai_ml.training.artifact import TrainedTask
 from mixai_ml.training.data import arrays
@@ -64,7 +66,14 @@ def export_model(
 
 def build_edge_graphs(params: dict[str, Any]) -> dict[str, onnx.ModelProto]:
     """The browser's graphs (``features.onnx``, ``alignment.onnx``), shipped in the bundle."""
-    return edge.build_edge_graphs(**params["edge"])
+    return edge.build_edge_graphs(**_settings(params)["edge"])
+
+
+def _settings(params: Any) -> Mapping[str, Any]:
+    """The ``export`` parameters, their keys checked."""
+    return settings_section(
+        params, "export", required=("user_adapters", "flags", "edge", "ood_policy")
+    )
 
 
 def register(
@@ -107,18 +116,21 @@ def build_bundle(
         model_inputs: the model input of each personalised task, in registry order.
     """
     now = datetime.now(UTC)
+    settings = _settings(params)
     personalised = [task for task in task_names() if task_spec(task).personalized]
     fitted = []
     for task, model_input in zip(personalised, model_inputs, strict=True):
         active = active_model(model_registry, task)
-        if active is None or not params["user_adapters"] or model_input.empty:
+        if active is None or not settings["user_adapters"] or model_input.empty:
             continue
         model = model_store.read(str(active["uri"]), str(active["sha256"]))
         inputs = model_input[list(task_spec(task).input_names())].to_numpy(np.float32)
         outputs = run_onnx(model, inputs)
         fitted.append(store.fit_task_adapters(task, str(active["version"]), model_input, outputs))
     adapters = store.adapter_store(fitted, f"{now:%Y-%m-%dT%H:%M:%SZ}")
-    flags, experiments = registry.bundle_control(params["flags"], ml_feature_flags, ab_experiments)
+    flags, experiments = registry.bundle_control(
+        settings["flags"], ml_feature_flags, ab_experiments
+    )
     manifest, files = registry.build_manifest(
         model_registry,
         flags,
@@ -126,7 +138,7 @@ def build_bundle(
         now,
         model_store,
         edge_graphs,
-        ood_policy=params["ood_policy"],
+        ood_policy=settings["ood_policy"],
         adapters=adapters,
     )
     return (manifest, files), registry.bundle_summary(manifest)

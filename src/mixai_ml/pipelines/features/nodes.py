@@ -11,6 +11,7 @@ import pandas as pd
 
 from mixai_inference import FEATURE_SCHEMA_VERSION
 from mixai_ml.features import extraction, report
+from mixai_ml.parameters import settings_section
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ def extract_new_jobs(
     Returns:
         New ``features_store`` rows, ``feature_failures`` rows and a run summary.
     """
+    settings = settings_section(params, "features", optional=("n_workers", "scheduler"))
     todo = extraction.jobs_to_extract(
         jobs, ml_consent, existing_feature_keys, FEATURE_SCHEMA_VERSION
     )
@@ -39,7 +41,7 @@ def extract_new_jobs(
     )
     started = datetime.now(UTC)
     results = extraction.run_extraction(
-        ready, n_workers=params.get("n_workers"), scheduler=params.get("scheduler")
+        ready, n_workers=settings.get("n_workers"), scheduler=settings.get("scheduler")
     )
     features, failures = extraction.result_tables([*results, *missing], started)
     summary = report.summary(
