@@ -119,13 +119,35 @@ def _merged(base: Any, override: Any) -> Any:
     return override
 
 
+def base_parameters(project: Path = PROJECT) -> dict[str, Any]:
+    """Every ``conf/base/parameters*.yml`` of ``project``, merged as Kedro merges them."""
+    base: dict[str, Any] = {}
+    for path in sorted((project / "conf" / "base").glob("parameters*.yml")):
+        base.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    return base
+
+
+def changed_parameters(
+    path: str, key: str, value: Any = None, *, drop: bool = False
+) -> dict[str, Any]:
+    """The project's parameters with ``key`` set to ``value`` (or dropped) in the mapping at the
+    dotted ``path``: a typo or a missing key, for the readers' tests."""
+    params = base_parameters()
+    section = params
+    for part in path.split("."):
+        section = section[part]
+    if drop:
+        del section[key]
+    else:
+        section[key] = value
+    return params
+
+
 def write_local_params(project: Path, overrides: dict[str, Any]) -> None:
     """Make ``overrides`` (nested, like runtime params) the project's ``conf/local`` parameters,
     so that a ``kedro run`` in another process uses them too. Kedro replaces a top-level key of
     ``base`` by ``local``'s, so each overridden key is written whole, merged with ``base``."""
-    base: dict[str, Any] = {}
-    for path in sorted((project / "conf" / "base").glob("parameters*.yml")):
-        base.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    base = base_parameters(project)
     merged = {key: _merged(base.get(key), value) for key, value in overrides.items()}
     target = project / "conf" / "local" / "parameters.yml"
     target.write_text(yaml.safe_dump(merged, sort_keys=True), encoding="utf-8")

@@ -4,17 +4,14 @@ monitoring, admin and demo-world readers have theirs)."""
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from mixai_inference.tasks import task_names
 from mixai_ml.evaluation.evaluate import evaluate_task
@@ -29,32 +26,11 @@ from mixai_ml.training.data import build_model_input
 from mixai_ml.training.multitask import train_shared
 from mixai_ml.training.reference import fit_reference
 from mixai_ml.training.runs import train_task
+from project_copy import changed_parameters as changed
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "base"
 TASK = task_names()[0]
 EMPTY = pd.DataFrame()
 SKIPPED = {"training_job_id": "job-1", "status": "skipped", "reason": "too few samples"}
-
-
-def parameters() -> dict[str, Any]:
-    """Every ``parameters_*.yml`` of the project, merged as Kedro does."""
-    merged: dict[str, Any] = {}
-    for path in sorted(CONF.glob("parameters*.yml")):
-        merged.update(yaml.safe_load(path.read_text(encoding="utf-8")))
-    return merged
-
-
-def changed(path: str, key: str, value: Any = None, *, drop: bool = False) -> dict[str, Any]:
-    """The project's parameters with ``key`` set (or dropped) in the mapping at ``path``."""
-    params = copy.deepcopy(parameters())
-    section = params
-    for part in path.split("."):
-        section = section[part]
-    if drop:
-        del section[key]
-    else:
-        section[key] = value
-    return params
 
 
 def _features(p: dict[str, Any]) -> object:
@@ -114,19 +90,31 @@ CASES: list[tuple[Callable[[dict[str, Any]], object], dict[str, Any], str]] = [
         changed("features", "n_worker", 2),
         "features: unknown setting(s) n_worker; known: n_workers, scheduler",
     ),
-    (_purge, changed("purge", "abandoned_after", drop=True), "purge: missing setting(s)"),
+    (
+        _purge,
+        changed("purge", "abandoned_after", drop=True),
+        "purge: missing setting(s)",
+    ),
     (
         lambda p: build_edge_graphs(p["export"]),
         changed("export", "ood_polcy", {}),
         "export: unknown setting(s) ood_polcy; known: edge, flags, ood_policy, user_adapters",
     ),
-    (_flags, changed("export.flags", "enable_cpu_ml_", True), "export.flags: unknown flag(s)"),
+    (
+        _flags,
+        changed("export.flags", "enable_cpu_ml_", True),
+        "export.flags: unknown flag(s)",
+    ),
     (
         _ood_policy,
         changed("export.ood_policy", f"{TASK}_", "fallback"),
         f"export.ood_policy: unknown task(s) {TASK}_; known: ",
     ),
-    (_model, changed(f"{TASK}.model", "baselines", {}), f"{TASK}.model: unknown setting(s)"),
+    (
+        _model,
+        changed(f"{TASK}.model", "baselines", {}),
+        f"{TASK}.model: unknown setting(s)",
+    ),
     (
         _model,
         changed(f"{TASK}.model.net", "hiden", [8]),
@@ -147,7 +135,11 @@ CASES: list[tuple[Callable[[dict[str, Any]], object], dict[str, Any], str]] = [
         changed("training.reference.components", "mayor", 8),
         "training.reference.components: unknown setting(s) mayor",
     ),
-    (_split, changed("training.split", "sallt", "x"), "training.split: unknown setting(s) sallt"),
+    (
+        _split,
+        changed("training.split", "sallt", "x"),
+        "training.split: unknown setting(s) sallt",
+    ),
     (
         _evaluation,
         changed("evaluation", "learning_curves", {}),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
@@ -41,6 +40,7 @@ from mixai_ml.monitoring.windows import (
     window_summary,
 )
 from mixai_ml.pipelines.monitoring.pipeline import create_pipeline
+from project_copy import changed_parameters
 
 WINDOWS = {
     "1h": pd.Timedelta("1h"),
@@ -331,16 +331,9 @@ def test_the_oldest_pending_withdrawal_alerts_before_its_deadline(
 
 
 def _typo(path: str, key: str, value: Any = None, *, drop: bool = False) -> dict[str, Any]:
-    """The monitoring parameters with ``key`` set (or dropped) in the section at ``path``."""
-    params = copy.deepcopy(monitoring_parameters())
-    section = params
-    for part in filter(None, path.split(".")):
-        section = section[part]
-    if drop:
-        del section[key]
-    else:
-        section[key] = value
-    return params
+    return changed_parameters(f"monitoring{path and '.'}{path}", key, value, drop=drop)[
+        "monitoring"
+    ]
 
 
 @pytest.mark.parametrize(
