@@ -181,6 +181,27 @@ def parameters() -> dict[str, Any]:
     }
     baselines = {"regression": "ridge", "classification": "logistic_regression"}
     always = {"min_gain_vs_rules": -10.0, "min_gain_vs_active": -10.0}
+    # one evaluation section, as Kedro gives it whole and by sub-section
+    evaluation = {
+        "calibration_bins": 10,
+        "bootstrap": {"n_resamples": 20, "seed": 0},
+        "audio": {"max_jobs": 2, "sources": ["model", "rules"]},
+        "promotion": {
+            "master_reg": always,
+            "preset_cls": always,
+            "align_conf": {**always, "max_ece": 1.0},
+            TOY.name: always,
+        },
+        "ood": {"max_jobs": 2, "shifts": {}, "n_workers": 1, "top_features": 3},
+        "personalization": {"buckets": [0, 1, 2], "returning_from": 2},
+        "learning_curve": {
+            "enabled": True,
+            "sizes": [40],
+            "repeats": 1,
+            "seed": 0,
+            "pretrain": model["fit"],
+        },
+    }
     params: dict[str, Any] = {
         "params:training.split": {
             "test_fraction": 0.25,
@@ -195,27 +216,8 @@ def parameters() -> dict[str, Any]:
             "trim": 0.05,
             "components": {"minor": 24, "major": 8},
         },
-        "params:evaluation": {
-            "calibration_bins": 10,
-            "bootstrap": {"n_resamples": 20, "seed": 0},
-            "ood": {"shifts": {}, "top_features": 3},
-            "personalization": {"buckets": [0, 1, 2], "returning_from": 2},
-            "learning_curve": {
-                "enabled": True,
-                "sizes": [40],
-                "repeats": 1,
-                "seed": 0,
-                "pretrain": model["fit"],
-            },
-        },
-        "params:evaluation.ood": {"max_jobs": 2, "shifts": {}, "n_workers": 1},
-        "params:evaluation.audio": {"max_jobs": 2, "sources": ["model", "rules"]},
-        "params:evaluation.promotion": {
-            "master_reg": always,
-            "preset_cls": always,
-            "align_conf": {**always, "max_ece": 1.0},
-            TOY.name: always,
-        },
+        "params:evaluation": evaluation,
+        **{f"params:evaluation.{key}": evaluation[key] for key in ("ood", "audio", "promotion")},
         "params:export": {
             "flags": {"enable_cpu_ml": True},
             "edge": conf_parameters("export")["edge"],
