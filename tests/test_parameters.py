@@ -16,8 +16,11 @@ import pytest
 from mixai_inference.tasks import task_names
 from mixai_ml.evaluation.evaluate import evaluate_task
 from mixai_ml.evaluation.label_efficiency import learning_curve
+from mixai_ml.evaluation.ood import evaluate_guard
 from mixai_ml.export import registry
 from mixai_ml.parameters import settings_section
+from mixai_ml.personalization.evaluate import evaluate_personalization
+from mixai_ml.pipelines.evaluation.nodes import evaluate_audio_domain, measure_label_efficiency
 from mixai_ml.pipelines.export.nodes import build_edge_graphs
 from mixai_ml.pipelines.features.nodes import extract_new_jobs
 from mixai_ml.pipelines.purge.nodes import purge
@@ -30,6 +33,7 @@ from project_copy import changed_parameters as changed
 
 TASK = task_names()[0]
 EMPTY = pd.DataFrame()
+UNTRAINED = TrainedTask(TASK, "skipped")
 SKIPPED = {"training_job_id": "job-1", "status": "skipped", "reason": "too few samples"}
 
 
@@ -74,7 +78,19 @@ def _split(p: dict[str, Any]) -> object:
 
 
 def _evaluation(p: dict[str, Any]) -> object:
-    return evaluate_task(EMPTY, TrainedTask(TASK, "skipped"), p["evaluation"])
+    return evaluate_task(EMPTY, UNTRAINED, p["evaluation"])
+
+
+def _guard(p: dict[str, Any]) -> object:
+    return evaluate_guard(UNTRAINED, EMPTY, EMPTY, EMPTY, p["evaluation"]["ood"])
+
+
+def _personalization(p: dict[str, Any]) -> object:
+    return evaluate_personalization(UNTRAINED, EMPTY, EMPTY, EMPTY, p["evaluation"])
+
+
+def _curve(p: dict[str, Any]) -> object:
+    return measure_label_efficiency(UNTRAINED, EMPTY, p[TASK]["model"], p["evaluation"])
 
 
 def _pretrain(p: dict[str, Any]) -> object:
@@ -144,6 +160,27 @@ CASES: list[tuple[Callable[[dict[str, Any]], object], dict[str, Any], str]] = [
         _evaluation,
         changed("evaluation", "learning_curves", {}),
         "evaluation: unknown setting(s) learning_curves",
+    ),
+    (
+        _guard,
+        changed("evaluation.ood", "top_feature", 3),
+        "evaluation.ood: unknown setting(s) top_feature; known: max_jobs, n_workers, shifts, ",
+    ),
+    (
+        lambda p: evaluate_audio_domain(EMPTY, EMPTY, {}, p["evaluation"]["audio"]),
+        changed("evaluation.audio", "sources", drop=True),
+        "evaluation.audio: missing setting(s) sources",
+    ),
+    (
+        _personalization,
+        changed("evaluation.personalization", "returning", 5),
+        "evaluation.personalization: unknown setting(s) returning",
+    ),
+    # a disabled curve must be spelt right too, or it stays enabled
+    (
+        _curve,
+        changed("evaluation.learning_curve", "enable", False),
+        "evaluation.learning_curve: unknown setting(s) enable; known: enabled, ",
     ),
     (
         _pretrain,

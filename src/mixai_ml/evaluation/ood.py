@@ -22,6 +22,7 @@ from mixai_inference.tasks import ALIGN_TOLERANCE_MS, PRESET_CLS, TaskSpec, task
 from mixai_ml.evaluation.metrics import primary_metric_function
 from mixai_ml.evaluation.shifts import LABEL_PRESERVING, time_factor
 from mixai_ml.monitoring.drift import digit_counts, psi, top_drifting
+from mixai_ml.parameters import settings_section
 from mixai_ml.training.artifact import TrainedTask
 from mixai_ml.training.baselines import rules_predict
 from mixai_ml.training.data import decode_labels
@@ -111,6 +112,17 @@ def _errors(
     return blocks
 
 
+def ood_settings(params: Any) -> Mapping[str, Any]:
+    """``evaluation.ood``, its keys checked: the probes' ``max_jobs``, ``shifts`` and
+    ``n_workers`` (optional), and the guard's ``top_features``."""
+    return settings_section(
+        params,
+        "evaluation.ood",
+        required=("max_jobs", "shifts", "top_features"),
+        optional=("n_workers",),
+    )
+
+
 def evaluate_guard(
     trained: TrainedTask,
     model_input: pd.DataFrame,
@@ -126,7 +138,7 @@ def evaluate_guard(
         probes: Features of shifted held-out audio (``job_id``, ``shift``, the mix's and
             the alignment's features), from :func:`mixai_ml.evaluation.probes.probe_features`.
         labels: The ``labels`` table (presets for ``genre`` shifts, true offsets).
-        params: ``shifts`` and ``top_features``.
+        params: ``evaluation.ood`` (:func:`ood_settings`): ``shifts`` and ``top_features``.
 
     Returns:
         ``status`` and, with a reference: ``threshold``, ``target_false_alarm_rate``,
@@ -135,6 +147,7 @@ def evaluate_guard(
         each with the mean ``loss`` per job and the primary metric, inside and outside the
         guard).
     """
+    params = ood_settings(params)
     spec = task_spec(trained.task)
     reference = trained.reference
     if reference is None or trained.model is None:

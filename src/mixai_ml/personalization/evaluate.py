@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from mixai_inference.tasks import task_spec
+from mixai_ml.parameters import settings_section
 from mixai_ml.personalization.adapters import task_prior
 from mixai_ml.personalization.protocol import chronological, evaluate_by_history
 from mixai_ml.training.artifact import TrainedTask
@@ -37,6 +38,11 @@ def evaluate_personalization(
         is not personalised or has no trained model or no test jobs.
     """
     spec = task_spec(trained.task)
+    personalization = settings_section(
+        params["personalization"],
+        "evaluation.personalization",
+        required=("buckets", "returning_from"),
+    )
     if not spec.personalized or trained.model is None or test_predictions.empty:
         return {}
     inputs = model_input[list(spec.input_names())].to_numpy(dtype="float32")
@@ -48,6 +54,6 @@ def evaluate_personalization(
     test[population] = served_outputs(spec, test[population].to_numpy(dtype=float))
     frame = chronological(test, jobs.set_index("job_id")["created_at"])
     by_bucket, summary = evaluate_by_history(
-        spec, frame, prior, params["personalization"], params["bootstrap"]
+        spec, frame, prior, personalization, params["bootstrap"]
     )
     return {"personalized": by_bucket, "personalization": summary}

@@ -12,8 +12,9 @@ from mixai_inference.tasks import MASTER_REG
 from mixai_ml.evaluation import architectures, audio, plots, predictions, probes, promotion, report
 from mixai_ml.evaluation.evaluate import evaluate_task
 from mixai_ml.evaluation.label_efficiency import label_efficiency
-from mixai_ml.evaluation.ood import evaluate_guard
+from mixai_ml.evaluation.ood import evaluate_guard, ood_settings
 from mixai_ml.export.store import ModelStore
+from mixai_ml.parameters import settings_section
 from mixai_ml.personalization.evaluate import evaluate_personalization
 from mixai_ml.training.artifact import TrainedTask
 
@@ -50,7 +51,12 @@ def measure_label_efficiency(
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """Learning curves from scratch and with transfer (when enabled and the task trained)."""
-    if not trained_task.trained or not params["learning_curve"]["enabled"]:
+    curve = settings_section(
+        params["learning_curve"],
+        "evaluation.learning_curve",
+        required=("enabled", "sizes", "repeats", "seed", "pretrain"),
+    )
+    if not trained_task.trained or not curve["enabled"]:
         return {}
     return report.json_safe(label_efficiency(trained_task.task, model_input, model_params, params))
 
@@ -77,9 +83,10 @@ def probe_shifted_features(
     *model_inputs: pd.DataFrame,
 ) -> pd.DataFrame:
     """Features of up to ``max_jobs`` held-out jobs under each known shift of their audio."""
-    held_out = probes.held_out_jobs(model_inputs, int(params["max_jobs"]))
+    ood = ood_settings(params)
+    held_out = probes.held_out_jobs(model_inputs, int(ood["max_jobs"]))
     return probes.probe_features(
-        jobs, job_audio_files, held_out, params["shifts"], params.get("n_workers")
+        jobs, job_audio_files, held_out, ood["shifts"], ood.get("n_workers")
     )
 
 
@@ -117,16 +124,17 @@ def evaluate_audio_domain(
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """Render up to ``max_jobs`` master_reg test mixes with predicted and chosen parameters."""
+    settings = settings_section(params, "evaluation.audio", required=("max_jobs", "sources"))
     if not {"model_target_lufs", "rules_target_lufs"} & set(test_predictions.columns):
         return {}
-    chosen = test_predictions.sort_values("job_id").head(int(params["max_jobs"]))
+    chosen = test_predictions.sort_values("job_id").head(int(settings["max_jobs"]))
     selected = jobs[jobs["job_id"].isin(chosen["job_id"])]
     mixes = {
         job: job_audio_files[path]
         for job, path in zip(selected["job_id"], selected["mix_path"], strict=True)
         if path in job_audio_files
     }
-    errors = audio.audio_domain_errors(chosen, mixes, sources=params["sources"])
+    errors = audio.audio_domain_errors(chosen, mixes, sources=settings["sources"])
     return report.json_safe(audio.summarise(errors)) if len(errors) else {}
 
 
