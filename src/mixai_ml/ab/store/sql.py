@@ -151,7 +151,7 @@ _BOTH_SIDES = """
   WHERE (sign = 1 AND v1 IS NOT NULL AND c1 > 0) OR (sign = -1 AND v0 IS NOT NULL AND c0 > 0)"""
 
 _VALUED = """
-valued AS (
+valued AS {materialized}(
   SELECT experiment_id, variant, metric, day, sign, c, s,
          CASE WHEN cap IS NOT NULL AND s / c > cap THEN cap ELSE s / c END AS y,
          CASE WHEN cap IS NOT NULL AND s / c > cap THEN 1 ELSE 0 END AS capped,
@@ -356,6 +356,9 @@ class Delta:
     def __init__(self, settings: AbSettings, dialect: str) -> None:
         # SQLite has no statistics on the temporary table: CROSS JOIN keeps it the outer loop.
         self.join = "CROSS JOIN" if dialect == "sqlite" else "JOIN"
+        # SQLite would inline ``valued`` into each of the nineteen SUMs, every one evaluating
+        # its CASEs again: materialised, a daily fold's metric sums take 7.0 s, not 8.4 s.
+        self.materialized = "MATERIALIZED " if dialect == "sqlite" else ""
         self.cross = "CROSS JOIN"
         self.quantile_sources = list(settings.quantile_sources)
         self.log_step = math.log1p(settings.statistics.histogram_bin_width)
@@ -390,7 +393,8 @@ class Delta:
         sums = _METRIC_SUMS_SQL.format(
             count="sign" if incremental else "1", signed="sign * " if incremental else ""
         )
-        return f"WITH {per_user},{users},{_VALUED.format(sides=sides)}{sums}"
+        valued = _VALUED.format(sides=sides, materialized=self.materialized)
+        return f"WITH {per_user},{users},{valued}{sums}"
 
     def histogram_sql(self, rows: str, incremental: bool) -> str | None:
         if not self.quantile_sources:
