@@ -26,6 +26,7 @@ from mixai_inference.tasks import TaskSpec, task_spec
 from mixai_ml.evaluation.bootstrap import paired_bootstrap
 from mixai_ml.evaluation.metrics import primary_metric_function
 from mixai_ml.evaluation.promotion import gain
+from mixai_ml.parameters import settings_section
 from mixai_ml.training.baselines import rules_predict
 from mixai_ml.training.data import arrays
 from mixai_ml.training.models import predict
@@ -178,6 +179,16 @@ def recommended_min_samples(
     return result
 
 
+def curve_settings(params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``evaluation.learning_curve``, its keys checked (before ``enabled`` is read, so that a
+    misspelt switch is an error rather than a curve left on)."""
+    return settings_section(
+        params,
+        "evaluation.learning_curve",
+        required=("enabled", "sizes", "repeats", "seed", "pretrain"),
+    )
+
+
 def label_efficiency(
     task: str,
     model_input: pd.DataFrame,
@@ -185,9 +196,8 @@ def label_efficiency(
     params: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The ``learning_curve`` and ``label_efficiency`` blocks of a task's evaluation."""
-    curve = learning_curve(
-        task, model_input, model_params, params["learning_curve"], params["bootstrap"]
-    )
+    settings = curve_settings(params["learning_curve"])
+    curve = learning_curve(task, model_input, model_params, settings, params["bootstrap"])
     if not curve:
         return {}
     labelled_share = float((model_input["split"] != "test").mean())
@@ -195,7 +205,7 @@ def label_efficiency(
         "learning_curve": curve,
         "label_efficiency": {
             "recommended": recommended_min_samples(task, curve, labelled_share),
-            "repeats": int(params["learning_curve"]["repeats"]),
+            "repeats": int(settings["repeats"]),
             "pretrain": "the rules' answers on every non-test job (no labels)",
         },
     }

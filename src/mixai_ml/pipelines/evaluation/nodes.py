@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from mixai_inference.tasks import MASTER_REG
 from mixai_ml.evaluation import architectures, audio, plots, predictions, probes, promotion, report
 from mixai_ml.evaluation.evaluate import evaluate_task
-from mixai_ml.evaluation.label_efficiency import label_efficiency
+from mixai_ml.evaluation.label_efficiency import curve_settings, label_efficiency
 from mixai_ml.evaluation.ood import evaluate_guard, ood_settings
 from mixai_ml.export.store import ModelStore
 from mixai_ml.parameters import settings_section
@@ -51,12 +51,8 @@ def measure_label_efficiency(
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """Learning curves from scratch and with transfer (when enabled and the task trained)."""
-    curve = settings_section(
-        params["learning_curve"],
-        "evaluation.learning_curve",
-        required=("enabled", "sizes", "repeats", "seed", "pretrain"),
-    )
-    if not trained_task.trained or not curve["enabled"]:
+    enabled = curve_settings(params["learning_curve"])["enabled"]
+    if not trained_task.trained or not enabled:
         return {}
     return report.json_safe(label_efficiency(trained_task.task, model_input, model_params, params))
 
