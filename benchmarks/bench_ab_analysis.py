@@ -26,6 +26,12 @@ outputs in a temporary folder, the clock set by the benchmark):
 4. ``rebuild``: the same day with ``statistics.rebuild: true`` (every sum from every raw row), and
    a check that its results equal the daily run's.
 
+``--floor`` measures instead the least that any design keeping per-user statistics must do, next
+to the first run on the same rows: one statement that sums every user's rows of every metric,
+looks up their variant and groups them by experiment, variant, metric and day (no covariate,
+cap or histogram). Its time against the goal tells whether a faster machine, not more work on
+the pipeline, is what a goal needs.
+
 Reported per run: the pipeline's wall time and the part spent refreshing the sums, the CPU time
 of the process (and, for PostgreSQL, of the database server) meanwhile, the machine's load
 average when the run started (on a shared machine, CPU time is the better guide to what an idle
@@ -340,6 +346,47 @@ def child(url: str, run: str) -> None:
     )
 
 
+FLOOR_SQL = """
+SELECT COUNT(*) FROM (
+  SELECT p.experiment_id, a.variant, p.metric, SUBSTR(CAST(p.f AS VARCHAR(40)), 1, 10) AS day,
+         COUNT(*) AS n, SUM(p.s / p.c) AS sum_y, SUM(p.s * p.s / (p.c * p.c)) AS sum_y2
+  FROM (
+    SELECT experiment_id, metric, user_id, COUNT(*) AS c, SUM(value) AS s, MIN(recorded_at) AS f
+    FROM ab_test_metrics
+    GROUP BY experiment_id, metric, user_id
+  ) p
+  JOIN ab_test_assignments a ON a.experiment_id = p.experiment_id AND a.user_id = p.user_id
+  GROUP BY p.experiment_id, a.variant, p.metric, SUBSTR(CAST(p.f AS VARCHAR(40)), 1, 10)
+) sums"""
+"""Each user's sum of each metric, their variant, grouped by day: what no first run can skip."""
+
+
+def floor(url: str, server: Callable[[], float] | None = None) -> dict[str, Any]:
+    """Time :data:`FLOOR_SQL` over the history (the rows before the first run), with the
+    refresh's connection settings (CPU: this process's, SQLite's work; and the server's)."""
+    from mixai_ml.ab.store.sql import prepare_connection
+    from mixai_ml.db import get_engine
+
+    engine = get_engine(url)
+    load = float(Path("/proc/loadavg").read_text().split()[0])
+    before = server() if server else 0.0
+    with engine.begin() as connection:
+        prepare_connection(connection)
+        t0, c0 = time.perf_counter(), _cpu_self()
+        groups = connection.execute(text(FLOOR_SQL)).scalar_one()
+        timings = {
+            "floor_s": round(time.perf_counter() - t0, 2),
+            "floor_cpu_s": round(_cpu_self() - c0, 2),
+            "groups": groups,
+            "load_average": load,
+        }
+    if server:
+        timings["server_cpu_s"] = round(server() - before, 2)
+    engine.dispose()
+    print(f"  floor: {timings}", flush=True)
+    return timings
+
+
 def _cpu_self() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -403,7 +450,11 @@ def run_all(
     args: argparse.Namespace,
     server: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
-    """The four runs of the module docstring around the daily load."""
+    """The four runs of the module docstring around the daily load (``--floor``: the floor and
+    the first run)."""
+    if args.floor:
+        lowest = floor(url, server)
+        return {"floor": lowest, "runs": {"first": measure(url, "first", server)}}
     runs = {name: measure(url, name, server) for name in ("first", "again")}
     t0 = time.perf_counter()
     load(engine, **_size(args), new=True)
@@ -541,6 +592,9 @@ def main() -> None:
         command.add_argument("--pre", action="store_true", help="add param_mae__pre (CUPED, cap)")
         command.add_argument(
             "--scale", type=float, default=1.0, help="users per experiment × this (quick trials)"
+        )
+        command.add_argument(
+            "--floor", action="store_true", help="the per-user floor and the first run only"
         )
     sub.choices["sqlite"].add_argument("--db", default="/tmp/ab_bench.db")
     sub.choices["postgres"].add_argument("--pgdata", default="/tmp/ab_bench_pg")
