@@ -22,3 +22,20 @@ def test_the_script_starts(script: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("usage:"), done.stdout[:200]
+
+
+def test_the_ab_floor_groups_every_users_sums(tmp_path: Path) -> None:
+    """``--floor`` groups the history by variant, metric and first day: 2 × 5 × 27 groups (the
+    pre-period rows, a week before each assignment, span as many days)."""
+    sys.path.insert(0, str(BENCHMARKS[0].parent))
+    try:
+        import bench_ab_analysis as bench
+    finally:
+        sys.path.pop(0)
+    from mixai_ml.db import get_engine
+
+    url = f"sqlite:///{tmp_path / 'ab.db'}"
+    engine = get_engine(url)
+    bench.load_sqlite(engine, users=3_000, seed=1, pre=True)
+    engine.dispose()
+    assert bench.floor(url)["groups"] == 2 * 5 * (bench.DAYS - 1)
