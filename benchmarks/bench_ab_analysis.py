@@ -379,24 +379,35 @@ def floor(url: str, server: Callable[[], float] | None = None) -> dict[str, Any]
     from mixai_ml.ab.store.sql import prepare_connection
     from mixai_ml.db import get_engine
 
-    engine = get_engine(url)
+    def timed() -> dict[str, Any]:
+        engine = get_engine(url)
+        with engine.begin() as connection:
+            prepare_connection(connection)
+            t0, c0 = time.perf_counter(), _cpu_self()
+            day = FLOOR_DAY[connection.dialect.name]
+            groups = connection.execute(text(FLOOR_SQL.format(day=day))).scalar_one()
+            timings = {
+                "floor_s": round(time.perf_counter() - t0, 2),
+                "floor_cpu_s": round(_cpu_self() - c0, 2),
+                "groups": groups,
+            }
+        engine.dispose()
+        return timings
+
+    return _observed("floor", timed, server)
+
+
+def _observed(
+    name: str, work: Callable[[], dict[str, Any]], server: Callable[[], float] | None
+) -> dict[str, Any]:
+    """``work()``'s timings, with the machine's load average when it started and the database
+    server's CPU time meanwhile; printed as they come."""
     load = float(Path("/proc/loadavg").read_text().split()[0])
     before = server() if server else 0.0
-    with engine.begin() as connection:
-        prepare_connection(connection)
-        t0, c0 = time.perf_counter(), _cpu_self()
-        day = FLOOR_DAY[connection.dialect.name]
-        groups = connection.execute(text(FLOOR_SQL.format(day=day))).scalar_one()
-        timings = {
-            "floor_s": round(time.perf_counter() - t0, 2),
-            "floor_cpu_s": round(_cpu_self() - c0, 2),
-            "groups": groups,
-            "load_average": load,
-        }
+    timings = work() | {"load_average": load}
     if server:
         timings["server_cpu_s"] = round(server() - before, 2)
-    engine.dispose()
-    print(f"  floor: {timings}", flush=True)
+    print(f"  {name}: {timings}", flush=True)
     return timings
 
 
@@ -414,24 +425,22 @@ def server_cpu(data: Path) -> float:
 def measure(url: str, run: str, server: Callable[[], float] | None = None) -> dict[str, Any]:
     """Run :func:`child` in a fresh interpreter: its wall time (imports included), the machine's
     load average when it started, and the database server's CPU time meanwhile."""
-    load = float(Path("/proc/loadavg").read_text().split()[0])
-    before = server() if server else 0.0
-    t0 = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, __file__, "_child", url, run],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "MPLBACKEND": "Agg"},
-    )
-    wall = time.perf_counter() - t0
-    timings = json.loads(done.stdout.strip().splitlines()[-1])
-    timings |= {"process_wall_s": round(wall, 2), "load_average": load}
-    if server:
-        timings["server_cpu_s"] = round(server() - before, 2)
-    print(f"  {run}: {timings}", flush=True)
-    return timings
+
+    def timed() -> dict[str, Any]:
+        t0 = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, __file__, "_child", url, run],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "MPLBACKEND": "Agg"},
+        )
+        wall = time.perf_counter() - t0
+        timings: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return timings | {"process_wall_s": round(wall, 2)}
+
+    return _observed(run, timed, server)
 
 
 def same_results(first: str, second: str) -> bool:
