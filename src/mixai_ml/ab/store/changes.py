@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +19,6 @@ from mixai_ml.ab.store.sql import (
     IN_WINDOW,
     TOUCHED_USERS,
     Delta,
-    by_hash_joins,
     by_index_lookups,
     missing_caps,
     shaped,
@@ -204,19 +202,14 @@ def rebuild(
             )
         _store_caps(connection, found, now)
         params = delta.params(EARLIEST, hi, experiment_ids)
-        # every user's rows: their variants are better hashed than looked up one by one
-        joins: AbstractContextManager[None] = (
-            by_hash_joins(connection) if experiment_ids is None else nullcontext()
-        )
-        with joins:
-            for table, sql in delta.everything(experiment_ids):
-                if sql is None:
-                    continue
-                keys, sums = _columns(table)
-                for path in scratch:
-                    copy_rows(connection, path, table, (*keys, *sums))
-                if not scratch:
-                    insert_into(connection, table, sql, params)
+        for table, sql in delta.everything(experiment_ids):
+            if sql is None:
+                continue
+            keys, sums = _columns(table)
+            for path in scratch:
+                copy_rows(connection, path, table, (*keys, *sums))
+            if not scratch:
+                insert_into(connection, table, sql, params)
 
 
 def touch_window(
