@@ -62,6 +62,28 @@ def test_upsert_on_a_composite_key(db_url: str) -> None:
     assert loaded[("j2", "preset_cls")] == '{"preset": "loud_edm"}'
 
 
+def test_an_upsert_of_many_composite_keys_replaces_exactly_those(db_url: str) -> None:
+    """More keys than one statement binds on SQLite; one array per key column on PostgreSQL."""
+    dataset = AppTableDataset(table_name="labels", credentials={"con": db_url}, write_mode="upsert")
+    stamp = pd.Timestamp("2026-03-01", tz="UTC")
+    jobs = [f"j{i:04d}" for i in range(1000)]
+    dataset.save(
+        pd.DataFrame({"job_id": jobs, "task": "preset_cls", "label": "old"}).assign(
+            created_at=stamp
+        )
+    )
+    # 900 of them again, and the same jobs under another task (a key that only half matches)
+    again = pd.DataFrame({"job_id": jobs[100:], "task": "preset_cls", "label": "new"})
+    other = pd.DataFrame({"job_id": jobs[:50], "task": "master_reg", "label": "other"})
+    dataset.save(pd.concat([again, other]).assign(created_at=stamp))
+
+    labels = dataset.load().groupby("label")["job_id"].agg(["count", "min", "max"])
+
+    assert labels.loc["old"].tolist() == [100, "j0000", "j0099"]
+    assert labels.loc["new"].tolist() == [900, "j0100", "j0999"]
+    assert labels.loc["other"].tolist() == [50, "j0000", "j0049"]
+
+
 def test_replace_rows_keeps_the_migrated_table(db_url: str) -> None:
     dataset = AppTableDataset(
         table_name="ml_consent", credentials={"con": db_url}, write_mode="replace_rows"

@@ -14,7 +14,8 @@ from typing import Any, Literal
 import pandas as pd
 from kedro.io.core import AbstractDataset, DatasetError
 from kedro_datasets.pandas import SQLQueryDataset, SQLTableDataset
-from sqlalchemy import DateTime, Engine, delete, tuple_
+from sqlalchemy import DateTime, Engine, bindparam, delete, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ColumnElement
 
@@ -134,6 +135,9 @@ class AppTableDataset(SQLTableDataset):
             raise DatasetError(f"upsert into {self._table.name!r} needs key columns {missing}")
         keys = list(data[key_columns].drop_duplicates().itertuples(index=False, name=None))
         columns = [self._table.c[name] for name in key_columns]
+        if len(columns) > 1 and connection.dialect.name == "postgresql":
+            self._delete_listed(connection, columns, keys)
+            return
         for start in range(0, len(keys), _KEY_CHUNK):
             chunk = keys[start : start + _KEY_CHUNK]
             condition: ColumnElement[bool]
@@ -142,6 +146,25 @@ class AppTableDataset(SQLTableDataset):
             else:  # row values: SQLite since 3.15, 7× faster there than an OR of ANDs
                 condition = tuple_(*columns).in_(chunk)
             connection.execute(delete(self._table).where(condition))
+
+    def _delete_listed(
+        self, connection: Any, columns: list[Any], keys: list[tuple[Any, ...]]
+    ) -> None:
+        """PostgreSQL: one ``DELETE … USING unnest(arrays)``, a join on the key. It expands row
+        values (``IN``) into an ``OR`` per key, tested on every row: a save took time growing
+        with the table × the keys (16,000 keys: 4.6 s against 0.09 s)."""
+        quote = connection.dialect.identifier_preparer.quote
+        names = [quote(c.name) for c in columns]
+        table = connection.dialect.identifier_preparer.format_table(self._table)
+        arrays = ", ".join(f":key_{i}" for i in range(len(columns)))
+        matched = " AND ".join(f"{table}.{name} = listed.{name}" for name in names)
+        statement = text(
+            f"DELETE FROM {table} USING unnest({arrays}) AS listed ({', '.join(names)}) "
+            f"WHERE {matched}"
+        ).bindparams(*(bindparam(f"key_{i}", type_=ARRAY(c.type)) for i, c in enumerate(columns)))
+        connection.execute(
+            statement, {f"key_{i}": [key[i] for key in keys] for i in range(len(columns))}
+        )
 
 
 class AppQueryDataset(SQLQueryDataset):
