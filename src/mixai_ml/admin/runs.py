@@ -35,7 +35,7 @@ from mixai_inference.tasks import task_names
 from mixai_ml.admin import audit
 from mixai_ml.db import schema
 from mixai_ml.parameters import settings_section
-from mixai_ml.training.runs import new_training_job_id
+from mixai_ml.training.jobs import new_training_job_id
 
 TRAIN, PURGE = schema.RUN_KINDS
 _runs = schema.pipeline_runs

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from mixai_ml.training import data, multitask, runs
+from mixai_ml.training import data, jobs, multitask, runs
 from mixai_ml.training.artifact import TrainedTask
 
 
@@ -49,8 +49,8 @@ def start_training_job(
     reason = runs.gate(model_input["split"].value_counts().to_dict(), int(min_samples))
     started_at = datetime.now(UTC)
     queued_id = (queued.get("jobs") or {}).get(task)
-    row = runs.training_job_row(
-        str(queued_id) if queued_id else runs.new_training_job_id(task, started_at),
+    row = jobs.training_job_row(
+        str(queued_id) if queued_id else jobs.new_training_job_id(task, started_at),
         task,
         "skipped" if reason else "running",
         started_at=started_at,
