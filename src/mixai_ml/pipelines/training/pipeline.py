@@ -2,8 +2,9 @@
 and one multi-task network per shared trunk (:attr:`TaskSpec.trunk
 <mixai_inference.tasks.TaskSpec.trunk>`).
 
-Run one task alone with ``kedro run --pipelines=training --namespaces=master_reg`` (a task of
-a trunk then compares its new network with the multi-task head of the last full run).
+Run one task alone with ``kedro run --pipelines=training --namespaces=master_reg``. A task of a
+trunk then keeps its own network: the stored multi-task head is from another run
+(:func:`mixai_ml.training.runs.choose_candidate`).
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ def multitask_node(trunk: str, tasks: tuple[str, ...]) -> Any:
     """The node training ``trunk``'s multi-task network from its tasks' inputs."""
     train = functools.partial(nodes.train_multitask, trunk=trunk, tasks=tasks)
     functools.update_wrapper(train, nodes.train_multitask)
-    # from the shared tables, not the tasks' outputs: the tasks' namespaces stay whole
+    # the tasks' inputs rebuilt from the shared tables; only each task's run row comes from its
+    # namespace, to stamp the heads with their run (Kedro warns that this node interrupts them)
     return node(
         train,
         inputs=[
