@@ -168,11 +168,12 @@ def test_the_runner_starts_without_the_training_stack() -> None:
         "import json, sys; import mixai_ml.admin.runner; "
         "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))"
     )
-    loaded = subprocess.run(
+    output = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
-    assert {"sqlalchemy", "mixai_ml"} <= set(json.loads(loaded))
-    assert not {"torch", "onnx", "sklearn"} & set(json.loads(loaded))
+    loaded = set(json.loads(output))
+    assert {"sqlalchemy", "mixai_ml"} <= loaded
+    assert not {"torch", "onnx", "sklearn"} & loaded
 
 
 def wait_for(engine: Engine, run_id: str, statuses: tuple[str, ...], seconds: float) -> dict:

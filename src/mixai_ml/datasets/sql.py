@@ -14,7 +14,7 @@ from typing import Any, Literal
 import pandas as pd
 from kedro.io.core import AbstractDataset, DatasetError
 from kedro_datasets.pandas import SQLQueryDataset, SQLTableDataset
-from sqlalchemy import Column, Connection, DateTime, Engine, bindparam, delete, text, tuple_
+from sqlalchemy import Column, Connection, DateTime, Engine, bindparam, delete, func, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ColumnElement
@@ -154,18 +154,13 @@ class AppTableDataset(SQLTableDataset):
         number of columns. It expands row values (``IN``) into an ``OR`` per key, tested on every
         row: a save took time growing with the table × the keys (16,000 keys: 4.6 s against
         0.09 s)."""
-        quote = connection.dialect.identifier_preparer.quote
-        names = [quote(c.name) for c in columns]
-        table = connection.dialect.identifier_preparer.format_table(self._table)
-        arrays = ", ".join(f":key_{i}" for i in range(len(columns)))
-        matched = " AND ".join(f"{table}.{name} = listed.{name}" for name in names)
-        statement = text(
-            f"DELETE FROM {table} USING unnest({arrays}) AS listed ({', '.join(names)}) "
-            f"WHERE {matched}"
-        ).bindparams(*(bindparam(f"key_{i}", type_=ARRAY(c.type)) for i, c in enumerate(columns)))
-        connection.execute(
-            statement, {f"key_{i}": [key[i] for key in keys] for i in range(len(columns))}
+        arrays = (
+            bindparam(f"key_{column.name}", [key[i] for key in keys], type_=ARRAY(column.type))
+            for i, column in enumerate(columns)
         )
+        names = [column.name for column in columns]
+        listed = func.unnest(*arrays).table_valued(*names).render_derived(name="listed")
+        connection.execute(delete(self._table).where(*(c == listed.c[c.name] for c in columns)))
 
 
 class AppQueryDataset(SQLQueryDataset):
