@@ -13,24 +13,26 @@ logger = logging.getLogger(__name__)
 
 
 class TrainingJobHooks:
-    """Marks a task's ``training_jobs`` row ``failed`` when its training node raises.
+    """Marks ``failed`` the ``training_jobs`` rows that a failing node held: a task's training
+    and choice of candidate, and a trunk's multi-task network (which holds each of its tasks').
 
-    Without this, a crash would leave the row ``running`` forever.
+    Without this, a crash would leave the rows ``running`` forever.
     """
 
     @hook_impl
     def on_node_error(
         self, error: Exception, node: Node, catalog: Any, inputs: dict[str, Any], **kwargs: Any
     ) -> None:
-        if node.namespace is None or node.name != f"{node.namespace}.train":
-            return
-        started = inputs.get(f"{node.namespace}.training_job")
-        if not isinstance(started, pd.DataFrame) or started.empty:
-            return
-        failed = started.assign(
-            status="failed",
-            reason=f"{type(error).__name__}: {error}"[:2000],
-            finished_at=pd.Timestamp.now(tz="UTC"),
-        )
-        catalog.save(f"{node.namespace}.training_job_finished", failed)
-        logger.error("%s: training failed and was recorded as failed", node.namespace)
+        for name, started in inputs.items():
+            task, _, dataset = name.rpartition(".")
+            if not task or dataset != "training_job":
+                continue
+            if not isinstance(started, pd.DataFrame) or started.empty:
+                continue
+            failed = started.assign(
+                status="failed",
+                reason=f"{type(error).__name__} in {node.name}: {error}"[:2000],
+                finished_at=pd.Timestamp.now(tz="UTC"),
+            )
+            catalog.save(f"{task}.training_job_finished", failed)
+            logger.error("%s: %s failed; its run was recorded as failed", task, node.name)

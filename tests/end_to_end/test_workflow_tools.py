@@ -18,6 +18,8 @@ from kedro.framework.project import pipelines as registered_pipelines
 from kedro.framework.startup import bootstrap_project
 from sqlalchemy import create_engine, text
 
+from mixai_inference.tasks import task_names, trunks
+
 from .workflow_support import (
     KEDRO,
     PROJECT,
@@ -171,8 +173,11 @@ def test_airflow_dags_schedule_every_node_in_order(
     dags_folder = tmp_path / "dags"
     command = [str(KEDRO), "airflow", "create", "--pipelines=__default__,purge,monitoring"]
     command += ["--group-by", "memory", "--jinja-file", str(PROJECT / "conf" / "airflow_dag.j2")]
-    run_offline([*command, "--target-dir", str(dags_folder)], tiny_project, tmp_path / "guard")
+    done = run_offline(
+        [*command, "--target-dir", str(dags_folder)], tiny_project, tmp_path / "guard"
+    )
     assert network_attempts(tmp_path / "guard") == []
+    assert "is interrupted" not in done.stdout + done.stderr  # mixai_ml.QUIET_WARNINGS
     assert sorted(path.name for path in dags_folder.iterdir()) == [
         "mixai_ml_dag.py",
         "mixai_ml_monitoring_dag.py",
@@ -190,6 +195,13 @@ def test_airflow_dags_schedule_every_node_in_order(
     for child, parents in registered_pipelines["__default__"].node_dependencies.items():
         for parent in parents:
             assert position[task_of[parent.name]] <= position[task_of[child.name]]
+    # a trunk's tasks pass their run rows to its multi-task node in memory: one Airflow task
+    trained_in = {task: task_of[f"{task}.train"] for task in task_names()}
+    for trunk, tasks in trunks().items():
+        assert {trained_in[task] for task in tasks} == {task_of[f"train_{trunk}_multitask"]}
+    assert len(set(trained_in.values())) == len(task_names()) - sum(
+        len(tasks) - 1 for tasks in trunks().values()
+    )
 
     # the purge DAG, run for real in a copy of the tiny project where one more user withdrew
     project = tmp_path / "project"

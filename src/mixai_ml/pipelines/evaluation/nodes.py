@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mixai_inference.tasks import MASTER_REG
+from mixai_inference.tasks import MASTER_REG, task_names
 from mixai_ml.evaluation import architectures, audio, plots, predictions, probes, promotion, report
 from mixai_ml.evaluation.evaluate import evaluate_task
 from mixai_ml.evaluation.label_efficiency import curve_settings, label_efficiency
@@ -17,6 +17,7 @@ from mixai_ml.export.store import ModelStore
 from mixai_ml.parameters import settings_section
 from mixai_ml.personalization.evaluate import evaluate_personalization
 from mixai_ml.training.artifact import TrainedTask
+from mixai_ml.training.data import build_model_input
 
 
 def predict_test_set(
@@ -73,13 +74,25 @@ def compare_architectures(
 
 
 def probe_shifted_features(
+    features_store: pd.DataFrame,
+    labels: pd.DataFrame,
     jobs: pd.DataFrame,
+    ml_consent: pd.DataFrame,
+    ml_exclusions: pd.DataFrame,
+    split: dict[str, Any],
     job_audio_files: Mapping[str, Callable[[], Any]],
     params: dict[str, Any],
-    *model_inputs: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Features of up to ``max_jobs`` held-out jobs under each known shift of their audio."""
+    """Features of up to ``max_jobs`` held-out jobs under each known shift of their audio.
+
+    The held-out jobs are the tasks' test jobs, drawn again from the shared tables as
+    ``training`` draws them (``split``: ``training.split``), of users who still consent.
+    """
     ood = ood_settings(params)
+    model_inputs = [
+        build_model_input(task, features_store, labels, jobs, ml_consent, ml_exclusions, split)[0]
+        for task in task_names()
+    ]
     held_out = probes.held_out_jobs(model_inputs, int(ood["max_jobs"]))
     return probes.probe_features(
         jobs, job_audio_files, held_out, ood["shifts"], ood.get("n_workers")

@@ -8,7 +8,7 @@ from kedro.pipeline import Pipeline, node
 
 from mixai_inference.tasks import MASTER_REG, task_names, task_spec
 from mixai_ml.pipelines.evaluation import nodes
-from mixai_ml.pipelines.training.pipeline import in_trunk
+from mixai_ml.pipelines.training import pipeline as training
 
 SHARED_INPUTS = {
     "model_registry",
@@ -59,7 +59,7 @@ def task_template(task: str) -> Pipeline:
                 name="evaluate_personalization",
             )
         )
-    if in_trunk(task):
+    if training.in_trunk(task):
         analyses.append(
             node(
                 nodes.compare_architectures,
@@ -122,13 +122,15 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
     return per_task + Pipeline(
         [
             # the guard's known shifts: held-out audio made louder, duller, noisier, misread
+            # (from the shared tables, not the tasks' model inputs: a node between two nodes
+            # of a task's namespace would split it)
             node(
                 nodes.probe_shifted_features,
                 inputs=[
-                    "jobs",
+                    *training.SHARED_INPUTS,
+                    "params:training.split",
                     "job_audio_files",
                     "params:evaluation.ood",
-                    *(f"{task}.model_input" for task in tasks),
                 ],
                 outputs="ood_probe_features",
                 name="probe_shifted_features",

@@ -100,7 +100,8 @@ def multitask_node(trunk: str, tasks: tuple[str, ...]) -> Any:
     train = functools.partial(nodes.train_multitask, trunk=trunk, tasks=tasks)
     functools.update_wrapper(train, nodes.train_multitask)
     # the tasks' inputs rebuilt from the shared tables; only each task's run row comes from its
-    # namespace, to stamp the heads with their run (Kedro warns that this node interrupts them)
+    # namespace, to stamp the heads with their run (the one "namespace interrupted" warning that
+    # mixai_ml.QUIET_WARNINGS hides)
     return node(
         train,
         inputs=[
