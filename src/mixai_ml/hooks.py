@@ -13,8 +13,9 @@ logger = logging.getLogger(__name__)
 
 
 class TrainingJobHooks:
-    """Marks ``failed`` the ``training_jobs`` rows that a failing node held: a task's training
-    and choice of candidate, and a trunk's multi-task network (which holds each of its tasks').
+    """Marks ``failed`` the running ``training_jobs`` rows that a failing node held: a task's
+    training and choice of candidate, and a trunk's multi-task network (which holds each of its
+    tasks').
 
     Without this, a crash would leave the rows ``running`` forever.
     """
@@ -27,9 +28,12 @@ class TrainingJobHooks:
             task, _, dataset = name.rpartition(".")
             if not task or dataset != "training_job":
                 continue
-            if not isinstance(started, pd.DataFrame) or started.empty:
+            if not isinstance(started, pd.DataFrame):
                 continue
-            failed = started.assign(
+            running = started[started["status"] == "running"]  # a skipped run stays skipped
+            if running.empty:
+                continue
+            failed = running.assign(
                 status="failed",
                 reason=f"{type(error).__name__} in {node.name}: {error}"[:2000],
                 finished_at=pd.Timestamp.now(tz="UTC"),

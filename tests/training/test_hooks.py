@@ -18,8 +18,8 @@ class Catalog:
         self.saved[name] = data
 
 
-def started(task: str) -> pd.DataFrame:
-    return pd.DataFrame([{"training_job_id": f"{task}-1", "task": task, "status": "running"}])
+def started(task: str, status: str = "running") -> pd.DataFrame:
+    return pd.DataFrame([{"training_job_id": f"{task}-1", "task": task, "status": status}])
 
 
 def test_failed_training_is_recorded() -> None:
@@ -44,6 +44,7 @@ def test_a_failed_multitask_network_fails_each_of_its_tasks_runs() -> None:
     """The trunk's node holds its tasks' rows (not in their namespaces); the choice holds one."""
     multitask = node(lambda *args: None, ["a", "b"], ["c", "d"], name="train_mix_multitask")
     rows = {f"{task}.training_job": started(task) for task in ("master_reg", "preset_cls")}
+    rows["toy.training_job"] = started("toy", "skipped")  # below the gate: stays skipped
     catalog = Catalog()
     TrainingJobHooks().on_node_error(
         ValueError("NaN loss"), multitask, catalog, {"features_store": pd.DataFrame(), **rows}
@@ -67,7 +68,7 @@ def test_a_failed_multitask_network_fails_each_of_its_tasks_runs() -> None:
     assert catalog.saved["preset_cls.training_job_finished"]["status"].tolist() == ["failed"]
 
 
-def test_other_nodes_are_ignored() -> None:
+def test_other_nodes_and_skipped_runs_are_left_alone() -> None:
     catalog = Catalog()
     other = node(lambda *args: None, ["a"], "c", name="evaluate", namespace="master_reg")
     TrainingJobHooks().on_node_error(
@@ -75,6 +76,9 @@ def test_other_nodes_are_ignored() -> None:
     )
     skipped = node(lambda *args: None, ["a"], "c", name="train", namespace="master_reg")
     TrainingJobHooks().on_node_error(
-        RuntimeError("x"), skipped, catalog, {"master_reg.training_job": pd.DataFrame()}
+        RuntimeError("x"),
+        skipped,
+        catalog,
+        {"master_reg.training_job": started("master_reg", "skipped")},
     )
     assert catalog.saved == {}
