@@ -46,8 +46,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Test files spread over TEST_WORKERS processes (pytest-xdist), a file's tests in one; each
+# worker builds the shared fixtures it needs (the tiny project, a PostgreSQL cluster) once.
+# `make test TEST_WORKERS=0` runs everything in one process.
+TEST_WORKERS ?= 2
+
 test: lint typecheck
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 wheel: $(STAMP)
 	rm -f dist/mixai_inference-*.whl
