@@ -63,7 +63,7 @@ def places_holding(project: Path, ids: set[str]) -> set[str]:
     """Every table (but the app's and the purge's records) and every file under ``data/`` (but
     the database) where one of ``ids`` appears, in contents or name, as ``place: id``."""
     pattern = re.compile(
-        r"(?<![A-Za-z0-9])(" + "|".join(map(re.escape, sorted(ids))) + r")(?![A-Za-z0-9])"
+        r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, sorted(ids))) + r")(?![A-Za-z0-9])"
     )
     database = project / "data" / "mixai.db"
     found: set[str] = set()
